@@ -1,0 +1,137 @@
+"""Engine contract shared by every TTS engine, and the request parameters they accept.
+
+Runs in the worker process (and in-process for ``tts-ops synth``). An engine turns one chunk of text into float32
+samples; splitting long text, joining chunks with pauses and guarding the output happen here once, so every engine
+gets them for free.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from inference.errors import TextError
+
+log = logging.getLogger("tts_ops.engine")
+
+EMOTIONS = ("neutral", "happy", "sad", "angry", "fear", "surprise", "disgust")
+# Sambert's own label for disgust is "hate" in some voices; accept both spellings.
+EMOTION_ALIASES = {"hate": "disgust"}
+SPEED_MIN, SPEED_MAX = 0.5, 2.0
+
+
+def normalize_emotion(emotion: str | None) -> str:
+    """Canonical emotion name, or TextError naming the accepted ones."""
+    if emotion is not None and not isinstance(emotion, str):
+        raise TextError(f"emotion must be a string, got {type(emotion).__name__}")
+    name = (emotion or "neutral").strip().lower()
+    name = EMOTION_ALIASES.get(name, name)
+    if name not in EMOTIONS:
+        raise TextError(f"unknown emotion {emotion!r}; expected one of: {', '.join(EMOTIONS)} (alias: hate)")
+    return name
+
+
+def check_speed(speed: float) -> float:
+    """Validated speed factor (1.0 = normal, 2.0 = twice as fast)."""
+    try:
+        value = float(speed)
+    except (TypeError, ValueError):
+        raise TextError(f"speed must be a number between {SPEED_MIN} and {SPEED_MAX}, got {speed!r}") from None
+    if not math.isfinite(value) or not SPEED_MIN <= value <= SPEED_MAX:
+        raise TextError(f"speed must be between {SPEED_MIN} and {SPEED_MAX}, got {speed!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SynthesisParams:
+    """What a client may choose besides the text."""
+
+    emotion: str = "neutral"
+    speed: float = 1.0
+    voice: str | None = None
+
+    @classmethod
+    def build(cls, emotion: str | None = None, speed: float | None = 1.0, voice: str | None = None) -> "SynthesisParams":
+        if voice is not None and not isinstance(voice, str):
+            raise TextError(f"voice must be a string, got {type(voice).__name__}")
+        return cls(normalize_emotion(emotion), check_speed(1.0 if speed is None else speed), voice or None)
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Identity of a loaded engine, reported by /health and used in cache keys."""
+
+    id: str
+    model_version: str
+    sample_rate: int
+    voices: tuple[str, ...]
+    default_voice: str
+
+
+class Engine(abc.ABC):
+    """A loaded TTS model. Not thread-safe: callers serialise synthesis (the worker runs one at a time)."""
+
+    id: str = ""
+    #: silence inserted between chunks of a long text
+    pause_s: float = 0.25
+    #: chunks the model handles well; longer sentences are split at clauses
+    max_chunk_chars: int = 60
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load weights; raise BootError with an actionable message when something is missing."""
+
+    @abc.abstractmethod
+    def info(self) -> EngineInfo:
+        """Identity of the loaded model."""
+
+    @abc.abstractmethod
+    def split(self, text: str) -> list[str]:
+        """Split text into the chunks this engine synthesises one at a time (TextError if nothing speakable)."""
+
+    @abc.abstractmethod
+    def synthesize_chunk(self, text: str, params: SynthesisParams) -> np.ndarray:
+        """Float32 mono samples at ``info().sample_rate`` for one chunk."""
+
+    def resolve_voice(self, voice: str | None) -> str:
+        """The engine's voice id for a requested voice; TextError for voices this engine does not have."""
+        info = self.info()
+        if voice in (None, "", "default"):
+            return info.default_voice
+        if voice not in info.voices:
+            raise TextError(f"unknown voice {voice!r} for engine {info.id}; available: {', '.join(info.voices)}")
+        return voice
+
+    def warm_up(self) -> float:
+        """Run inference once on a short and a medium text so the first client does not pay for lazy init."""
+        import time
+
+        start = time.monotonic()
+        for text in ("你好。", "今天天气真好，适合出去散步。"):
+            self.synthesize_chunk(text, SynthesisParams())
+        return time.monotonic() - start
+
+    def iter_synthesize(self, text: str, params: SynthesisParams) -> Iterator[np.ndarray]:
+        """Yield each chunk's samples, followed by the inter-chunk pause (none after the last one)."""
+        from inference.audio import check_output, silence
+
+        chunks = self.split(text)
+        rate = self.info().sample_rate
+        for index, chunk in enumerate(chunks):
+            samples = self.synthesize_chunk(chunk, params)
+            check_output(samples, rate)
+            if index < len(chunks) - 1:
+                samples = np.concatenate([samples, silence(self.pause_s, rate)])
+            yield samples
+
+    def synthesize(self, text: str, params: SynthesisParams) -> np.ndarray:
+        """The whole text as one float32 array."""
+        return np.concatenate(list(self.iter_synthesize(text, params)))
+
+    def close(self) -> None:
+        """Release model memory; engines with nothing to release need not override."""

@@ -1,0 +1,166 @@
+"""ModelScope's Sambert-HifiGan multi-emotion Mandarin TTS (16 kHz; voices zhitian_emo, zhiyan_emo, zhizhe_emo,
+zhibei_emo) behind the engine contract.
+
+Runs in the worker process. Needs the ``[sambert]`` extra (modelscope, torch, librosa) plus ModelScope's ``kantts``
+and ``ttsfrd`` packages from ModelScope's own package index, and the model directory (``tts-ops models pull
+sambert-hifigan``). Emotions are rendered natively through Sambert's SSML ``<emotion>`` tag. Sambert has no speed
+input, so speed is applied afterwards by librosa's phase-vocoder time stretch, which keeps the pitch.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Callable
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from inference.engines.base import Engine, EngineInfo, SynthesisParams
+from inference.errors import BootError, EngineFailure, TextError
+
+log = logging.getLogger("tts_ops.engine")
+
+MODEL_ID = "sambert-hifigan"
+MODELSCOPE_ID = "damo/speech_sambert-hifigan_tts_zh-cn_16k"
+SAMPLE_RATE = 16000
+VOICES = ("zhitian_emo", "zhiyan_emo", "zhizhe_emo", "zhibei_emo")
+INSTALL_HINT = (
+    "install the Sambert runtime: pip install 'tts-ops[sambert]' and ModelScope's kantts/ttsfrd "
+    "(pip install kantts ttsfrd with ModelScope's release repository as a find-links source, see ModelScope's docs), "
+    "then `tts-ops models pull sambert-hifigan` (or --from-dir PATH for a model you already have)"
+)
+# Sambert's emotion label for disgust is "hate".
+SAMBERT_EMOTION = {"disgust": "hate"}
+SPEAKABLE = re.compile(r"[\u3400-\u9fff0-9A-Za-z]")
+
+PipelineFactory = Callable[[str], Callable[..., dict]]
+
+
+def modelscope_pipeline(model_dir: str) -> Callable[..., dict]:
+    """ModelScope's real pipeline for a local model directory (imports torch, so only called at load)."""
+    try:
+        from modelscope.pipelines import pipeline
+        from modelscope.utils.constant import Tasks
+    except ImportError as exc:
+        raise BootError(f"sambert-hifigan needs ModelScope ({exc}); {INSTALL_HINT}") from exc
+    try:
+        return pipeline(task=Tasks.text_to_speech, model=model_dir)
+    except ImportError as exc:  # kantts / ttsfrd missing surface only here
+        raise BootError(f"sambert-hifigan runtime package missing ({exc}); {INSTALL_HINT}") from exc
+    except Exception as exc:
+        raise BootError(f"cannot load sambert-hifigan from {model_dir}: {exc}") from exc
+
+
+class SambertEngine(Engine):
+    id = MODEL_ID
+    max_chunk_chars = 100
+
+    def __init__(self, *, store_dir: Path | None = None, threads: int = 1, model_dir: Path | str | None = None,
+                 default_voice: str = "zhitian_emo", emotion_intensity: float = 1.0, pause_s: float = 0.25,
+                 max_chunk_chars: int = 100, pipeline_factory: PipelineFactory | None = None) -> None:
+        if default_voice not in VOICES:
+            raise BootError(f"unknown Sambert voice {default_voice!r}; available: {', '.join(VOICES)}")
+        self._store_dir = store_dir
+        self._threads = threads
+        self._model_dir = Path(model_dir) if model_dir else None
+        self._default_voice = default_voice
+        self._intensity = emotion_intensity
+        self.pause_s = pause_s
+        self.max_chunk_chars = max_chunk_chars
+        self._factory = pipeline_factory or modelscope_pipeline
+        self._pipeline: Callable[..., dict] | None = None
+        self._version = "unknown"
+
+    def load(self) -> None:
+        model_dir = self._locate_model()
+        self._limit_threads()
+        self._pipeline = self._factory(str(model_dir))
+        log.info("loaded %s from %s (threads=%d)", MODEL_ID, model_dir, self._threads)
+
+    def _locate_model(self) -> Path:
+        if self._model_dir is not None:
+            if not (self._model_dir / "configuration.json").is_file():
+                raise BootError(f"{self._model_dir} is not a Sambert model directory (no configuration.json); "
+                                f"{INSTALL_HINT}")
+            self._version = self._model_dir.name
+            return self._model_dir
+        from inference.models.store import ModelStore, default_store_dir
+
+        store = ModelStore(self._store_dir or default_store_dir())
+        if not store.is_pulled(MODEL_ID):
+            raise BootError(f"sambert-hifigan model is not in the store {store.root}; {INSTALL_HINT}")
+        store.verify(MODEL_ID)
+        self._version = store.manifest(MODEL_ID).get("version", "unknown")
+        return store.path(MODEL_ID)
+
+    def _limit_threads(self) -> None:
+        try:
+            import torch
+        except ImportError:  # the stand-in pipeline in tests runs without torch
+            return
+        torch.set_num_threads(self._threads)
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(MODEL_ID, self._version, SAMPLE_RATE, VOICES, self._default_voice)
+
+    def split(self, text: str) -> list[str]:
+        from inference.text.chunking import split_chunks
+
+        chunks = [chunk for chunk in split_chunks(text, self.max_chunk_chars) if SPEAKABLE.search(chunk)]
+        if not chunks:
+            raise TextError("text contains nothing speakable")
+        return chunks
+
+    def ssml(self, text: str, emotion: str) -> str:
+        """Sambert's emotion markup; neutral text is sent as plain text, as ModelScope's examples do."""
+        if emotion == "neutral":
+            return text
+        category = SAMBERT_EMOTION.get(emotion, emotion)
+        return (f'<speak><emotion category="{category}" intensity="{self._intensity:.2f}">'
+                f"{escape(text)}</emotion></speak>")
+
+    def synthesize_chunk(self, text: str, params: SynthesisParams) -> np.ndarray:
+        if self._pipeline is None:
+            raise EngineFailure(f"{MODEL_ID} engine used before load()")
+        voice = self.resolve_voice(params.voice)
+        try:
+            from modelscope.outputs import OutputKeys
+
+            key = OutputKeys.OUTPUT_WAV
+        except ImportError:
+            key = "output_wav"
+        try:
+            output = self._pipeline(input=self.ssml(text, params.emotion), voice=voice)
+            samples, rate = _decode(output[key])
+        except EngineFailure:
+            raise
+        except Exception as exc:
+            raise EngineFailure(f"{MODEL_ID} inference failed: {exc}") from exc
+        if rate != SAMPLE_RATE:
+            from inference.audio import resample
+
+            samples = resample(samples, rate, SAMPLE_RATE)
+        return _stretch(samples, params.speed)
+
+    def close(self) -> None:
+        self._pipeline = None
+
+
+def _decode(wav: Any) -> tuple[np.ndarray, int]:
+    from inference.audio import decode_wav_bytes
+
+    if not isinstance(wav, (bytes, bytearray)) or not wav:
+        raise EngineFailure(f"{MODEL_ID} returned no WAV bytes (got {type(wav).__name__})")
+    return decode_wav_bytes(bytes(wav))
+
+
+def _stretch(samples: np.ndarray, speed: float) -> np.ndarray:
+    if abs(speed - 1.0) < 1e-3:
+        return samples
+    try:
+        import librosa
+    except ImportError as exc:
+        raise EngineFailure(f"speed {speed} needs librosa for Sambert ({exc}); {INSTALL_HINT}") from exc
+    return librosa.effects.time_stretch(samples, rate=speed).astype(np.float32)

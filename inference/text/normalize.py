@@ -1,0 +1,105 @@
+"""Chinese text normalisation (numbers, dates, times, money, percentages, phone numbers) with WeTextProcessing.
+
+Runs in the worker process and in-process for ``tts-ops synth``; never in the HTTP front end (pynini is heavy).
+
+The normaliser is a process-wide singleton, built on first use under a lock. It is loaded from the FSTs that
+ship inside the WeTextProcessing wheel (``tn/zh_tn_tagger.fst``, ``tn/zh_tn_verbalizer.fst``): about 0.15 s and
+no network. ``Normalizer()`` rebuilds the FSTs (several seconds, and a write into the given directory) whenever
+they are missing or ``overwrite_cache`` is true, and the installed package may be read-only in production, so
+we check that the prebuilt files exist and raise ``BootError`` otherwise instead of letting it build.
+
+Loading prebuilt FSTs ignores the constructor's behaviour flags: the wheel's FSTs were compiled with the defaults,
+which delete erhua 儿 ("哪儿" -> "哪", changing the meaning) and the interjections 啊/呃 (sentence-final 啊
+carries the tone of voice). Those are ASR clean-up choices, not TTS ones, so we hide these characters from the
+normaliser behind private-use placeholders and put them back afterwards; the G2P decides what 儿 means.
+
+A few cheap fixes run before the normaliser because its tagger misreads them: full-width ASCII ("５０％" is tagged
+only after its own full-to-half step, too late), thousands separators ("1,000,000" -> "一,零零零,..."), a hyphen
+between a letter and a digit ("COVID-19" -> "COVID负十九"), lone surrogates (which make pynini raise) and
+control characters.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from importlib.resources import files
+
+from inference.errors import BootError
+
+log = logging.getLogger("tts_ops.text")
+
+_FST_FILES = ("zh_tn_tagger.fst", "zh_tn_verbalizer.fst")
+
+# Characters the prebuilt FSTs would delete or misread -> placeholder (Unicode private use area, which the FSTs
+# pass through untouched and which no Chinese text contains). 兒 comes back simplified, as the normaliser would
+# have done. ，is masked because the normaliser turns it into "," and then reads 199，299，399元 as one number.
+_MASK = str.maketrans({"儿": "\ue000", "兒": "\ue000", "啊": "\ue001", "呃": "\ue002", "，": "\ue003"})
+_UNMASK = str.maketrans({"\ue000": "儿", "\ue001": "啊", "\ue002": "呃", "\ue003": "，"})
+
+# Full-width letters, digits and symbols become ASCII (５０％ was left unread), but the Chinese clause and sentence
+# marks stay: once ，became "," the normaliser read a list like 199，299，399元 as one number in the hundred millions.
+_KEEP_FULL_WIDTH = {ord(c) for c in "，：；！？（）"}
+_FULL_TO_HALF = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F) if code not in _KEEP_FULL_WIDTH} | {0x3000: " "}
+# A whole ASCII thousands grouping (1,000,000), joined before the normaliser sees it.
+_THOUSANDS_GROUP = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")
+_LETTER_HYPHEN_DIGIT = re.compile(r"(?<=[A-Za-z])-(?=\d)")
+# Surrogates cannot be encoded to UTF-8; C0/C1 controls other than tab/newline are noise from copy-paste.
+_UNENCODABLE = re.compile(r"[\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+_normalizer = None
+_load_lock = threading.Lock()
+# pynini composes against the shared tagger FST; we do not rely on that being safe across threads.
+_run_lock = threading.Lock()
+
+
+def get_normalizer():
+    """The shared WeTextProcessing normaliser, loaded from the wheel's prebuilt FSTs on first call."""
+    global _normalizer
+    if _normalizer is None:
+        with _load_lock:
+            if _normalizer is None:
+                _normalizer = _load_prebuilt()
+    return _normalizer
+
+
+def normalize_text(text: str) -> str:
+    """Spell out numbers, dates, times, money... in Chinese characters; keep everything else for the G2P."""
+    text = _prepare(text)
+    if not text.strip():
+        return text.strip()
+    masked = text.translate(_MASK)
+    normalizer = get_normalizer()
+    with _run_lock:
+        normalized = normalizer.normalize(masked)
+    # The normaliser's measure-word rule turns 2名 into 两名 even after 第 (第2名 -> 第两名); ordinals are 二.
+    return normalized.translate(_UNMASK).replace("第两", "第二").strip()
+
+
+def _prepare(text: str) -> str:
+    text = _UNENCODABLE.sub("", text)
+    text = _CONTROL.sub(" ", text)
+    text = _THOUSANDS_GROUP.sub(lambda m: m.group(0).replace(",", ""), text)
+    text = text.translate(_FULL_TO_HALF)
+    return _LETTER_HYPHEN_DIGIT.sub(" ", text)
+
+
+def _load_prebuilt():
+    try:
+        from tn.chinese.normalizer import Normalizer
+    except ImportError as exc:  # a declared dependency, but pynini wheels are platform-specific
+        raise BootError(f"WeTextProcessing is not importable ({exc}); run: pip install WeTextProcessing") from exc
+
+    fst_dir = files("tn")
+    missing = [name for name in _FST_FILES if not fst_dir.joinpath(name).is_file()]
+    if missing:
+        raise BootError(
+            f"WeTextProcessing's prebuilt FSTs {missing} are missing from {fst_dir}; "
+            "reinstall the wheel (pip install --force-reinstall WeTextProcessing) rather than building them at boot"
+        )
+    # Same directory the constructor defaults to, spelled out so it is obvious nothing is built or written.
+    normalizer = Normalizer(cache_dir=str(fst_dir), overwrite_cache=False)
+    log.info("text normaliser loaded from %s", fst_dir)
+    return normalizer

@@ -1,0 +1,274 @@
+"""The inference worker process: loads one engine, warms it up, and serves it over HTTP on a Unix socket.
+
+Runs as its own process (``python -m inference.worker --engine NAME --socket PATH``), started by the supervisor.
+``GET /health`` answers from the first moment (state ``loading`` until the model is warm), and keeps answering
+during a long synthesis because inference runs on a dedicated thread, one request at a time (engines are not
+thread-safe). Exit codes tell the supervisor why it ended: ``EXIT_BOOT_FAILURE`` (3) when the engine cannot load,
+so a broken deployment halts restarts; 0 after a graceful TERM; anything else is a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import enum
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from inference.errors import EXIT_BOOT_FAILURE, EXIT_OK, EXIT_RUNTIME_CRASH, BootError, EngineFailure, TextError
+
+log = logging.getLogger("tts_ops.worker")
+MAX_BODY_BYTES = 1 << 20
+PR_SET_PDEATHSIG = 1
+
+
+class WorkerState(enum.Enum):
+    LOADING = "loading"
+    READY = "ready"
+    DRAINING = "draining"
+
+
+def die_with_parent(parent_pid: int | None) -> None:
+    """Ask the kernel to TERM us if the supervisor dies, so a worker can never outlive it as an orphan. If the
+    supervisor already died while we were importing (before prctl), we were reparented: exit now."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        log.error("supervisor (pid %d) is gone; exiting", parent_pid)
+        sys.exit(EXIT_OK)
+
+
+def json_error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+class Worker:
+    """One engine behind a Unix-socket HTTP API."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.state = WorkerState.LOADING
+        self.engine: Any = None
+        self.started = time.monotonic()
+        self.served = 0
+        self.failed = 0
+        self.busy = False
+        self.load_s: float | None = None
+        self.warmup_s: float | None = None
+        self._lock = asyncio.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._stop = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        socket_path = Path(self.args.socket)
+        socket_path.unlink(missing_ok=True)
+        site = web.UnixSite(runner, str(socket_path))
+        await site.start()
+        os.chmod(socket_path, 0o600)
+        log.info("listening on %s, loading engine %s", socket_path, self.args.engine)
+        load = asyncio.ensure_future(loop.run_in_executor(self._executor, self._load_engine))
+        stop = asyncio.ensure_future(self._stop.wait())
+        done, _ = await asyncio.wait({load, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if load in done and load.exception() is not None:
+            await runner.cleanup()
+            # aiohttp's cleanup leaves the socket file behind; remove it as drain() does.
+            socket_path.unlink(missing_ok=True)
+            return self._boot_failed(load.exception())
+        if load in done:
+            self.state = WorkerState.READY
+            info = self.engine.info()
+            log.info("ready: %s %s, load %.2fs, warm-up %.2fs", info.id, info.model_version, self.load_s, self.warmup_s)
+            await stop
+        return await self.drain(runner)
+
+    def _load_engine(self) -> None:
+        from inference.engines import create_engine
+
+        start = time.monotonic()
+        options = json.loads(self.args.options) if self.args.options else {}
+        store = Path(self.args.store_dir) if self.args.store_dir else None
+        engine = create_engine(self.args.engine, store_dir=store, threads=self.args.threads, options=options)
+        engine.load()
+        self.load_s = time.monotonic() - start
+        self.warmup_s = engine.warm_up()
+        self.engine = engine
+
+    def _boot_failed(self, exc: BaseException) -> int:
+        if isinstance(exc, BootError):
+            log.error("boot failed: %s", exc)
+        else:
+            log.error("boot failed with an unexpected error", exc_info=exc)
+        return EXIT_BOOT_FAILURE
+
+    async def drain(self, runner: web.AppRunner) -> int:
+        """Finish the synthesis in progress, then close the socket; the supervisor stops routing to us first."""
+        self.state = WorkerState.DRAINING
+        log.info("draining (served %d)", self.served)
+        async with self._lock:
+            pass
+        await runner.cleanup()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        Path(self.args.socket).unlink(missing_ok=True)
+        return EXIT_OK
+
+    # -- HTTP ------------------------------------------------------------------------------------------------
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_get("/health", self.handle_health)
+        app.router.add_post("/synthesize", self.handle_synthesize)
+        return app
+
+    async def handle_health(self, request: web.Request) -> web.Response:
+        body: dict[str, Any] = {
+            "state": self.state.value, "pid": os.getpid(), "engine": self.args.engine,
+            "requests_served": self.served, "requests_failed": self.failed, "busy": self.busy,
+            "uptime_s": round(time.monotonic() - self.started, 3), "load_s": self.load_s, "warmup_s": self.warmup_s,
+        }
+        if self.engine is not None:
+            info = self.engine.info()
+            body.update(model_version=info.model_version, sample_rate=info.sample_rate, voices=list(info.voices))
+        return web.json_response(body, status=200 if self.state is WorkerState.READY else 503)
+
+    async def handle_synthesize(self, request: web.Request) -> web.Response:
+        if self.state is not WorkerState.READY:
+            return json_error(503, f"worker is {self.state.value}", retryable=True)
+        try:
+            job = parse_job(await request.json())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return json_error(400, "request body must be JSON")
+        except TextError as exc:
+            return json_error(400, str(exc))
+        async with self._lock:
+            self.busy = True
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(self._executor, self._synthesize, job)
+            except TextError as exc:
+                return json_error(400, str(exc))
+            except EngineFailure as exc:
+                self.failed += 1
+                log.warning("synthesis failed: %s", exc)
+                return json_error(500, str(exc), retryable=True)
+            except Exception as exc:  # an engine bug: answer in JSON, count it, keep serving
+                self.failed += 1
+                log.exception("synthesis raised unexpectedly")
+                return json_error(500, f"synthesis failed unexpectedly: {type(exc).__name__}", retryable=True)
+            finally:
+                self.busy = False
+        self.served += 1
+        encoded, seconds = result
+        return web.Response(body=encoded.data, content_type=encoded.content_type, headers={
+            "X-Sample-Rate": str(encoded.sample_rate), "X-Audio-Duration": f"{encoded.duration_s:.3f}",
+            "X-Synthesis-Time": f"{seconds:.3f}", "X-Engine": self.engine.info().id,
+            "X-Model-Version": self.engine.info().model_version, "X-Worker-Pid": str(os.getpid()),
+        })
+
+    def _synthesize(self, job: dict[str, Any]) -> tuple[Any, float]:
+        import numpy as np
+
+        from inference.audio import check_output, encode, silence
+
+        start = time.monotonic()
+        params = job["params"]
+        if job["chunk"]:
+            # One chunk of a stream: no re-splitting; the front end asks for the inter-chunk pause so that
+            # compressed chunks (mp3, opus) carry it inside their own frames.
+            rate = self.engine.info().sample_rate
+            samples = self.engine.synthesize_chunk(job["text"], params)
+            check_output(samples, rate)
+            if job["pause_after_s"]:
+                samples = np.concatenate([samples, silence(job["pause_after_s"], rate)])
+        else:
+            samples = self.engine.synthesize(job["text"], params)
+        encoded = encode(samples, self.engine.info().sample_rate, job["format"], job["sample_rate"])
+        return encoded, time.monotonic() - start
+
+
+def parse_job(body: Any) -> dict[str, Any]:
+    """Validated synthesis job from a request body; TextError names the offending field."""
+    from inference.audio import normalize_format
+    from inference.engines.base import SynthesisParams
+
+    if not isinstance(body, dict):
+        raise TextError("request body must be a JSON object")
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise TextError("'text' must be a non-empty string")
+    rate = body.get("sample_rate")
+    if rate is not None and (not isinstance(rate, int) or isinstance(rate, bool) or not 8000 <= rate <= 48000):
+        raise TextError("'sample_rate' must be an integer between 8000 and 48000")
+    speed = body.get("speed", 1.0)
+    if isinstance(speed, bool):
+        raise TextError("'speed' must be a number")
+    return {
+        "text": text,
+        "params": SynthesisParams.build(body.get("emotion"), speed, body.get("voice")),
+        "format": normalize_format(body.get("format") or "wav"),
+        "sample_rate": rate,
+        "chunk": bool(body.get("chunk", False)),
+        "pause_after_s": parse_pause(body.get("pause_after_s", 0.0)),
+    }
+
+
+def parse_pause(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 5:
+        raise TextError("'pause_after_s' must be a number between 0 and 5")
+    return float(value)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m inference.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", default="fastspeech2-baker", help="engine id")
+    parser.add_argument("--socket", required=True, help="Unix socket path to listen on")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads for inference")
+    parser.add_argument("--store-dir", default=None, help="model store directory")
+    parser.add_argument("--options", default=None, help="engine options as JSON (emotion presets, pauses...)")
+    parser.add_argument("--worker-id", default=None, help="id used in log lines")
+    parser.add_argument("--parent-pid", type=int, default=None, help="supervisor pid; exit if it is gone")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker_id:
+        # The supervisor relays our lines with its own timestamp and [worker=… pid=…] tag.
+        fmt = "%(levelname)s %(name)s: %(message)s"
+    else:
+        fmt = f"%(asctime)s %(levelname)s %(name)s [pid={os.getpid()}] %(message)s"
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=fmt)
+    # WeTextProcessing announces every FST it loads at INFO; only its warnings matter to an operator.
+    # tn/processor.py adds its own INFO StreamHandler and setLevel(INFO) at import unless the
+    # "wetext" logger already has a handler, which undid the setLevel below; a NullHandler makes it keep ours.
+    logging.getLogger("wetext").addHandler(logging.NullHandler())
+    logging.getLogger("wetext").setLevel(logging.WARNING)
+    die_with_parent(args.parent_pid)
+    try:
+        return asyncio.run(Worker(args).run())
+    except Exception:
+        log.exception("worker crashed")
+        return EXIT_RUNTIME_CRASH
+
+
+if __name__ == "__main__":
+    code = main()
+    # A TERM during model load leaves the loader thread running; exiting here does not wait for it.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

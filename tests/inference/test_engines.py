@@ -1,0 +1,283 @@
+"""Acceptance tests of the bundled FastSpeech2 engine (real model, real inference) through the Engine contract.
+
+Uses the session ``engine`` fixture (loaded and warm). The graph keeps dropout active at inference, so two runs of
+the same text never give identical samples: assertions are about durations, silences, pitch statistics and the
+output guard, never about exact audio.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.audio import check_output
+from inference.engines.base import EMOTION_ALIASES, EMOTIONS, SynthesisParams
+from inference.engines.fastspeech2 import DEFAULT_PRESETS, VOCODER_FILE, FastSpeech2Engine
+from inference.errors import BootError, TextError
+from inference.text.samples import PARAGRAPH  # natural Mandarin, varied punctuation, no digits
+
+RATE = 24000
+SENTENCE = "今天天气真好，适合出去散步。"  # 12 syllables
+SYLLABLES = 12
+
+
+def long_text(chars: int) -> str:
+    """``chars`` characters of the paragraph (repeated as needed), ending with a full stop."""
+    text = (PARAGRAPH * (chars // len(PARAGRAPH) + 1))[: chars - 1]
+    return text.rstrip("，。！？、") + "。"
+
+
+def unpunctuated(chars: int) -> str:
+    bare = re.sub(r"[，。！？、]", "", PARAGRAPH)
+    return (bare * (chars // len(bare) + 1))[:chars]
+
+
+# -- audio measurements ------------------------------------------------------------------------------------------
+
+
+def duration(samples: np.ndarray) -> float:
+    return samples.size / RATE
+
+
+def frame_rms(samples: np.ndarray, frame_s: float = 0.01) -> np.ndarray:
+    size = int(RATE * frame_s)
+    count = samples.size // size
+    frames = samples[: count * size].astype(np.float64).reshape(count, size)
+    return np.sqrt(np.mean(frames**2, axis=1))
+
+
+def quiet_runs(samples: np.ndarray, threshold: float = 1e-3, frame_s: float = 0.01) -> list[tuple[float, float]]:
+    """(start_s, length_s) of every run of 10 ms frames whose RMS is below ``threshold`` (-60 dBFS)."""
+    quiet = np.concatenate([[False], frame_rms(samples, frame_s) < threshold, [False]]).astype(np.int8)
+    edges = np.diff(quiet)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [(start * frame_s, (end - start) * frame_s) for start, end in zip(starts, ends)]
+
+
+def pitch_p90(samples: np.ndarray, fmin: float = 70, fmax: float = 500) -> float:
+    """90th percentile of an autocorrelation pitch track over the loud frames: the top of the speaker's range.
+
+    FastSpeech2's f0 ratio scales the *normalised* pitch contour, so it widens or narrows the range around the
+    speaker's mean rather than shifting it; the top of the range is where emotions differ.
+    """
+    length, hop = int(0.04 * RATE), int(0.01 * RATE)
+    frames = np.lib.stride_tricks.sliding_window_view(samples.astype(np.float64), length)[::hop]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    loud = np.sqrt(np.mean(frames**2, axis=1)) >= 0.5 * np.sqrt(np.mean(samples.astype(np.float64) ** 2))
+    spectrum = np.fft.rfft(frames[loud], n=2 * length)
+    autocorr = np.fft.irfft(np.abs(spectrum) ** 2)[:, :length]
+    low, high = int(RATE / fmax), int(RATE / fmin)
+    lags = low + np.argmax(autocorr[:, low:high], axis=1)
+    voiced = autocorr[np.arange(lags.size), lags] > 0.5 * autocorr[:, 0]
+    assert voiced.sum() >= 20, "too few voiced frames to measure pitch"
+    return float(np.percentile(RATE / lags[voiced], 90))
+
+
+def assert_valid_audio(samples: np.ndarray) -> None:
+    assert isinstance(samples, np.ndarray)
+    assert samples.dtype == np.float32
+    assert samples.ndim == 1
+    check_output(samples, RATE)
+
+
+# -- emotions and speed -------------------------------------------------------------------------------------------
+
+
+def test_engine_identity(engine):
+    info = engine.info()
+    assert info.id == "fastspeech2-baker"
+    assert info.sample_rate == RATE
+    assert info.voices == ("baker",) and info.default_voice == "baker"
+    assert info.model_version not in ("", "unknown")
+
+
+@pytest.mark.parametrize("speed", [0.5, 2.0])
+@pytest.mark.parametrize("emotion", [*EMOTIONS, *EMOTION_ALIASES])
+def test_every_emotion_at_speed_extremes_gives_valid_audio(engine, emotion, speed):
+    samples = engine.synthesize(SENTENCE, SynthesisParams.build(emotion, speed))
+    assert_valid_audio(samples)
+    per_syllable = duration(samples) / SYLLABLES
+    # Baker reads ~0.24 s per syllable at speed 1; presets and speed scale that by 0.44..2.4.
+    assert 0.08 <= per_syllable <= 0.7, f"{emotion} x{speed}: {duration(samples):.2f}s for {SYLLABLES} syllables"
+
+
+def test_alias_hate_is_disgust():
+    assert SynthesisParams.build("hate").emotion == "disgust"
+    assert SynthesisParams.build(" Happy ").emotion == "happy"
+
+
+def test_speed_two_is_at_least_30_percent_shorter(engine):
+    normal = engine.synthesize(SENTENCE, SynthesisParams.build("neutral", 1.0))
+    fast = engine.synthesize(SENTENCE, SynthesisParams.build("neutral", 2.0))
+    slow = engine.synthesize(SENTENCE, SynthesisParams.build("neutral", 0.5))
+    assert duration(fast) <= 0.7 * duration(normal), (duration(fast), duration(normal))
+    assert duration(slow) >= 1.3 * duration(normal), (duration(slow), duration(normal))
+
+
+@pytest.fixture(scope="module")
+def by_emotion(engine) -> dict[str, np.ndarray]:
+    return {emotion: engine.synthesize(SENTENCE, SynthesisParams.build(emotion)) for emotion in EMOTIONS}
+
+
+def test_sad_is_longer_than_neutral_by_its_duration_ratio(by_emotion):
+    ratio = duration(by_emotion["sad"]) / duration(by_emotion["neutral"])
+    expected = DEFAULT_PRESETS["sad"]["duration_ratio"]  # 1.2
+    assert expected - 0.1 <= ratio <= expected + 0.15, ratio
+
+
+def test_emotions_differ_in_duration(by_emotion):
+    durations = {emotion: round(duration(samples), 2) for emotion, samples in by_emotion.items()}
+    # Every preset has its own duration ratio, so no two emotions take the same time to say the sentence.
+    assert len(set(durations.values())) == len(EMOTIONS), durations
+    assert durations["angry"] < durations["neutral"] < durations["sad"], durations
+
+
+def test_emotions_differ_in_pitch_range(by_emotion):
+    # Measured (3 sentences x 3 runs): p90 pitch sad ~320-329 Hz, angry ~343-353, surprise ~358-381.
+    # Not RMS: the model's energy_ratio input barely moves loudness (angry and sad RMS are within ~3% of
+    # each other, in either order), so a loudness assertion would be flaky.
+    sad, angry, surprise = (pitch_p90(by_emotion[name]) for name in ("sad", "angry", "surprise"))
+    assert angry >= 1.03 * sad, (sad, angry)
+    assert surprise >= 1.06 * sad, (sad, surprise)
+
+
+# -- long text ----------------------------------------------------------------------------------------------------
+
+
+def assert_joined_with_pauses(engine, joined: np.ndarray, chunk_sizes: list[int]) -> None:
+    """``joined`` is the chunks' audio separated by exactly ``pause_s`` of digital silence, heard as a gap."""
+    pause = int(round(engine.pause_s * RATE))
+    assert joined.size == sum(chunk_sizes) + pause * (len(chunk_sizes) - 1)
+    runs = quiet_runs(joined)
+    offset = 0
+    for size in chunk_sizes[:-1]:
+        assert_valid_audio(joined[offset:offset + size])  # real speech in every chunk
+        offset += size
+        assert not joined[offset:offset + pause].any(), f"no inserted pause at {offset / RATE:.2f}s"
+        offset += pause
+        boundary = offset / RATE  # end of the inserted pause = start of the next chunk
+        gap = next(((start, length) for start, length in runs if start - 0.02 <= boundary <= start + length + 0.02),
+                   None)
+        assert gap is not None, f"no silence at the chunk boundary at {boundary:.2f}s"
+        # The pause plus whatever silence the vocoder put at the chunks' edges; never less than the pause.
+        assert engine.pause_s - 0.02 <= gap[1] <= engine.pause_s + 1.5, (boundary, gap)
+    assert_valid_audio(joined[offset:])
+    assert_valid_audio(joined)
+
+
+def test_long_text_is_chunked_and_joined_with_pauses(engine):
+    text = long_text(600)
+    chunks = engine.split(text)
+    assert len(chunks) >= 8
+    assert all(len(chunk) <= engine.max_chunk_chars for chunk in chunks)
+
+    pieces = list(engine.iter_synthesize(text, SynthesisParams()))
+    assert len(pieces) == len(chunks)
+    pause = int(round(engine.pause_s * RATE))
+    for piece in pieces[:-1]:
+        assert piece.size > pause and not piece[-pause:].any()  # every piece but the last ends with the pause
+    joined = np.concatenate(pieces)
+    # ~0.2 s per character of Mandarin including punctuation pauses.
+    assert 0.1 * len(text) <= duration(joined) <= 0.4 * len(text), duration(joined)
+    sizes = [piece.size - pause for piece in pieces[:-1]] + [pieces[-1].size]
+    assert_joined_with_pauses(engine, joined, sizes)
+
+
+def test_unpunctuated_run_is_hard_cut_and_joined_with_pauses(engine, monkeypatch):
+    text = unpunctuated(300)
+    chunks = engine.split(text)
+    assert len(chunks) == math.ceil(300 / engine.max_chunk_chars)
+    assert "".join(chunks) == text
+
+    # Spy on the per-chunk calls to learn where synthesize() must have put the pauses.
+    sizes: list[int] = []
+    real_chunk = engine.synthesize_chunk
+
+    def spy(chunk_text, params):
+        samples = real_chunk(chunk_text, params)
+        sizes.append(samples.size)
+        return samples
+
+    monkeypatch.setattr(engine, "synthesize_chunk", spy)
+    samples = engine.synthesize(text, SynthesisParams())
+    assert len(sizes) == len(chunks)
+    assert 0.1 * len(text) <= duration(samples) <= 0.4 * len(text), duration(samples)
+    assert_joined_with_pauses(engine, samples, sizes)
+
+
+# -- invalid requests ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"emotion": "bored"}, "bored"),
+        ({"speed": 0.4}, "0.4"),
+        ({"speed": 2.01}, "2.01"),
+        ({"speed": float("nan")}, "nan"),
+        ({"speed": float("inf")}, "inf"),
+        ({"speed": "fast"}, "fast"),
+    ],
+)
+def test_invalid_params_raise_text_error_naming_the_value(kwargs, named):
+    with pytest.raises(TextError, match=re.escape(named)):
+        SynthesisParams.build(**kwargs)
+
+
+@pytest.mark.parametrize("text", ["😀😀😀", "🙂！？。。。", "，，，。。。", "……", "   \n  "])
+def test_nothing_speakable_raises_text_error(engine, text):
+    with pytest.raises(TextError, match="nothing speakable"):
+        engine.synthesize(text, SynthesisParams())
+
+
+def test_unknown_voice_raises_text_error(engine):
+    with pytest.raises(TextError, match="xiaoming"):
+        engine.synthesize(SENTENCE, SynthesisParams.build(voice="xiaoming"))
+
+
+@pytest.mark.parametrize("voice", [None, "", "default", "baker"])
+def test_default_voice_spellings_are_accepted(engine, voice):
+    assert engine.resolve_voice(voice) == "baker"
+    assert_valid_audio(engine.synthesize("你好。", SynthesisParams.build(voice=voice)))
+
+
+# -- model store problems -----------------------------------------------------------------------------------------
+
+
+def corrupted_store(model_store_dir: Path, tmp_path: Path) -> Path:
+    store = tmp_path / "store"
+    shutil.copytree(model_store_dir / "fastspeech2-baker", store / "fastspeech2-baker")
+    vocoder = store / "fastspeech2-baker" / VOCODER_FILE
+    data = bytearray(vocoder.read_bytes())
+    for index in range(0, len(data), len(data) // 16):  # flip bytes, size unchanged: only sha256 can tell
+        data[index] ^= 0xFF
+    vocoder.write_bytes(bytes(data))
+    return store
+
+
+def test_corrupted_model_file_fails_load_with_boot_error_naming_it(model_store_dir, tmp_path):
+    engine = FastSpeech2Engine(store_dir=corrupted_store(model_store_dir, tmp_path))
+    with pytest.raises(BootError, match=re.escape(VOCODER_FILE)) as caught:
+        engine.load()
+    assert "checksum" in str(caught.value) and "models pull" in str(caught.value)
+
+
+def test_truncated_model_file_fails_load_with_boot_error_naming_it(model_store_dir, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(model_store_dir / "fastspeech2-baker", store / "fastspeech2-baker")
+    vocoder = store / "fastspeech2-baker" / VOCODER_FILE
+    vocoder.write_bytes(vocoder.read_bytes()[:1000])
+    with pytest.raises(BootError, match=re.escape(VOCODER_FILE)):
+        FastSpeech2Engine(store_dir=store).load()
+
+
+def test_unloaded_engine_refuses_to_synthesize(model_store_dir):
+    from inference.errors import EngineFailure
+
+    with pytest.raises(EngineFailure, match="before load"):
+        FastSpeech2Engine(store_dir=model_store_dir).synthesize(SENTENCE, SynthesisParams())

@@ -1,0 +1,309 @@
+"""The Sambert-HifiGan adapter (inference.engines.sambert) against a stand-in for ModelScope's pipeline.
+
+ModelScope, torch and ModelScope's kantts/ttsfrd wheels cannot be installed in this environment, so the real
+pipeline is replaced by ``StandInSambertPipeline``, injected through ``SambertEngine(pipeline_factory=...)``.
+What is tested is everything the adapter does around the pipeline: SSML, voices, decoding, resampling, speed,
+error mapping and model-directory checks. A worker subprocess cannot be given a stand-in, so there is no worker
+test for this engine.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from inference.audio import check_output
+from inference.engines.base import SynthesisParams
+from inference.engines.sambert import INSTALL_HINT, SAMPLE_RATE, VOICES, SambertEngine, modelscope_pipeline
+from inference.errors import BootError, EngineFailure, TextError
+
+SECONDS_PER_CHAR = 0.2
+SPEAKABLE = re.compile(r"[\u3400-\u9fff0-9A-Za-z]")
+
+
+def speech_like(seconds: float, rate: int) -> np.ndarray:
+    """Voiced harmonics on a gliding pitch with a syllable-rate envelope and short pauses, peak ~0.5."""
+    t = np.arange(int(round(seconds * rate))) / rate
+    f0 = 180 + 40 * np.sin(2 * np.pi * 0.8 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+    syllables = np.clip(np.sin(2 * np.pi * 2.5 * t), 0, None) ** 0.5
+    signal = voiced * syllables
+    return (0.5 * signal / np.abs(signal).max()).astype(np.float32)
+
+
+class StandInSambertPipeline:
+    """Stands in for ModelScope's Sambert-HifiGan pipeline (``modelscope.pipelines.pipeline(Tasks.text_to_speech,
+    model=...)``), which cannot be installed here.
+
+    Same calling convention as the real one: ``pipeline(input=<text or SSML>, voice=<voice>)`` returns
+    ``{"output_wav": <16-bit PCM WAV bytes>}``. The audio is a synthetic speech-like signal whose length grows
+    with the number of speakable characters (tags excluded), like real speech. Every call is recorded in
+    ``calls``; ``fail`` makes calls raise it; ``rate`` changes the WAV's sample rate (the real model's is 16 kHz).
+    """
+
+    def __init__(self, model_dir: str, *, rate: int = 16000, fail: Exception | None = None,
+                 output: object = None) -> None:
+        self.model_dir = model_dir
+        self.rate = rate
+        self.fail = fail
+        self.output = output
+        self.calls: list[dict[str, str]] = []
+
+    @staticmethod
+    def seconds_for(text: str) -> float:
+        spoken = re.sub(r"<[^>]*>", "", text)
+        return SECONDS_PER_CHAR * len(SPEAKABLE.findall(spoken)) + 0.1
+
+    def __call__(self, *, input: str, voice: str) -> dict:  # noqa: A002 - ModelScope's keyword
+        self.calls.append({"input": input, "voice": voice})
+        if self.fail is not None:
+            raise self.fail
+        if self.output is not None:
+            return {"output_wav": self.output}
+        buffer = io.BytesIO()
+        sf.write(buffer, speech_like(self.seconds_for(input), self.rate), self.rate, format="WAV", subtype="PCM_16")
+        return {"output_wav": buffer.getvalue()}
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "speech_sambert-hifigan_tts_zh-cn_16k"
+    directory.mkdir()
+    (directory / "configuration.json").write_text('{"task": "text-to-speech"}')
+    return directory
+
+
+@pytest.fixture
+def make_engine(model_dir):
+    """``make_engine(**options, pipeline_kwargs={...})`` -> (loaded SambertEngine, its stand-in pipeline)."""
+
+    def make(pipeline_kwargs: dict | None = None, **options) -> tuple[SambertEngine, StandInSambertPipeline]:
+        made: list[StandInSambertPipeline] = []
+
+        def factory(directory: str) -> StandInSambertPipeline:
+            made.append(StandInSambertPipeline(directory, **(pipeline_kwargs or {})))
+            return made[-1]
+
+        engine = SambertEngine(pipeline_factory=factory, model_dir=model_dir, **options)
+        engine.load()
+        assert len(made) == 1 and made[0].model_dir == str(model_dir)
+        return engine, made[0]
+
+    return make
+
+
+def synth(engine: SambertEngine, text: str = "今天天气真好。", **params) -> np.ndarray:
+    return engine.synthesize_chunk(text, SynthesisParams.build(**params))
+
+
+# -- identity -----------------------------------------------------------------------------------------------------
+
+
+def test_info(make_engine, model_dir):
+    engine, _ = make_engine()
+    info = engine.info()
+    assert info.id == "sambert-hifigan"
+    assert info.sample_rate == SAMPLE_RATE == 16000
+    assert info.voices == VOICES
+    assert info.default_voice == "zhitian_emo"
+    assert info.model_version == model_dir.name
+
+
+# -- SSML ---------------------------------------------------------------------------------------------------------
+
+
+def test_emotion_is_wrapped_in_ssml(make_engine):
+    engine, pipeline = make_engine()
+    synth(engine, "今天天气真好。", emotion="happy")
+    assert pipeline.calls[-1]["input"] == (
+        '<speak><emotion category="happy" intensity="1.00">今天天气真好。</emotion></speak>')
+
+
+@pytest.mark.parametrize("emotion", ["disgust", "hate"])
+def test_disgust_is_sent_as_hate(make_engine, emotion):
+    engine, pipeline = make_engine()
+    synth(engine, emotion=emotion)
+    assert '<emotion category="hate"' in pipeline.calls[-1]["input"]
+
+
+@pytest.mark.parametrize("emotion", ["sad", "angry", "fear", "surprise"])
+def test_other_emotions_keep_their_name(make_engine, emotion):
+    engine, pipeline = make_engine()
+    synth(engine, emotion=emotion)
+    assert f'<emotion category="{emotion}" intensity="1.00">' in pipeline.calls[-1]["input"]
+
+
+def test_neutral_is_plain_text(make_engine):
+    engine, pipeline = make_engine()
+    synth(engine, "今天天气真好。")
+    assert pipeline.calls[-1]["input"] == "今天天气真好。"
+
+
+def test_ssml_escapes_xml_special_characters(make_engine):
+    engine, pipeline = make_engine()
+    synth(engine, "A<B & C>D 的价格。", emotion="angry")
+    sent = pipeline.calls[-1]["input"]
+    assert "A&lt;B &amp; C&gt;D 的价格。" in sent
+    inner = sent.removeprefix('<speak><emotion category="angry" intensity="1.00">').removesuffix("</emotion></speak>")
+    assert "<" not in inner and ">" not in inner
+
+
+def test_emotion_intensity_option(make_engine):
+    engine, pipeline = make_engine(emotion_intensity=0.5)
+    synth(engine, emotion="sad")
+    assert 'intensity="0.50"' in pipeline.calls[-1]["input"]
+
+
+# -- voices -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("voice", VOICES)
+def test_voice_is_forwarded(make_engine, voice):
+    engine, pipeline = make_engine()
+    synth(engine, voice=voice)
+    assert pipeline.calls[-1]["voice"] == voice
+
+
+@pytest.mark.parametrize("voice", [None, "", "default"])
+def test_default_voice(make_engine, voice):
+    engine, pipeline = make_engine()
+    synth(engine, voice=voice)
+    assert pipeline.calls[-1]["voice"] == "zhitian_emo"
+    engine, pipeline = make_engine(default_voice="zhibei_emo")
+    synth(engine, voice=voice)
+    assert pipeline.calls[-1]["voice"] == "zhibei_emo"
+
+
+def test_unknown_voice_is_a_text_error(make_engine):
+    engine, pipeline = make_engine()
+    with pytest.raises(TextError, match="xiaoming"):
+        synth(engine, voice="xiaoming")
+    assert pipeline.calls == []
+
+
+def test_unknown_default_voice_is_a_boot_error(model_dir):
+    with pytest.raises(BootError, match="xiaoming"):
+        SambertEngine(model_dir=model_dir, default_voice="xiaoming", pipeline_factory=StandInSambertPipeline)
+
+
+# -- output -------------------------------------------------------------------------------------------------------
+
+
+def test_output_is_decoded_to_16khz_float(make_engine):
+    engine, pipeline = make_engine()
+    text = "今天天气真好，适合出去散步。"
+    samples = synth(engine, text)
+    expected = speech_like(pipeline.seconds_for(text), 16000)
+    assert samples.dtype == np.float32 and samples.ndim == 1
+    assert samples.size == expected.size
+    np.testing.assert_allclose(samples, expected, atol=1.0 / 32767)  # PCM16 round trip
+    check_output(samples, SAMPLE_RATE)
+
+
+def test_output_at_another_rate_is_resampled_to_16khz(make_engine):
+    engine, pipeline = make_engine(pipeline_kwargs={"rate": 24000})
+    text = "今天天气真好，适合出去散步。"
+    samples = synth(engine, text)
+    assert abs(samples.size - pipeline.seconds_for(text) * SAMPLE_RATE) <= 2
+
+
+def test_longer_text_gives_longer_audio(make_engine):
+    engine, _ = make_engine()
+    assert synth(engine, "你好。").size < synth(engine, "今天天气真好，适合出去散步。").size
+
+
+def test_speed_uses_librosa_time_stretch(make_engine):
+    pytest.importorskip("librosa", reason="librosa is in the [sambert] extra")
+    engine, _ = make_engine()
+    normal = synth(engine, speed=1.0)
+    for speed in (0.5, 2.0):
+        stretched = synth(engine, speed=speed)
+        assert stretched.dtype == np.float32
+        assert abs(stretched.size - normal.size / speed) <= 0.01 * normal.size, (speed, stretched.size)
+        check_output(stretched, SAMPLE_RATE)
+
+
+def test_speed_without_librosa_is_an_engine_failure_naming_it(make_engine, monkeypatch):
+    monkeypatch.setitem(sys.modules, "librosa", None)  # makes `import librosa` raise ImportError
+    engine, _ = make_engine()
+    assert synth(engine, speed=1.0).size > 0  # speed 1.0 needs no librosa
+    with pytest.raises(EngineFailure, match="librosa"):
+        synth(engine, speed=1.5)
+
+
+def test_whole_text_is_chunked_and_joined(make_engine):
+    engine, pipeline = make_engine(max_chunk_chars=20)
+    text = "春天来了，公园里的花都开了。孩子们在草地上奔跑，老人们坐在长椅上聊天。远处的湖面上，几只小船慢慢地划过。"
+    chunks = engine.split(text)
+    assert len(chunks) >= 3
+    samples = engine.synthesize(text, SynthesisParams.build("happy"))
+    assert [call["input"] for call in pipeline.calls] == [engine.ssml(chunk, "happy") for chunk in chunks]
+    pauses = round(engine.pause_s * SAMPLE_RATE) * (len(chunks) - 1)
+    assert samples.size == sum(round(pipeline.seconds_for(c) * SAMPLE_RATE) for c in chunks) + pauses
+    check_output(samples, SAMPLE_RATE)
+
+
+@pytest.mark.parametrize("text", ["😀😀", "。。。！", "   "])
+def test_nothing_speakable_is_a_text_error(make_engine, text):
+    engine, pipeline = make_engine()
+    with pytest.raises(TextError, match="nothing speakable"):
+        engine.synthesize(text, SynthesisParams())
+    assert pipeline.calls == []
+
+
+# -- failures -----------------------------------------------------------------------------------------------------
+
+
+def test_pipeline_exception_is_an_engine_failure(make_engine):
+    engine, _ = make_engine(pipeline_kwargs={"fail": RuntimeError("CUDA out of memory")})
+    with pytest.raises(EngineFailure, match="CUDA out of memory"):
+        synth(engine)
+
+
+@pytest.mark.parametrize("output", [b"", b"RIFF\x00garbage-not-a-wav", "a string"])
+def test_unusable_pipeline_output_is_an_engine_failure(make_engine, output):
+    engine, _ = make_engine(pipeline_kwargs={"output": output})
+    with pytest.raises(EngineFailure):
+        synth(engine)
+
+
+def test_use_before_load_is_an_engine_failure(model_dir):
+    engine = SambertEngine(model_dir=model_dir, pipeline_factory=StandInSambertPipeline)
+    with pytest.raises(EngineFailure, match="before load"):
+        synth(engine)
+
+
+def test_missing_model_dir_is_a_boot_error_with_install_hint(tmp_path):
+    engine = SambertEngine(model_dir=tmp_path / "nowhere", pipeline_factory=StandInSambertPipeline)
+    with pytest.raises(BootError, match="configuration.json") as caught:
+        engine.load()
+    assert INSTALL_HINT in str(caught.value)
+
+
+def test_model_dir_without_configuration_json_is_a_boot_error(tmp_path):
+    (tmp_path / "model.bin").write_bytes(b"\0" * 16)
+    engine = SambertEngine(model_dir=tmp_path, pipeline_factory=StandInSambertPipeline)
+    with pytest.raises(BootError, match=r"no configuration\.json.*tts-ops\[sambert\]"):
+        engine.load()
+
+
+def test_model_not_in_store_is_a_boot_error_with_install_hint(tmp_path):
+    engine = SambertEngine(store_dir=tmp_path / "store", pipeline_factory=StandInSambertPipeline)
+    with pytest.raises(BootError, match=r"not in the store.*models pull sambert-hifigan"):
+        engine.load()
+
+
+def test_modelscope_pipeline_without_modelscope_is_a_boot_error(model_dir, monkeypatch):
+    for name in ("modelscope", "modelscope.pipelines", "modelscope.utils", "modelscope.utils.constant"):
+        monkeypatch.setitem(sys.modules, name, None)  # absent even where ModelScope happens to be installed
+    with pytest.raises(BootError, match=re.escape("tts-ops[sambert]")):
+        modelscope_pipeline(str(model_dir))
+    with pytest.raises(BootError, match=re.escape("tts-ops[sambert]")):
+        SambertEngine(model_dir=model_dir).load()  # the default factory is the real pipeline

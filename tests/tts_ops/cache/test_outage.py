@@ -1,0 +1,152 @@
+"""Redis outages under load: killed (connection refused) and frozen (no answer) servers never fail a call, the
+breaker opens with one WARNING, calls are bypassed fast while it is open, and recovery logs one INFO."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from tts_ops.cache import CachedAudio, ResultCache, cache_key
+
+from .conftest import cache_config
+
+AUDIO = CachedAudio(b"\x01\x02" * 5000, "audio/wav", 16000, 0.3, {"engine": "fastspeech2-baker"})
+OP_TIMEOUT = 0.25
+RESET = 0.3
+
+
+def key(i: int | str) -> str:
+    return cache_key("test:", engine="fastspeech2-baker", model_version="1", voice="baker", emotion="neutral",
+                     speed=1.0, fmt="wav", sample_rate=None, text=f"outage {i}")
+
+
+def records(caplog, level: int, text: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records
+            if r.name == "tts_ops.cache" and r.levelno == level and text in r.getMessage()]
+
+
+class Load:
+    """50 tasks doing get/put in a loop; records any exception."""
+
+    def __init__(self, cache: ResultCache, tasks: int = 50) -> None:
+        self.cache = cache
+        self.errors: list[BaseException] = []
+        self.calls = 0
+        self._stop = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._run(i)) for i in range(tasks)]
+
+    async def _run(self, i: int) -> None:
+        while not self._stop.is_set():
+            try:
+                if i % 2:
+                    await self.cache.get(key(i % 7))
+                else:
+                    await self.cache.put(key(i % 7), AUDIO)
+            except BaseException as exc:  # noqa: BLE001 - the point of the test
+                self.errors.append(exc)
+                return
+            self.calls += 1
+            await asyncio.sleep(0.002)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+
+async def wait_for(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("failure", ["killed", "frozen"])
+async def test_outage_under_load_and_recovery(redis_own, caplog, failure):
+    caplog.set_level(logging.DEBUG, logger="tts_ops.cache")
+    cache = ResultCache.from_config(cache_config(redis_url=redis_own.url, op_timeout_s=OP_TIMEOUT,
+                                                 connect_timeout_s=OP_TIMEOUT, breaker_reset_s=RESET))
+    await cache.start()
+    assert cache.up
+    load = Load(cache)
+    try:
+        await asyncio.sleep(0.2)
+        assert cache.stats()["hits"] > 0 and cache.stats()["errors"] == 0
+        if failure == "killed":
+            await asyncio.to_thread(redis_own.stop)
+        else:
+            redis_own.pause()
+        await wait_for(lambda: not cache.up, timeout=2 * OP_TIMEOUT + 1)
+        # Just opened (RESET left): calls skip Redis entirely, far under the operation timeout.
+        started = time.monotonic()
+        calls = [cache.get(key(i)) for i in range(25)] + [cache.put(key(i), AUDIO) for i in range(25)]
+        assert set(await asyncio.gather(*calls)) == {None, False}
+        assert time.monotonic() - started < OP_TIMEOUT / 5
+        await asyncio.sleep(3 * RESET)              # several failed half-open probes: still one WARNING
+        assert not cache.up and cache.stats()["bypassed"] > 0
+        if failure == "killed":
+            await asyncio.to_thread(redis_own.start)
+        else:
+            redis_own.resume()
+        await wait_for(lambda: cache.up, timeout=RESET + 2 * OP_TIMEOUT + 2)
+        await asyncio.sleep(0.1)
+    finally:
+        await load.stop()
+    try:
+        assert load.errors == []
+        assert len(records(caplog, logging.WARNING, "unavailable")) == 1
+        assert len(records(caplog, logging.INFO, "recovered")) == 1
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING and "unavailable" not in r.getMessage()] == []
+        assert load.calls > 1000
+        stats = cache.stats()
+        assert stats["outages"] == 1 and stats["breaker"] == "closed"
+        # Hits resume (a killed server comes back empty, so store first).
+        assert await cache.put(key("after"), AUDIO) and await cache.get(key("after")) == AUDIO
+    finally:
+        await cache.close()
+
+
+async def test_frozen_redis_costs_at_most_the_deadline(redis_own):
+    # A hung Redis accepts connections but never answers: every call must still return within
+    # connect + operation timeout, and once the breaker opens, immediately.
+    cache = ResultCache.from_config(cache_config(redis_url=redis_own.url, op_timeout_s=OP_TIMEOUT,
+                                                 connect_timeout_s=OP_TIMEOUT, breaker_reset_s=30))
+    await cache.start()
+    try:
+        await cache.put(key("frozen"), AUDIO)
+        redis_own.pause()
+        started = time.monotonic()
+        results = await asyncio.gather(*[cache.get(key("frozen")) for _ in range(20)])
+        elapsed = time.monotonic() - started
+        assert results == [None] * 20 and elapsed < 2 * OP_TIMEOUT + 0.2
+        assert not cache.up
+        started = time.monotonic()
+        assert await cache.get(key("frozen")) is None
+        assert time.monotonic() - started < 0.01
+    finally:
+        redis_own.resume()
+        await cache.close()
+
+
+async def test_cancelled_probe_does_not_wedge_the_breaker(redis_own):
+    cache = ResultCache.from_config(cache_config(redis_url=redis_own.url, op_timeout_s=OP_TIMEOUT,
+                                                 connect_timeout_s=OP_TIMEOUT, breaker_reset_s=RESET))
+    await cache.start()
+    try:
+        redis_own.pause()
+        await asyncio.gather(*[cache.get(key("p")) for _ in range(3)])
+        assert cache.stats()["breaker"] == "open"
+        await asyncio.sleep(RESET)
+        probe = asyncio.create_task(cache.get(key("p")))       # the half-open probe, stuck on a frozen Redis
+        await asyncio.sleep(0.05)
+        probe.cancel()                                         # its client went away
+        with pytest.raises(asyncio.CancelledError):
+            await probe
+        redis_own.resume()
+        assert await cache.put(key("p"), AUDIO)                # the next caller may probe, and it succeeds
+        assert cache.up
+    finally:
+        redis_own.resume()
+        await cache.close()

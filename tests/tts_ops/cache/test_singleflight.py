@@ -1,0 +1,126 @@
+"""Single flight through ResultCache.get_or_create (memory backend): one factory call per key at a time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tts_ops.cache import CachedAudio, ResultCache, SharedCallCancelled
+
+from .conftest import cache_config
+
+KEY = "test:audio:sf"
+
+
+def audio(payload: bytes = b"pcm" * 1000) -> CachedAudio:
+    return CachedAudio(payload, "audio/wav", 16000, 0.5, {"engine": "fastspeech2-baker"})
+
+
+class Factory:
+    def __init__(self, delay: float = 0.2, error: Exception | None = None) -> None:
+        self.calls = 0
+        self.cancelled = False
+        self.finished = False
+        self.delay = delay
+        self.error = error
+
+    async def __call__(self) -> CachedAudio:
+        self.calls += 1
+        try:
+            await asyncio.sleep(self.delay)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        if self.error:
+            raise self.error
+        self.finished = True
+        return audio(b"call%d" % self.calls)
+
+
+@pytest.fixture
+async def cache():
+    c = ResultCache.from_config(cache_config())
+    await c.start()
+    yield c
+    await c.close()
+
+
+async def test_twenty_concurrent_share_one_call(cache):
+    factory = Factory()
+    results = await asyncio.gather(*[cache.get_or_create(KEY, factory) for _ in range(20)])
+    assert factory.calls == 1
+    assert {r[0].data for r in results} == {b"call1"}
+    assert [r[1] for r in results] == ["MISS"] * 20
+    stats = cache.stats()
+    assert stats["single_flight_shared"] == 19 and stats["misses"] == 20 and stats["stores"] == 1
+    assert stats["single_flight_in_progress"] == 0
+    # Stored: the next request is a plain hit without calling the factory.
+    again, status = await cache.get_or_create(KEY, factory)
+    assert status == "HIT" and again.data == b"call1" and factory.calls == 1
+
+
+async def test_exception_reaches_every_waiter_and_nothing_is_stored(cache):
+    factory = Factory(error=RuntimeError("worker crashed"))
+    results = await asyncio.gather(*[cache.get_or_create(KEY, factory) for _ in range(10)], return_exceptions=True)
+    assert factory.calls == 1
+    assert all(isinstance(r, RuntimeError) and str(r) == "worker crashed" for r in results)
+    assert await cache.get(KEY) is None and cache.stats()["stores"] == 0
+    # The failure is not remembered: the next request runs the factory again.
+    ok = Factory(delay=0)
+    assert (await cache.get_or_create(KEY, ok))[0].data == b"call1" and ok.calls == 1
+
+
+async def test_cancelled_follower_does_not_cancel_the_leader(cache):
+    factory = Factory(delay=0.3)
+    leader = asyncio.create_task(cache.get_or_create(KEY, factory))
+    await asyncio.sleep(0.05)
+    follower = asyncio.create_task(cache.get_or_create(KEY, factory))
+    await asyncio.sleep(0.05)
+    follower.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await follower
+    result, status = await leader
+    assert result.data == b"call1" and status == "MISS"
+    assert factory.calls == 1 and factory.finished and not factory.cancelled
+
+
+async def test_cancelled_leader_does_not_cancel_the_follower(cache):
+    factory = Factory(delay=0.3)
+    leader = asyncio.create_task(cache.get_or_create(KEY, factory))
+    await asyncio.sleep(0.05)
+    follower = asyncio.create_task(cache.get_or_create(KEY, factory))
+    await asyncio.sleep(0.05)
+    leader.cancel()
+    result, _ = await follower
+    assert result.data == b"call1" and factory.calls == 1 and not factory.cancelled
+    assert (await cache.get(KEY)).data == b"call1"
+
+
+async def test_all_waiters_gone_cancels_the_factory(cache):
+    factory = Factory(delay=5)
+    tasks = [asyncio.create_task(cache.get_or_create(KEY, factory)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(0)   # let the factory task see its cancellation
+    assert factory.cancelled and factory.calls == 1
+    assert cache.stats()["single_flight_in_progress"] == 0 and await cache.get(KEY) is None
+    # A new request right after starts a fresh call rather than joining the dead one.
+    fresh = Factory(delay=0)
+    assert (await cache.get_or_create(KEY, fresh))[0].data == b"call1"
+
+
+async def test_factory_cancelled_from_inside_is_an_error_not_a_cancellation(cache):
+    async def factory():
+        raise asyncio.CancelledError()
+
+    results = await asyncio.gather(*[cache.get_or_create(KEY, factory) for _ in range(3)], return_exceptions=True)
+    assert all(isinstance(r, SharedCallCancelled) for r in results)
+
+
+async def test_different_keys_do_not_share(cache):
+    factory = Factory(delay=0.05)
+    await asyncio.gather(cache.get_or_create(KEY, factory), cache.get_or_create(KEY + "2", factory))
+    assert factory.calls == 2

@@ -1,0 +1,102 @@
+"""OutputStore: names come only from the request id, writes are atomic, and resolve/handler serve nothing but
+the store's own regular files (no traversal, no symlinks, no directories)."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from tts_ops.output_store import NAME_RE, OutputStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> OutputStore:
+    return OutputStore(tmp_path / "out", enabled=True)
+
+
+def test_save_resolve_round_trip(store: OutputStore) -> None:
+    name = store.save("req-1_A", b"RIFFdata", "wav")
+    assert name is not None and re.fullmatch(r"\d{8}-\d{6}-req-1_A\.wav", name)
+    path = store.resolve(name)
+    assert path == store.directory / name and path.read_bytes() == b"RIFFdata"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert [p.name for p in store.directory.iterdir()] == [name]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("request_id", ["../../etc/passwd", "a.b", "", "x" * 65, "id with space", "é", "a/b", None])
+def test_invalid_request_id_gets_generated_name(store: OutputStore, request_id: str) -> None:
+    name = store.save(request_id, b"data", "mp3")  # type: ignore[arg-type]
+    assert name is not None and re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{32}\.mp3", name)
+    assert store.resolve(name) is not None
+
+
+def test_extension_whitelist(store: OutputStore) -> None:
+    assert store.save("r", b"d", ".FLAC").endswith("-r.flac")
+    assert store.save("r2", b"d", "opus").endswith("-r2.ogg")  # the format name inference/audio.py uses
+    with pytest.raises(ValueError):
+        store.save("r", b"d", "sh")
+    with pytest.raises(ValueError):
+        store.save("r", b"d", "wav/../../x")
+
+
+async def test_disabled_or_paused_store_saves_nothing(tmp_path: Path) -> None:
+    disabled = OutputStore(tmp_path / "off", enabled=False)
+    assert disabled.save("r", b"d", "wav") is None
+    assert await disabled.save_async("r", b"d", "wav") is None
+    assert not (tmp_path / "off").exists()
+    paused = OutputStore(tmp_path / "p", enabled=True)
+    paused.paused = True
+    assert await paused.save_async("r", b"d", "wav") is None
+    paused.paused = False
+    assert await paused.save_async("r", b"d", "wav") is not None
+
+
+def test_write_failure_returns_none(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    store = OutputStore(tmp_path / "file", enabled=True)
+    assert store.save("r", b"d", "wav") is None and store.save_errors == 1
+
+
+def test_resolve_rejects_everything_else(store: OutputStore, tmp_path: Path) -> None:
+    good = store.save("ok", b"d", "wav")
+    assert good is not None
+    outside = tmp_path / "secret.wav"
+    outside.write_text("secret")
+    stamp = good.split("-ok")[0]
+    link = f"{stamp}-link.wav"
+    os.symlink("/etc/passwd", store.directory / link)
+    os.symlink(outside, store.directory / f"{stamp}-link2.wav")
+    (store.directory / f"{stamp}-adir.wav").mkdir()
+    (store.directory / "notes.txt").write_text("n")
+    for name in ["../x", "../" + good, "/etc/passwd", str(store.directory / good), f"sub/{good}", good + "/",
+                 f"{stamp}-..wav", f"{stamp}-ok.wav.bak", f"{stamp}-ok.exe", "notes.txt", good + "\n",
+                 f"{stamp}-missing.wav", link, f"{stamp}-link2.wav", f"{stamp}-adir.wav", "", ".", ".."]:
+        assert store.resolve(name) is None, name
+    assert NAME_RE.fullmatch(link)  # the symlink is refused for being a symlink, not for its name
+    assert store.resolve(good) is not None
+
+
+async def test_handler(store: OutputStore, tmp_path: Path) -> None:
+    good = store.save("abc", b"RIFF....WAVE", "wav")
+    mp3 = store.save("abd", b"ID3", "mp3")
+    stamp = good.split("-abc")[0]
+    os.symlink("/etc/passwd", store.directory / f"{stamp}-evil.wav")
+    app = web.Application()
+    app.router.add_get("/output/{name}", store.handler)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get(f"/output/{good}")
+        assert resp.status == 200 and resp.content_type == "audio/wav"
+        assert await resp.read() == b"RIFF....WAVE"
+        resp = await client.get(f"/output/{mp3}")
+        assert resp.status == 200 and resp.content_type == "audio/mpeg"
+        for url in ["/output/..%2F..%2Fetc%2Fpasswd", f"/output/{stamp}-evil.wav", f"/output/{stamp}-nope.wav",
+                    "/output/notes.txt", f"/output/..%2F{good}", "/output/%2Fetc%2Fpasswd"]:
+            resp = await client.get(url)
+            assert resp.status == 404, url
+            assert await resp.json() == {"error": "not found"}, url

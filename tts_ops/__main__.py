@@ -1,0 +1,7 @@
+"""``python -m tts_ops``: same as the ``tts-ops`` console script."""
+
+import sys
+
+from tts_ops.cli import main
+
+sys.exit(main())

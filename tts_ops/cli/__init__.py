@@ -1,0 +1,70 @@
+"""The ``tts-ops`` command line: one entry point, one module per family of sub-commands.
+
+Runs in the operator's shell (and as the daemon's entry point for ``serve``). Expected failures print one line to
+stderr and exit 2 (usage) or 1 (operation failed); tracebacks are only for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from inference.errors import InferenceError, TextError
+from tts_ops.errors import ConfigError, TtsOpsError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """An expected failure with a message for the operator."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tts_ops.cli import admin, models, serve, synth
+
+    parser = argparse.ArgumentParser(prog="tts-ops", description="Supervisor daemon for Chinese multi-emotion TTS.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (serve, synth, models, admin):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    # WeTextProcessing (tn/processor.py) installs its own INFO StreamHandler on the "wetext"
+    # logger unless it already has a handler, printing FST paths on every `tts-ops synth`; keep it at our level.
+    logging.getLogger("wetext").addHandler(logging.NullHandler())
+    logging.getLogger("wetext").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        return int(args.handler(args) or 0)
+    except CliError as exc:
+        print(f"tts-ops {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except TextError as exc:
+        print(f"tts-ops {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except InferenceError as exc:
+        print(f"tts-ops {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ConfigError as exc:
+        print(f"tts-ops {args.command}: invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except TtsOpsError as exc:
+        print(f"tts-ops {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""``tts-ops status|restart|scale``: the admin API's command-line client (operator's shell).
+
+Reads the admin token from ``--token``, ``$TTS_OPS_ADMIN_TOKEN``, or the token file the daemon wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+SYSTEMD_TOKEN_FILE = Path("/var/lib/tts-ops/admin.token")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, default=None, help="YAML config (admin host/port/token file)")
+        p.add_argument("--url", default=None, help="admin base URL (default: from config, http://127.0.0.1:5001)")
+        p.add_argument("--token", default=None, help="admin token (default: $TTS_OPS_ADMIN_TOKEN or token file)")
+        p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the daemon")
+
+    status = sub.add_parser("status", help="show workers, queue and totals")
+    common(status)
+    status.add_argument("--json", action="store_true", help="raw JSON instead of a table")
+    status.set_defaults(handler=run_status)
+    restart = sub.add_parser("restart", help="rolling restart of all workers, or one with --worker")
+    common(restart)
+    restart.add_argument("--worker", default=None, help="worker id (e.g. w1)")
+    restart.set_defaults(handler=run_restart)
+    scale = sub.add_parser("scale", help="set the number of workers")
+    common(scale)
+    scale.add_argument("count", type=int, help="number of workers (1-64)")
+    scale.set_defaults(handler=run_scale)
+
+
+def _target(args: argparse.Namespace) -> tuple[str, str]:
+    from tts_ops.config import load_config
+
+    config = load_config(args.config)
+    url = args.url or f"http://{config.admin.host}:{config.admin.port}"
+    token = args.token or os.environ.get("TTS_OPS_ADMIN_TOKEN") or config.admin.token
+    if not token:
+        token = _read_token(config.admin.token_file or config.paths.state_dir / "admin.token")
+    return url.rstrip("/"), token
+
+
+def _read_token(token_file: Path) -> str:
+    from tts_ops.cli import CliError
+
+    # The systemd unit's StateDirectory, for an operator's shell that lacks the service's $STATE_DIRECTORY.
+    candidates = [token_file, SYSTEMD_TOKEN_FILE]
+    errors = []
+    for path in dict.fromkeys(candidates):
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            errors.append(f"{path} ({exc.strerror})")
+    raise CliError(f"no admin token: cannot read {' or '.join(errors)}; pass --token or set TTS_OPS_ADMIN_TOKEN")
+
+
+def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    from tts_ops.cli import CliError
+
+    url, token = _target(args)
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        raise CliError(f"{method} {path}: HTTP {exc.code}: {message}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"cannot reach the admin API at {url}: {reason} (is `tts-ops serve` running?)") from None
+
+
+def run_status(args: argparse.Namespace) -> int:
+    status = call(args, "GET", "/admin/status")
+    if args.json:
+        print(json.dumps(status, indent=2, ensure_ascii=False))
+        return 0
+    print(format_status(status))
+    return 0
+
+
+def format_status(status: dict[str, Any]) -> str:
+    w = status["workers"]
+    lines = [f"tts-ops pid {status['pid']}, up {status['uptime_s']:.0f}s, engine {status['engine']}, "
+             f"{w['ready']}/{w['target']} workers ready, queue {status['queue_depth']}/{status['queue_limit']}, "
+             f"in flight {status['in_flight']}"]
+    headers = ["ID", "PID", "STATE", "UPTIME", "RESTARTS", "RSS MB", "CPU%", "INFLT", "SERVED", "PROBE ms",
+               "LAST EXIT"]
+    rows = [[r["id"], r["pid"] or "-", r["state"], _fmt(r["uptime_s"], "{:.0f}s"), r["restarts"],
+             _fmt(r["rss_mb"], "{:.0f}"), _fmt(r["cpu_percent"], "{:.0f}"), r["in_flight"], r["served"],
+             _fmt(r["last_probe_ms"], "{:.1f}"), r["last_exit_reason"] or "-"] for r in w["items"]]
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+    for row in [headers, *rows]:
+        lines.append("  ".join(str(x).ljust(n) for x, n in zip(row, widths)).rstrip())
+    totals = status["totals"]
+    lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+    for section in ("cache", "maintenance"):
+        if section in status:
+            lines.append(f"{section}: {json.dumps(status[section], ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def run_restart(args: argparse.Namespace) -> int:
+    if args.worker:
+        result = call(args, "POST", f"/admin/workers/{args.worker}/restart")
+        print(f"worker {result['restarted']} replaced by {result['replacement']} ({result['state']})")
+    else:
+        result = call(args, "POST", "/admin/restart")
+        print("rolling restart done: " + (", ".join(result["replaced"]) or "no workers"))
+    return 0
+
+
+def run_scale(args: argparse.Namespace) -> int:
+    from tts_ops.cli import CliError
+
+    if not 1 <= args.count <= 64:
+        raise CliError("count must be between 1 and 64", code=2)
+    result = call(args, "POST", "/admin/scale", {"workers": args.count})
+    print(f"scaled to {result['workers']} workers")
+    return 0

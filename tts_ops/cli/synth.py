@@ -1,0 +1,80 @@
+"""``tts-ops synth``: synthesise text to an audio file in-process, without a server (operator's shell)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="synthesise text to a file in-process (no server needed)")
+    p.add_argument("text", help="text to speak; '-' reads standard input")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output file (.wav .flac .ogg .opus .mp3 .pcm)")
+    p.add_argument("--emotion", default="neutral", help="neutral, happy, sad, angry, fear, surprise, disgust")
+    p.add_argument("--speed", type=float, default=1.0, help="0.5 (slow) to 2.0 (fast)")
+    p.add_argument("--voice", default=None, help="voice id (Sambert: zhitian_emo, zhiyan_emo, zhizhe_emo, zhibei_emo)")
+    p.add_argument("--format", default=None, help="audio format; default: from the output file's extension")
+    p.add_argument("--sample-rate", type=int, default=None, help="resample to this rate (Hz)")
+    p.add_argument("--engine", default=None, help="engine id (default: from config, fastspeech2-baker)")
+    p.add_argument("--config", type=Path, default=None, help="YAML config (for engine options and model dir)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inference.audio import encode
+    from inference.engines import create_engine
+    from inference.engines.base import SynthesisParams
+    from tts_ops.engine_options import engine_options
+    from tts_ops.cli import CliError
+    from tts_ops.config import load_config
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    params = SynthesisParams.build(args.emotion, args.speed, args.voice)
+    fmt = choose_format(args.format, args.output)
+    if args.sample_rate is not None and not 8000 <= args.sample_rate <= 48000:
+        raise CliError("--sample-rate must be between 8000 and 48000", code=2)
+    config = load_config(args.config)
+    engine_id = args.engine or config.workers.engine
+    if engine_id == "fastspeech2-baker":
+        # Pull before loading so a first run shows the download instead of a silent 40 MB wait.
+        from inference.models.store import ModelStore
+
+        ModelStore(config.engines.model_dir).ensure(engine_id, progress=lambda line: print(line, file=sys.stderr))
+    engine = create_engine(engine_id, store_dir=config.engines.model_dir, threads=config.workers.threads,
+                           options=engine_options(config, engine_id))
+    start = time.monotonic()
+    engine.load()
+    samples = engine.synthesize(text, params)
+    encoded = encode(samples, engine.info().sample_rate, fmt, args.sample_rate)
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.output.with_name(f".{args.output.name}.tmp")
+        tmp.write_bytes(encoded.data)
+        tmp.replace(args.output)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror}") from exc
+    print(f"wrote {args.output} ({encoded.format}, {encoded.sample_rate} Hz, {encoded.duration_s:.2f} s audio, "
+          f"{time.monotonic() - start:.2f} s total)")
+    return 0
+
+
+def choose_format(flag: str | None, output: Path) -> str:
+    """The format from ``--format`` or the file's extension; both given and disagreeing is an error, since a
+    ``.wav`` file holding Ogg data fools every player."""
+    from inference.audio import format_for_path, normalize_format
+    from inference.errors import TextError
+    from tts_ops.cli import CliError
+
+    if flag is None:
+        return format_for_path(output)
+    fmt = normalize_format(flag)
+    try:
+        implied = format_for_path(output)
+    except TextError:
+        return fmt  # an unusual extension: --format decides
+    if implied != fmt:
+        raise CliError(f"--format {flag} contradicts the output file's extension ({output.suffix}); "
+                       "change one of them", code=2)
+    return fmt

@@ -1,0 +1,374 @@
+"""``tts-ops serve``: the long-running daemon that composes supervisor, front end, admin API and systemd
+notification, and owns signals and the shutdown order (daemon process, one asyncio event loop).
+
+Signals only set events: TERM/INT = graceful stop (a second one forces), HUP = reload config + rolling restart,
+USR1 = reopen log files. The daemon's own lifecycle is ``DaemonState``; every move goes through ``_transition``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import os
+import signal
+import time
+from typing import Any, Callable
+
+from aiohttp import web
+
+from tts_ops.cache import ResultCache
+from tts_ops.logs import LogManager
+from tts_ops.maintenance import Maintenance
+from tts_ops.metrics import Metrics
+from tts_ops.output_store import OutputStore
+from tts_ops.config import Config, ConfigError
+from tts_ops.engine_options import engine_options
+from tts_ops.sdnotify import SystemdNotifier, child_env, run_watchdog
+from tts_ops.server.admin import AdminApi, resolve_token, write_token_file
+from tts_ops.server.balancer import Balancer
+from tts_ops.server.public import FrontEnd
+from tts_ops.supervisor import Supervisor
+from tts_ops.supervisor.states import IllegalTransition
+from tts_ops.supervisor.supervisor import ReplacementFailed
+from tts_ops.supervisor.worker import WorkerSpec
+
+log = logging.getLogger("tts_ops.daemon")
+EXIT_FORCED = 1
+STATUS_INTERVAL_S = 1.0
+# Grace at shutdown for admin requests still running (a status, or a CLI waiting on a restart or scale): the
+# workers are being stopped anyway, so waiting longer would only delay the drain of the public listener.
+ADMIN_SHUTDOWN_TIMEOUT_S = 5.0
+
+
+class DaemonState(enum.Enum):
+    STARTING = "starting"    # binding listeners, writing the token, spawning workers
+    RUNNING = "running"      # serving (READY=1 once a worker is ready)
+    RELOADING = "reloading"  # SIGHUP: rolling the workers onto the new config; still serving
+    DRAINING = "draining"    # stop requested: no new requests, in-flight ones finish
+    STOPPED = "stopped"      # terminal: everything closed (or the start failed)
+
+
+D = DaemonState
+DAEMON_MOVES: dict[DaemonState, frozenset[DaemonState]] = {
+    D.STARTING: frozenset({D.RUNNING, D.DRAINING, D.STOPPED}),
+    D.RUNNING: frozenset({D.RELOADING, D.DRAINING}),
+    D.RELOADING: frozenset({D.RUNNING, D.DRAINING}),
+    D.DRAINING: frozenset({D.STOPPED}),
+    D.STOPPED: frozenset(),
+}
+# Settings only read when the listeners, cache, logging or metrics are built at start. A reload keeps their
+# running values (so status and every component describe what actually runs) and warns that a restart is needed.
+# None = the whole section.
+RESTART_ONLY: dict[str, tuple[str, ...] | None] = {
+    "server": ("host", "port", "max_body_bytes"), "admin": None, "cache": None, "logging": None, "metrics": None,
+    "paths": None}
+
+
+def worker_spec(config: Config) -> WorkerSpec:
+    w = config.workers
+    policy = {"backoff_initial_s": w.backoff_initial_s, "backoff_max_s": w.backoff_max_s,
+              "backoff_reset_s": w.backoff_reset_s, "crash_limit": w.crash_limit, "crash_window_s": w.crash_window_s,
+              "failed_cooldown_s": w.failed_cooldown_s, "boot_failure_limit": w.boot_failure_limit}
+    return WorkerSpec(
+        engine=w.engine, runtime_dir=config.paths.runtime_dir, threads=w.threads, store_dir=config.engines.model_dir,
+        options_json=json.dumps(engine_options(config, w.engine)), boot_timeout_s=w.boot_timeout_s,
+        probe_interval_s=w.probe_interval_s, probe_timeout_s=w.probe_timeout_s,
+        failure_threshold=w.failure_threshold, kill_grace_s=w.kill_grace_s, policy=policy, env=child_env())
+
+
+def restart_only_changes(old: Config, new: Config) -> dict[str, list[str]]:
+    """Per section, the names of changed settings that only a restart applies. Names only, never values: some
+    are secrets (admin.token, cache.redis_url)."""
+    changes = {}
+    for section, fields in RESTART_ONLY.items():
+        before, after = getattr(old, section).model_dump(), getattr(new, section).model_dump()
+        changed = [key for key in (fields or sorted(before)) if before.get(key) != after.get(key)]
+        if changed:
+            changes[section] = changed
+    return changes
+
+
+def effective_config(old: Config, new: Config) -> Config:
+    """``new`` with the restart-only settings kept at the values the running daemon uses."""
+    kept: dict[str, Any] = {section: getattr(old, section) for section, fields in RESTART_ONLY.items() if not fields}
+    server_fields = RESTART_ONLY["server"] or ()
+    kept["server"] = new.server.model_copy(update={key: getattr(old.server, key) for key in server_fields})
+    return new.model_copy(update=kept)
+
+
+def supervisor_settings(config: Config) -> dict[str, Any]:
+    w = config.workers
+    return {"drain_timeout_s": config.server.graceful_timeout_s, "max_rss_mb": w.max_rss_mb,
+            "max_requests": w.max_requests, "max_requests_jitter": w.max_requests_jitter,
+            "watchdog_interval_s": w.watchdog_interval_s}
+
+
+class Daemon:
+    def __init__(self, config: Config, reload_config: Callable[[], Config] | None = None,
+                 log_manager: LogManager | None = None) -> None:
+        self.config = config
+        self._reload_config = reload_config
+        self.log_manager = log_manager
+        self.state = DaemonState.STARTING
+        self.notifier = SystemdNotifier()
+        self.supervisor = Supervisor(worker_spec(config), config.workers.count, **supervisor_settings(config))
+        self.balancer = Balancer(self.supervisor, config.server.queue_limit)
+        self.cache = ResultCache.from_config(config.cache)
+        self.output_store = OutputStore(config.output.dir, enabled=config.output.save)
+        self.maintenance = Maintenance(config, log_manager=log_manager, output_store=self.output_store)
+        self.metrics = Metrics(supervisor=self.supervisor, balancer=self.balancer, cache=self.cache,
+                               maintenance=self.maintenance)
+        self.frontend = FrontEnd(config, self.supervisor, self.balancer, self.cache,
+                                 output_store=self.output_store,
+                                 metrics=self.metrics if config.metrics.enabled else None)
+        self.token_file = config.admin.token_file or config.paths.state_dir / "admin.token"
+        # Decided now (the admin app is built with it) but written only once both ports are ours: a second
+        # daemon started by mistake must not replace the running one's token.
+        self.token = resolve_token(config.admin.token)
+        self.admin = AdminApi(self, self.token)
+        self.started = time.time()
+        self.reloads = 0
+        self.last_reload: dict[str, Any] | None = None
+        self._stop = asyncio.Event()
+        self._force = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._reopen = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._runners: list[web.AppRunner] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def _transition(self, new: DaemonState, reason: str = "") -> None:
+        if new not in DAEMON_MOVES[self.state]:
+            raise IllegalTransition(f"daemon cannot go from {self.state.value} to {new.value}")
+        old, self.state = self.state, new
+        # The front end's own view: it refuses new requests from the moment the drain starts.
+        self.frontend.accepting = new in (DaemonState.STARTING, DaemonState.RUNNING, DaemonState.RELOADING)
+        log.info("daemon %s -> %s%s", old.value, new.value, f": {reason}" if reason else "")
+
+    # -- signals ---------------------------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT")
+        loop.add_signal_handler(signal.SIGHUP, self._reload.set)
+        loop.add_signal_handler(signal.SIGUSR1, self._reopen.set)
+
+    def _on_stop_signal(self, name: str) -> None:
+        if self._stop.is_set():
+            log.warning("second %s: forcing shutdown", name)
+            self._force.set()
+        else:
+            log.info("%s: graceful shutdown (send again to force)", name)
+            self._stop.set()
+
+    # -- run -------------------------------------------------------------------------------------------------
+    async def run(self) -> int:
+        self.install_signal_handlers()
+        await self.cache.start()
+        try:
+            # Ports first: if either is taken (another daemon), nothing of that daemon is touched - no token
+            # written, no worker spawned (workers would unlink its sockets in the shared runtime directory).
+            await self.start_listeners()
+            write_token_file(self.token, self.token_file)
+        except BaseException:
+            for runner in self._runners:
+                await runner.cleanup()
+            await self.cache.close()
+            self._transition(DaemonState.STOPPED, "start failed")
+            raise
+        await self.supervisor.start()
+        self.maintenance.start()
+        self._tasks = [asyncio.create_task(self.announce_ready(), name="announce-ready"),
+                       asyncio.create_task(self.reload_loop(), name="reload"),
+                       asyncio.create_task(self.reopen_loop(), name="reopen-logs"),
+                       asyncio.create_task(run_watchdog(self.notifier, self._stop), name="sd-watchdog")]
+        self._transition(DaemonState.RUNNING)
+        await self._stop.wait()
+        return await self.shutdown()
+
+    async def start_listeners(self) -> None:
+        server, admin = self.config.server, self.config.admin
+        public = web.AppRunner(self.frontend.build_app(), access_log=None, handle_signals=False,
+                               shutdown_timeout=server.graceful_timeout_s, handler_cancellation=True)
+        await public.setup()
+        self._runners.append(public)
+        await web.TCPSite(public, server.host, server.port, reuse_address=True).start()
+        admin_runner = web.AppRunner(self.admin.build_app(), access_log=None, handle_signals=False,
+                                     shutdown_timeout=ADMIN_SHUTDOWN_TIMEOUT_S)
+        await admin_runner.setup()
+        self._runners.append(admin_runner)
+        await web.TCPSite(admin_runner, admin.host, admin.port, reuse_address=True).start()
+        log.info("listening on http://%s:%d (admin http://%s:%d, token file %s)", server.host, server.port,
+                 admin.host, admin.port, self.token_file)
+
+    async def announce_ready(self) -> None:
+        """READY=1 once the first worker is ready, then keep STATUS= current for ``systemctl status``."""
+        await self.supervisor.wait_for(lambda: bool(self.supervisor.ready_workers()))
+        log.info("first worker ready: accepting requests")
+        self.notifier.ready(self.status_line())
+        last = ""
+        while True:
+            try:
+                line = self.status_line()
+                if line != last:
+                    self.notifier.status(line)
+                    last = line
+            except Exception:
+                log.exception("status update failed")
+            await asyncio.sleep(STATUS_INTERVAL_S)
+
+    def status_line(self) -> str:
+        ready, total = len(self.supervisor.ready_workers()), len(self.supervisor.workers)
+        return f"{ready}/{total} workers ready, queue {self.balancer.queue_depth}, in flight {self.balancer.in_flight}"
+
+    async def reload_loop(self) -> None:
+        # Lives as long as the daemon: a failing reload is logged, the next SIGHUP is handled as usual.
+        while True:
+            await self._reload.wait()
+            self._reload.clear()
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("SIGHUP: reload failed unexpectedly")
+
+    async def reopen_loop(self) -> None:
+        """SIGUSR1: reopen the log files, for hosts whose external logrotate renamed them."""
+        while True:
+            await self._reopen.wait()
+            self._reopen.clear()
+            if self.log_manager is None:
+                continue
+            try:
+                reopened = await asyncio.to_thread(self.log_manager.reopen_all)
+                log.info("SIGUSR1: log files reopened: %s", reopened)
+            except Exception:
+                log.exception("SIGUSR1: reopening the log files failed")
+
+    async def reload(self) -> None:
+        """HUP: re-read the config, roll every worker onto it (one at a time, without dropping requests), and only
+        once that worked switch the front end, balancer, maintenance and output store to it. A failed rollout
+        leaves the running config in force everywhere, including for workers started later."""
+        if self.state is not DaemonState.RUNNING:
+            log.warning("SIGHUP ignored while %s", self.state.value)
+            return
+        if self._reload_config is None:
+            log.warning("SIGHUP: no config source to reload; rolling restart only")
+            new = self.config
+        else:
+            try:
+                new = self._reload_config()
+            except ConfigError as exc:
+                log.error("SIGHUP: config rejected, keeping the running one:\n%s", exc)
+                self.last_reload = {"ok": False, "at": time.time(), "error": f"config rejected: {exc}"}
+                return
+        self._transition(DaemonState.RELOADING)
+        self.notifier.reloading()
+        try:
+            await self._roll_out(new)
+        finally:
+            if self.state is DaemonState.RELOADING:
+                self._transition(DaemonState.RUNNING)
+                self.notifier.ready(self.status_line())
+
+    async def _roll_out(self, new: Config) -> None:
+        old = self.config
+        for section, keys in restart_only_changes(old, new).items():
+            log.warning("SIGHUP: %s changed in '%s': needs a restart to take effect; the running values stay",
+                        ", ".join(keys), section)
+        effective = effective_config(old, new)
+        settings = supervisor_settings(effective)
+        old_spec, old_settings = self.supervisor.spec, {key: getattr(self.supervisor, key) for key in settings}
+        # Successors started by the rollout need the new spec and request budget; both are undone on failure.
+        self.supervisor.apply_spec(worker_spec(effective), **settings)
+        try:
+            await self.supervisor.rolling_restart("reload")
+            if effective.workers.count != self.supervisor.target:
+                await self.supervisor.scale(effective.workers.count)
+        except Exception as exc:
+            # Later recycles, restarts and scale-ups must not spawn workers from a spec that just failed.
+            self.supervisor.apply_spec(old_spec, **old_settings)
+            log.error("SIGHUP: reload failed, keeping the running config (engine %s): %s", old.workers.engine, exc,
+                      exc_info=not isinstance(exc, ReplacementFailed))
+            self.last_reload = {"ok": False, "at": time.time(), "error": str(exc)}
+            await self._roll_back(old_spec)
+            return
+        self._switch_config(effective)
+        self.reloads += 1
+        self.last_reload = {"ok": True, "at": time.time(), "error": None}
+        log.info("SIGHUP: reload applied (engine %s, %d workers)", effective.workers.engine, effective.workers.count)
+
+    async def _roll_back(self, old_spec: Any) -> None:
+        """Workers replaced before the rollout stopped run the new spec; put them back on the running one."""
+        try:
+            await self.supervisor.rolling_restart("reload rollback", only=lambda w: w.spec is not old_spec)
+        except ReplacementFailed as exc:
+            log.error("SIGHUP: could not move every worker back to the running config: %s", exc)
+
+    def _switch_config(self, config: Config) -> None:
+        self.config = config
+        self.frontend.config = config
+        self.balancer.queue_limit = config.server.queue_limit
+        if config.output.dir != self.output_store.directory:
+            log.warning("SIGHUP: outputs are now saved to %s; files in %s are no longer served nor cleaned up",
+                        config.output.dir, self.output_store.directory)
+            self.output_store.directory = config.output.dir
+        self.output_store.enabled = config.output.save
+        self.maintenance.apply_config(config)
+
+    # -- shutdown --------------------------------------------------------------------------------------------
+    async def shutdown(self) -> int:
+        """The one shutdown order: stop accepting, drain until the deadline, cancel the rest, stop workers, close
+        resources in reverse, tell systemd. A second TERM at any point kills the workers and exits at once."""
+        self.notifier.stopping()
+        deadline = self.config.server.graceful_timeout_s
+        self._transition(DaemonState.DRAINING, f"{self.balancer.in_flight} in flight, {self.balancer.queue_depth} "
+                         f"queued, deadline {deadline:g}s")
+        graceful = asyncio.create_task(self._graceful_stop())
+        forced = asyncio.create_task(self._force.wait())
+        await asyncio.wait({graceful, forced}, return_when=asyncio.FIRST_COMPLETED)
+        if forced.done() and not graceful.done():
+            self.supervisor.kill_all()
+            graceful.cancel()
+            self._transition(DaemonState.STOPPED, "forced")
+            return EXIT_FORCED
+        forced.cancel()
+        graceful.result()
+        self._transition(DaemonState.STOPPED)
+        log.info("stopped")
+        return 0
+
+    async def _graceful_stop(self) -> None:
+        # aiohttp's cleanup stops listening, closes idle keep-alives, waits for handlers up to the deadline and
+        # cancels the rest; the workers must outlive it so in-flight requests can finish.
+        for runner in self._runners:
+            await runner.cleanup()
+        self.balancer.close()
+        await self.maintenance.shutdown()
+        await self.supervisor.stop(drain_timeout_s=self.config.workers.kill_grace_s)
+        for task in reversed(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.cache.close()
+        self.notifier.close()
+
+    # -- reporting -------------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        workers = self.supervisor.snapshot()
+        return {
+            "pid": os.getpid(), "state": self.state.value, "uptime_s": round(time.time() - self.started, 1),
+            "reloads": self.reloads, "last_reload": self.last_reload,
+            "accepting": self.frontend.accepting, "engine": self.config.workers.engine,
+            "workers": {"target": self.supervisor.target, "ready": len(self.supervisor.ready_workers()),
+                        "total": len(workers), "items": workers},
+            "queue_depth": self.balancer.queue_depth, "queue_limit": self.balancer.queue_limit,
+            "in_flight": self.balancer.in_flight, "totals": dict(self.frontend.totals),
+            "restarts_by_reason": dict(self.supervisor.restarts_by_reason),
+            "retired_workers": self.supervisor.retired_count,
+            "cache": self.cache.stats(),
+            "maintenance": self.maintenance.status(),
+            "output": {"dir": str(self.config.output.dir), "save": self.config.output.save,
+                       "paused": self.output_store.paused, "saved": self.output_store.saved},
+            "logs": self.log_manager.stats() if self.log_manager is not None else None,
+        }

@@ -1,0 +1,216 @@
+"""Prometheus metrics for the supervisor daemon (daemon process, on its event loop): ``GET /metrics``.
+
+Two kinds of metric live in one dedicated ``CollectorRegistry`` per ``Metrics`` instance (never the global
+``REGISTRY``, so tests and a reloaded app can create several without "Duplicated timeseries" errors):
+
+* Event-driven, recorded by the front end as requests finish: request counts and latency, synthesis time, audio
+  produced and real-time factor.
+* Pull-based, read by ``_Collector`` from the attached supervisor / balancer / cache / maintenance objects at
+  scrape time, so a gauge can never be stale and those objects need no knowledge of Prometheus. Maintenance
+  counters are read this way too (from ``maintenance.counters``) rather than pushed with ``observe_*`` calls:
+  the maintenance module already keeps the totals, and a second copy here could drift from it.
+
+Plus ``process_*`` metrics of the daemon process itself (``ProcessCollector``; Linux only, empty elsewhere).
+
+Choices worth knowing when reading dashboards:
+
+* ``tts_ops_redis_up`` is exported only when the cache backend is ``redis``. With the in-memory backend it is
+  absent (not 0), so an alert on ``tts_ops_redis_up == 0`` never fires on a deployment that has no Redis.
+* Synthesis metrics describe engine work, so a cache hit records none of them (hits are in
+  ``tts_ops_cache_hits_total``); any other cache value (miss, bypass, disabled) was synthesised and is recorded.
+* ``endpoint`` labels are capped (``MAX_ENDPOINTS``) and overflow goes to ``other``: callers should pass the
+  route, not the raw path, but a mistake must not turn 404 scans into unbounded series.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+
+from tts_ops.supervisor.states import WorkerState
+
+log = logging.getLogger("tts_ops.metrics")
+
+# A short phrase is ~50 ms on the bundled voice, a long paragraph on Sambert or a request queued behind a busy
+# pool can take a minute or more; the upper buckets sit near the request timeouts so timeouts stay visible.
+REQUEST_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+SYNTHESIS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+# RTF = synthesis time / audio duration; < 1 is faster than real time. Fine resolution below 1 (where a healthy
+# CPU engine lives), coarse above it, where the only question is "how much too slow".
+RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+MAX_ENDPOINTS = 64
+OVERFLOW_ENDPOINT = "other"
+
+
+class Metrics:
+    def __init__(self, *, supervisor: Any = None, balancer: Any = None, cache: Any = None,
+                 maintenance: Any = None) -> None:
+        self.supervisor = supervisor
+        self.balancer = balancer
+        self.cache = cache
+        self.maintenance = maintenance
+        self.registry = CollectorRegistry()
+        self._endpoints: set[str] = set()
+        r = self.registry
+        self.requests = Counter("tts_ops_requests", "HTTP requests answered, by endpoint and status code.",
+                                ["endpoint", "status"], registry=r)
+        self.request_latency = Histogram("tts_ops_request_latency_seconds",
+                                         "Time from request received to response ready, by endpoint.",
+                                         ["endpoint"], buckets=REQUEST_LATENCY_BUCKETS, registry=r)
+        self.synthesis = Histogram("tts_ops_synthesis_seconds",
+                                   "Engine synthesis time per request that was not a cache hit.",
+                                   buckets=SYNTHESIS_BUCKETS, registry=r)
+        self.audio = Counter("tts_ops_audio_seconds", "Seconds of audio synthesised (cache hits excluded).",
+                             registry=r)
+        self.rtf = Histogram("tts_ops_real_time_factor",
+                             "Synthesis time divided by audio duration (cache hits excluded).",
+                             buckets=RTF_BUCKETS, registry=r)
+        ProcessCollector(registry=r)
+        r.register(_Collector(self))
+
+    def attach(self, *, supervisor: Any = None, balancer: Any = None, cache: Any = None,
+               maintenance: Any = None) -> None:
+        """Set sources that exist only later in start-up; ``None`` leaves a source as it was."""
+        if supervisor is not None:
+            self.supervisor = supervisor
+        if balancer is not None:
+            self.balancer = balancer
+        if cache is not None:
+            self.cache = cache
+        if maintenance is not None:
+            self.maintenance = maintenance
+
+    # -- event-driven ----------------------------------------------------------------------------------------
+    def observe_request(self, endpoint: str, status: int, latency_s: float) -> None:
+        endpoint = self._endpoint_label(endpoint)
+        self.requests.labels(endpoint=endpoint, status=str(int(status))).inc()
+        self.request_latency.labels(endpoint=endpoint).observe(max(0.0, latency_s))
+
+    def observe_synthesis(self, synthesis_s: float, audio_s: float, cache: str) -> None:
+        if str(cache).strip().lower() == "hit":
+            return
+        self.synthesis.observe(max(0.0, synthesis_s))
+        if audio_s > 0:
+            self.audio.inc(audio_s)
+            # RTF is undefined for empty audio; skipping beats recording an infinite value.
+            self.rtf.observe(max(0.0, synthesis_s) / audio_s)
+
+    def _endpoint_label(self, endpoint: str) -> str:
+        if endpoint in self._endpoints:
+            return endpoint
+        if len(self._endpoints) >= MAX_ENDPOINTS:
+            return OVERFLOW_ENDPOINT
+        self._endpoints.add(endpoint)
+        return endpoint
+
+    # -- exposition ------------------------------------------------------------------------------------------
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """``GET /metrics``. Rendering is synchronous on purpose: the collector reads objects owned by the event
+        loop, and a scrape is a few hundred lines of text."""
+        body, content_type = self.render()
+        return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+
+
+def _num(value: Any) -> float:
+    """Missing or junk values count as 0: a half-initialised source must not break the whole scrape."""
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class _Collector:
+    """Reads the attached objects at scrape time. Each source is collected separately and any error is logged
+    and skipped, so one broken source (e.g. Redis stats raising) still leaves every other metric on /metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        for name, source, reader in (("balancer", self.m.balancer, self._balancer),
+                                     ("supervisor", self.m.supervisor, self._supervisor),
+                                     ("cache", self.m.cache, self._cache),
+                                     ("maintenance", self.m.maintenance, self._maintenance)):
+            if source is None:
+                continue
+            try:
+                # Built fully before yielding, so a failure never leaves half a source in the output.
+                families = list(reader(source))
+            except Exception as exc:  # noqa: BLE001 - a scrape must survive any source bug
+                log.warning("metrics: reading %s failed: %r", name, exc)
+                continue
+            yield from families
+
+    @staticmethod
+    def _balancer(balancer: Any) -> Iterable[Metric]:
+        yield GaugeMetricFamily("tts_ops_queue_depth", "Requests waiting for a free worker.",
+                                value=_num(balancer.queue_depth))
+        yield GaugeMetricFamily("tts_ops_in_flight", "Requests being synthesised by workers right now.",
+                                value=_num(balancer.in_flight))
+
+    @staticmethod
+    def _supervisor(supervisor: Any) -> Iterable[Metric]:
+        workers = list(supervisor.workers.values())
+        # Every state is exported, 0 included, so "workers{state="failed"} > 0" has a series to compare against
+        # before the first failure, and sum() over states is always the pool size.
+        counts = {state.value: 0 for state in WorkerState}
+        for w in workers:
+            state = getattr(w.state, "value", w.state)
+            counts[str(state)] = counts.get(str(state), 0) + 1
+        states = GaugeMetricFamily("tts_ops_workers", "Workers by lifecycle state.", labels=["state"])
+        for state, n in counts.items():
+            states.add_metric([state], n)
+        yield states
+
+        rss = GaugeMetricFamily("tts_ops_worker_rss_bytes", "Resident memory of each worker process "
+                                "(sampled by the supervisor watchdog; absent until first sampled).",
+                                labels=["worker"])
+        served = CounterMetricFamily("tts_ops_worker_served", "Requests completed by each worker.",
+                                     labels=["worker"])
+        for w in workers:
+            if w.rss_bytes is not None:
+                rss.add_metric([str(w.id)], _num(w.rss_bytes))
+            served.add_metric([str(w.id)], _num(getattr(w, "served", 0)))
+        yield rss
+        yield served
+
+        restarts = CounterMetricFamily("tts_ops_worker_restarts", "Worker restarts and recycles, by reason.",
+                                       labels=["reason"])
+        for reason, n in dict(supervisor.restarts_by_reason).items():
+            restarts.add_metric([str(reason)], _num(n))
+        yield restarts
+
+    @staticmethod
+    def _cache(cache: Any) -> Iterable[Metric]:
+        stats = cache.stats() or {}
+        for key, help_text in (("hits", "Synthesis cache hits."), ("misses", "Synthesis cache misses."),
+                               ("errors", "Synthesis cache backend errors (the request still succeeds).")):
+            yield CounterMetricFamily(f"tts_ops_cache_{key}", help_text, value=_num(stats.get(key)))
+        if stats.get("backend") == "redis":
+            yield GaugeMetricFamily("tts_ops_redis_up", "1 if the Redis cache backend is reachable, else 0.",
+                                    value=1.0 if stats.get("up") else 0.0)
+
+    @staticmethod
+    def _maintenance(maintenance: Any) -> Iterable[Metric]:
+        counters = getattr(maintenance, "counters", None) or {}
+        runs = counters.get("runs") or {}
+        yield CounterMetricFamily("tts_ops_log_rotations", "Log rotation runs.", value=_num(runs.get("rotate_logs")))
+        yield CounterMetricFamily("tts_ops_cleanup_runs", "Cleanup runs.", value=_num(runs.get("cleanup")))
+        yield CounterMetricFamily("tts_ops_files_deleted", "Files deleted by cleanup and the disk guard.",
+                                  value=_num(counters.get("files_deleted")))
+        yield CounterMetricFamily("tts_ops_bytes_freed", "Bytes freed by cleanup and the disk guard.",
+                                  value=_num(counters.get("bytes_freed")))
+        failures = CounterMetricFamily("tts_ops_maintenance_failures", "Failed maintenance runs, by task.",
+                                       labels=["task"])
+        for task, n in dict(counters.get("failures") or {}).items():
+            failures.add_metric([str(task)], _num(n))
+        yield failures
