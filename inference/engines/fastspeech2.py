@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from inference.audio import check_output
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
 from inference.errors import BootError, EngineFailure
+
+if TYPE_CHECKING:  # the frontend pulls in pypinyin and WeTextProcessing; load() imports it
+    from inference.text.frontend import Chunk
 
 log = logging.getLogger("tts_ops.engine")
 
@@ -45,6 +48,14 @@ DEFAULT_PRESETS: dict[str, dict[str, float]] = {
 }
 # Gain never pushes peaks past this (the output guard rejects clipped audio).
 PEAK_LIMIT = 0.95
+# The decoder's position table has 2049 rows: a mel longer than 2048 frames (~25 s) fails in a GATHER op. Frames
+# per input id measured 4.7-5.5 x the duration ratio (Chinese, digits, spelled letters), so pieces are sized for
+# 6 frames per id within a 1800-frame budget; should an estimate still miss, the piece is halved and retried.
+FRAMES_PER_ID = 6.0
+FRAME_BUDGET = 1800
+RETRY_SPLITS = 2
+# Silence where a chunk had to be cut into model-sized pieces (normally at a comma).
+PIECE_PAUSE_S = 0.12
 
 
 class FastSpeech2Engine(Engine):
@@ -115,19 +126,41 @@ class FastSpeech2Engine(Engine):
     def synthesize_chunk(self, text: str, params: SynthesisParams) -> np.ndarray:
         self._require_loaded()
         self.resolve_voice(params.voice)
-        chunks = self._frontend.encode(text, max_chars=max(self.max_chunk_chars, len(text)))
-        ids = np.concatenate([chunk.ids for chunk in chunks]) if len(chunks) > 1 else chunks[0].ids
         preset = self._presets[params.emotion]
         # FastSpeech2's speed_ratios scales durations: 0.5 = twice as fast, hence the division by speed.
         duration = preset["duration_ratio"] / params.speed
-        try:
-            mel = self._text_to_mel(ids, duration, preset["f0_ratio"], preset["energy_ratio"])
-            audio = self._mel_to_audio(mel)
-        except (RuntimeError, ValueError) as exc:
-            raise EngineFailure(f"{MODEL_ID} inference failed: {exc}") from exc
+        audio = join_pieces([self._render(piece, duration, preset, RETRY_SPLITS)
+                             for piece in self._model_sized(text, duration)])
         # Guard the vocoder's own output: the gain's peak limiter would otherwise hide clipping.
         check_output(audio, SAMPLE_RATE)
         return apply_gain(audio, preset.get("gain_db", 0.0))
+
+    def _model_sized(self, text: str, duration: float) -> list[Chunk]:
+        """``text`` encoded in pieces whose mel fits the decoder at this duration ratio (usually one piece)."""
+        max_ids = max(8, int(FRAME_BUDGET / (FRAMES_PER_ID * duration)))
+        todo = list(self._frontend.encode(text, max_chars=max(self.max_chunk_chars, len(text))))
+        fitted: list[Chunk] = []
+        while todo:
+            chunk = todo.pop(0)
+            if len(chunk.ids) <= max_ids or len(chunk.text) == 1:
+                fitted.append(chunk)
+                continue
+            # Re-split proportionally (at clauses first, see split_chunks); strictly shorter, so this ends.
+            max_chars = max(1, min(len(chunk.text) - 1, len(chunk.text) * max_ids // len(chunk.ids)))
+            todo[:0] = self._frontend.encode(chunk.text, max_chars=max_chars)
+        return fitted
+
+    def _render(self, chunk: Chunk, duration: float, preset: Mapping[str, float], splits_left: int) -> np.ndarray:
+        try:
+            return self._mel_to_audio(self._text_to_mel(chunk.ids, duration, preset["f0_ratio"],
+                                                        preset["energy_ratio"]))
+        except (RuntimeError, ValueError) as exc:
+            if splits_left and len(chunk.text) > 1:
+                halves = self._frontend.encode(chunk.text, max_chars=(len(chunk.text) + 1) // 2)
+                log.warning("%s inference failed on %d ids (%s); retrying in %d pieces",
+                            MODEL_ID, len(chunk.ids), exc, len(halves))
+                return join_pieces([self._render(half, duration, preset, splits_left - 1) for half in halves])
+            raise EngineFailure(f"{MODEL_ID} inference failed: {exc}") from exc
 
     def _text_to_mel(self, ids: np.ndarray, duration: float, f0: float, energy: float) -> np.ndarray:
         model = self._acoustic
@@ -156,6 +189,14 @@ class FastSpeech2Engine(Engine):
 
     def close(self) -> None:
         self._acoustic = self._vocoder = None
+
+
+def join_pieces(pieces: list[np.ndarray]) -> np.ndarray:
+    """Model-sized pieces of one chunk, joined with a short pause."""
+    if len(pieces) == 1:
+        return pieces[0]
+    gap = np.zeros(int(PIECE_PAUSE_S * SAMPLE_RATE), np.float32)
+    return np.concatenate([part for piece in pieces for part in (piece, gap)][:-1])
 
 
 def apply_gain(audio: np.ndarray, gain_db: float) -> np.ndarray:

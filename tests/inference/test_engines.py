@@ -210,6 +210,47 @@ def test_unpunctuated_run_is_hard_cut_and_joined_with_pauses(engine, monkeypatch
     assert_joined_with_pauses(engine, samples, sizes)
 
 
+# The decoder fails on mels over 2048 frames (~25 s): a chunk that would exceed it at a slow speed, or letters
+# spelled as three syllables each, must be cut into model-sized pieces instead of failing every retry.
+@pytest.mark.parametrize("text, emotion, speed", [
+    ("W" * 60, "neutral", 1.0),                 # 542 ids: ~2600 frames at normal speed
+    (unpunctuated(60), "sad", 0.5),             # duration ratio 2.5
+    (unpunctuated(60), "neutral", 0.5),
+])
+def test_chunk_longer_than_the_decoder_takes_is_cut_into_pieces(engine, monkeypatch, text, emotion, speed):
+    frames: list[int] = []
+    real = engine._text_to_mel
+
+    def spy(*args):
+        mel = real(*args)
+        frames.append(mel.shape[1])
+        return mel
+
+    monkeypatch.setattr(engine, "_text_to_mel", spy)
+    samples = engine.synthesize_chunk(text, SynthesisParams.build(emotion, speed))
+    assert_valid_audio(samples)
+    assert len(frames) >= 2 and max(frames) <= 2048, frames
+
+
+def test_extreme_configured_duration_ratio_still_synthesizes(model_store_dir):
+    slow = FastSpeech2Engine(store_dir=model_store_dir, verify=False, emotions={"sad": {"duration_ratio": 2.0}})
+    slow.load()
+    try:
+        samples = slow.synthesize_chunk(unpunctuated(60), SynthesisParams.build("sad", 0.5))  # ratio 4.0
+        assert_valid_audio(samples)
+    finally:
+        slow.close()
+
+
+def test_a_piece_the_estimate_misjudged_is_halved_and_retried(engine, monkeypatch, caplog):
+    import inference.engines.fastspeech2 as fs2
+
+    monkeypatch.setattr(fs2, "FRAMES_PER_ID", 0.1)   # the estimate now lets anything through in one piece
+    samples = engine.synthesize_chunk("W" * 60, SynthesisParams())
+    assert_valid_audio(samples)
+    assert any("retrying in 2 pieces" in r.getMessage() for r in caplog.records)
+
+
 # -- invalid requests ---------------------------------------------------------------------------------------------
 
 

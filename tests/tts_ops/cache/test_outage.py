@@ -79,11 +79,12 @@ async def test_outage_under_load_and_recovery(redis_own, caplog, failure):
         else:
             redis_own.pause()
         await wait_for(lambda: not cache.up, timeout=2 * OP_TIMEOUT + 1)
-        # Just opened (RESET left): calls skip Redis entirely, far under the operation timeout.
-        started = time.monotonic()
+        # Just opened: calls skip Redis entirely (counted as bypassed, not as failed attempts); at most one of them
+        # can be the half-open probe if the reset period ran out meanwhile.
+        bypassed = cache.stats()["bypassed"]
         calls = [cache.get(key(i)) for i in range(25)] + [cache.put(key(i), AUDIO) for i in range(25)]
         assert set(await asyncio.gather(*calls)) == {None, False}
-        assert time.monotonic() - started < OP_TIMEOUT / 5
+        assert cache.stats()["bypassed"] - bypassed >= 49
         await asyncio.sleep(3 * RESET)              # several failed half-open probes: still one WARNING
         assert not cache.up and cache.stats()["bypassed"] > 0
         if failure == "killed":
@@ -120,11 +121,14 @@ async def test_frozen_redis_costs_at_most_the_deadline(redis_own):
         started = time.monotonic()
         results = await asyncio.gather(*[cache.get(key("frozen")) for _ in range(20)])
         elapsed = time.monotonic() - started
-        assert results == [None] * 20 and elapsed < 2 * OP_TIMEOUT + 0.2
+        # Without the deadlines these calls would hang until Redis is resumed; the bound only tells "returned
+        # on its own" from "hung" and leaves a busy machine plenty of room.
+        assert results == [None] * 20 and elapsed < 10 * OP_TIMEOUT
         assert not cache.up
-        started = time.monotonic()
+        before = cache.stats()
         assert await cache.get(key("frozen")) is None
-        assert time.monotonic() - started < 0.01
+        after = cache.stats()
+        assert after["bypassed"] == before["bypassed"] + 1 and after["errors"] == before["errors"]
     finally:
         redis_own.resume()
         await cache.close()

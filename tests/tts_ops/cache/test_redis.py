@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-import time
 
 import pytest
 import redis.asyncio as aioredis
@@ -146,12 +145,11 @@ async def test_unreachable_at_start_starts_down(caplog):
     await cache.start()                                   # no exception
     try:
         assert not cache.up and cache.stats()["breaker"] == "open"
-        started = time.monotonic()
         assert await cache.get(key()) is None
         assert not await cache.put(key(), AUDIO)
-        assert time.monotonic() - started < 0.05          # bypassed, no connection attempt
-        stats = cache.stats()
-        assert stats["bypassed"] == 2 and stats["misses"] == 1 and "hunter2" not in stats["url"]
+        stats = cache.stats()                             # bypassed: no connection attempt, no new error
+        assert stats["bypassed"] == 2 and stats["errors"] == 1 and stats["misses"] == 1
+        assert "hunter2" not in stats["url"]
         warnings = [r for r in caplog.records if r.name == "tts_ops.cache" and r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "unavailable at start" in warnings[0].getMessage()
         assert "hunter2" not in warnings[0].getMessage()

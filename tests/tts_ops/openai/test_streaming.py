@@ -13,17 +13,16 @@ import aiohttp
 import numpy as np
 import pytest
 import soundfile as sf
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from inference.audio import encode
 from tts_ops.cache.audio import CachedAudio
 from tts_ops.config import load_config
 from tts_ops.server.dispatch import Synthesis
-from tts_ops.server.errors import HttpError, RequestError, ServiceError
-from tts_ops.server.middleware import json_error, request_context
+from tts_ops.server.errors import RequestError, ServiceError
 from tts_ops.server.openai_ogg import OggOpusJoiner, ogg_crc, opus_packet_samples
-from tts_ops.server.streaming import MAX_STREAM_PARALLELISM, stream_job
+from tts_ops.server.streaming import MAX_STREAM_PARALLELISM
+
+from ..stream_app import serve_stream
 
 RATE = 24000
 PAUSE_S = 0.25
@@ -115,20 +114,10 @@ def config(tmp_path):
                        env={})
 
 
-async def serve(frontend, *, sse=False):
-    async def handler(request):
-        body = await request.json()
-        job = {"text": body.get("text", TEXT), "emotion": "neutral", "speed": 1.0, "format": body["format"]}
-        try:
-            return await stream_job(frontend, request, job, sse=body.get("sse", False))
-        except HttpError as exc:
-            return json_error(exc.status, str(exc), exc.headers)
-
-    app = web.Application(middlewares=[request_context])
-    app.router.add_post("/s", handler)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    return client
+async def serve(frontend):
+    return await serve_stream(frontend, lambda body: (
+        {"text": body.get("text", TEXT), "emotion": "neutral", "speed": 1.0, "format": body["format"]},
+        body.get("sse", False)))
 
 
 def expected_pcm(skip=()) -> np.ndarray:

@@ -7,17 +7,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from inference.text.chunking import split_chunks
 from tts_ops.config import load_config
 from tts_ops.server.balancer import Balancer
 from tts_ops.server.errors import HttpError
-from tts_ops.server.middleware import json_error, request_context
 from tts_ops.server.public import FrontEnd
-from tts_ops.server.streaming import MAX_CHUNKS_AHEAD, stream_job
+from tts_ops.server.streaming import MAX_CHUNKS_AHEAD
 
+from ..stream_app import serve_stream
 from .standin_workers import Pool, pcm_for, wait_for
 from .test_balancer import settle
 
@@ -41,18 +39,8 @@ def make_frontend(tmp_path, pool: Pool, queue_limit: int) -> FrontEnd:
     return FrontEnd(config, pool.sup, Balancer(pool.sup, queue_limit))
 
 
-async def serve(frontend: FrontEnd) -> TestClient:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        try:
-            return await stream_job(frontend, request, {**JOB, "text": TEXT})
-        except HttpError as exc:
-            return json_error(exc.status, str(exc), exc.headers)
-
-    app = web.Application(middlewares=[request_context])
-    app.router.add_post("/s", handler)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    return client
+async def serve(frontend: FrontEnd):
+    return await serve_stream(frontend, lambda body: ({**JOB, "text": TEXT}, False))
 
 
 async def test_started_stream_is_not_shed_when_the_queue_is_full(tmp_path, pool):
