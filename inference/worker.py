@@ -151,7 +151,9 @@ class Worker:
             return json_error(503, f"worker is {self.state.value}", retryable=True)
         try:
             job = parse_job(await request.json())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except web.HTTPRequestEntityTooLarge:
+            return json_error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             return json_error(400, "request body must be JSON")
         except TextError as exc:
             return json_error(400, str(exc))
@@ -221,9 +223,16 @@ def parse_job(body: Any) -> dict[str, Any]:
         "params": SynthesisParams.build(body.get("emotion"), speed, body.get("voice")),
         "format": normalize_format(body.get("format") or "wav"),
         "sample_rate": rate,
-        "chunk": bool(body.get("chunk", False)),
+        "chunk": parse_flag(body.get("chunk", False), "chunk"),
         "pause_after_s": parse_pause(body.get("pause_after_s", 0.0)),
     }
+
+
+def parse_flag(value: Any, name: str) -> bool:
+    # bool("false") is True: only real JSON booleans are accepted.
+    if not isinstance(value, bool):
+        raise TextError(f"'{name}' must be true or false")
+    return value
 
 
 def parse_pause(value: Any) -> float:

@@ -26,14 +26,17 @@ MODEL_ID = "sambert-hifigan"
 MODELSCOPE_ID = "damo/speech_sambert-hifigan_tts_zh-cn_16k"
 SAMPLE_RATE = 16000
 VOICES = ("zhitian_emo", "zhiyan_emo", "zhizhe_emo", "zhibei_emo")
+# ModelScope hosts kantts and ttsfrd on its own find-links page (documented in ModelScope's install guide).
+MODELSCOPE_FIND_LINKS = "https://modelscope.oss-cn-beijing.aliyuncs.com/releases/repo.html"
 INSTALL_HINT = (
-    "install the Sambert runtime: pip install 'tts-ops[sambert]' and ModelScope's kantts/ttsfrd "
-    "(pip install kantts ttsfrd with ModelScope's release repository as a find-links source, see ModelScope's docs), "
+    "install the Sambert runtime: pip install torch (the CPU build from PyTorch's own index avoids the CUDA "
+    f"packages), then pip install 'tts-ops[sambert]' kantts ttsfrd -f {MODELSCOPE_FIND_LINKS}, "
     "then `tts-ops models pull sambert-hifigan` (or --from-dir PATH for a model you already have)"
 )
 # Sambert's emotion label for disgust is "hate".
 SAMBERT_EMOTION = {"disgust": "hate"}
 SPEAKABLE = re.compile(r"[\u3400-\u9fff0-9A-Za-z]")
+NOTHING_SPEAKABLE = "text contains nothing speakable"
 
 PipelineFactory = Callable[[str], Callable[..., dict]]
 
@@ -110,7 +113,7 @@ class SambertEngine(Engine):
 
         chunks = [chunk for chunk in split_chunks(text, self.max_chunk_chars) if SPEAKABLE.search(chunk)]
         if not chunks:
-            raise TextError("text contains nothing speakable")
+            raise TextError(NOTHING_SPEAKABLE)
         return chunks
 
     def ssml(self, text: str, emotion: str) -> str:
@@ -125,6 +128,9 @@ class SambertEngine(Engine):
         if self._pipeline is None:
             raise EngineFailure(f"{MODEL_ID} engine used before load()")
         voice = self.resolve_voice(params.voice)
+        if not SPEAKABLE.search(text):
+            # The front end streams raw chunks here; an emoji-only one is the client's text, not an engine fault.
+            raise TextError(NOTHING_SPEAKABLE)
         try:
             from modelscope.outputs import OutputKeys
 

@@ -15,7 +15,8 @@ normaliser behind private-use placeholders and put them back afterwards; the G2P
 
 A few cheap fixes run before the normaliser because its tagger misreads them: full-width ASCII ("５０％" is tagged
 only after its own full-to-half step, too late), thousands separators ("1,000,000" -> "一,零零零,..."), a hyphen
-between a letter and a digit ("COVID-19" -> "COVID负十九"), lone surrogates (which make pynini raise) and
+between a letter and a digit ("COVID-19" -> "COVID负十九"), international phone numbers ("+86 138-..." read as
+正八十六 and a subtraction; spelled digit by digit here), lone surrogates (which make pynini raise) and
 control characters.
 """
 
@@ -46,6 +47,12 @@ _FULL_TO_HALF = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F) if code n
 _THOUSANDS_GROUP = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")
 _LETTER_HYPHEN_DIGIT = re.compile(r"(?<=[A-Za-z])-(?=\d)")
 # Surrogates cannot be encoded to UTF-8; C0/C1 controls other than tab/newline are noise from copy-paste.
+# An international phone number: "+CC" then the number with optional spaces, hyphens or brackets (the normaliser
+# read "+86 138..." as 正八十六 and "+86-138..." as a subtraction), or +86 glued to an 11-digit mobile number.
+_INTL_PHONE = re.compile(
+    r"(?<![0-9A-Za-z+])\+(?:(\d{1,3})(?!\d)\)?[\s-]*(\(?\d[\d\s()-]{4,}\d)|(86)(1[3-9]\d{9}))(?!\d)")
+# Digits of a phone number are read one by one, 1 as 幺 (the spoken convention for numbers).
+_PHONE_DIGITS = str.maketrans("0123456789", "零幺二三四五六七八九")
 _UNENCODABLE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -83,7 +90,16 @@ def _prepare(text: str) -> str:
     text = _CONTROL.sub(" ", text)
     text = _THOUSANDS_GROUP.sub(lambda m: m.group(0).replace(",", ""), text)
     text = text.translate(_FULL_TO_HALF)
+    text = _INTL_PHONE.sub(_spell_phone, text)
     return _LETTER_HYPHEN_DIGIT.sub(" ", text)
+
+
+def _spell_phone(match: re.Match) -> str:
+    code, number = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+    if not 6 <= sum(c.isdigit() for c in number) <= 14:
+        return match.group(0)
+    groups = [g.translate(_PHONE_DIGITS) for g in re.findall(r"\d+", number)]
+    return f"加{code.translate(_PHONE_DIGITS)} " + " ".join(groups)
 
 
 def _load_prebuilt():

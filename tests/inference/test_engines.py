@@ -126,7 +126,7 @@ def by_emotion(engine) -> dict[str, np.ndarray]:
 
 def test_sad_is_longer_than_neutral_by_its_duration_ratio(by_emotion):
     ratio = duration(by_emotion["sad"]) / duration(by_emotion["neutral"])
-    expected = DEFAULT_PRESETS["sad"]["duration_ratio"]  # 1.2
+    expected = DEFAULT_PRESETS["sad"]["duration_ratio"]
     assert expected - 0.1 <= ratio <= expected + 0.15, ratio
 
 

@@ -258,6 +258,15 @@ def test_nothing_speakable_is_a_text_error(make_engine, text):
     assert pipeline.calls == []
 
 
+def test_unspeakable_chunk_sent_on_its_own_is_a_text_error(make_engine):
+    # The front end streams raw chunks to the worker one by one: an emoji-only sentence must be the client's 400
+    # (which the stream skips), not a silent-output engine failure.
+    engine, pipeline = make_engine()
+    with pytest.raises(TextError, match="nothing speakable"):
+        engine.synthesize_chunk("😀😀😀😀😀😀😀😀。", SynthesisParams())
+    assert pipeline.calls == []
+
+
 # -- failures -----------------------------------------------------------------------------------------------------
 
 
@@ -274,6 +283,25 @@ def test_unusable_pipeline_output_is_an_engine_failure(make_engine, output):
         synth(engine)
 
 
+def wav_bytes(samples: np.ndarray, subtype: str = "PCM_16") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SAMPLE_RATE, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("bad, subtype, named", [
+    (np.zeros(SAMPLE_RATE, np.float32), "PCM_16", "silent"),
+    (np.where(np.arange(SAMPLE_RATE) % 40 < 20, 1.0, -1.0).astype(np.float32), "PCM_16", "clipped"),
+    (np.full(SAMPLE_RATE, np.nan, np.float32), "FLOAT", "NaN"),
+])
+def test_broken_audio_from_the_model_never_reaches_the_client(make_engine, bad, subtype, named):
+    # A well-formed WAV whose content is unusable: the output guard must fail the synthesis (worker: 500,
+    # retryable) instead of returning it as if valid.
+    engine, _ = make_engine(pipeline_kwargs={"output": wav_bytes(bad, subtype)})
+    with pytest.raises(EngineFailure, match=named):
+        engine.synthesize("今天天气真好。", SynthesisParams())
+
+
 def test_use_before_load_is_an_engine_failure(model_dir):
     engine = SambertEngine(model_dir=model_dir, pipeline_factory=StandInSambertPipeline)
     with pytest.raises(EngineFailure, match="before load"):
@@ -285,6 +313,8 @@ def test_missing_model_dir_is_a_boot_error_with_install_hint(tmp_path):
     with pytest.raises(BootError, match="configuration.json") as caught:
         engine.load()
     assert INSTALL_HINT in str(caught.value)
+    # What to install and from where: the packages and ModelScope's find-links page.
+    assert re.search(r"kantts ttsfrd -f https://\S+/repo\.html", INSTALL_HINT)
 
 
 def test_model_dir_without_configuration_json_is_a_boot_error(tmp_path):

@@ -224,7 +224,7 @@ def test_synthesize_every_format(worker, fmt):
     assert int(reply.headers["x-sample-rate"]) == RATE
     audio_s = float(reply.headers["x-audio-duration"])
     assert 1.5 <= audio_s <= 5.0
-    assert 0 < float(reply.headers["x-synthesis-time"]) < audio_s
+    assert float(reply.headers["x-synthesis-time"]) > 0   # reported (speed is measured in bench/, not here)
     assert reply.headers["x-engine"] == "fastspeech2-baker"
     assert int(reply.headers["x-worker-pid"]) == worker.proc.pid
 
@@ -260,6 +260,8 @@ def test_synthesize_resamples_on_request(worker):
         ({"text": SENTENCE, "sample_rate": 1000}, "sample_rate"),
         ({"text": SENTENCE, "voice": "xiaoming"}, "xiaoming"),
         ({"text": "😀😀。"}, "nothing speakable"),
+        (b"[" * 60000, "JSON"),                                  # nested past Python's recursion limit
+        ({"text": SENTENCE, "chunk": "false"}, "chunk"),          # bool("false") would be True
     ],
 )
 def test_bad_requests_get_400_json(worker, body, named):
@@ -267,6 +269,12 @@ def test_bad_requests_get_400_json(worker, body, named):
     assert reply.status == 400, reply.body[:300]
     assert reply.headers["content-type"].startswith("application/json")
     assert named in reply.json()["error"]
+
+
+def test_oversized_body_gets_413_json(worker):
+    reply = worker.synthesize(b'{"text": "' + b"a" * (2 << 20) + b'"}')
+    assert reply.status == 413 and reply.headers["content-type"].startswith("application/json")
+    assert "larger than" in reply.json()["error"]
 
 
 def test_health_answers_fast_during_long_synthesis(worker):
@@ -281,7 +289,6 @@ def test_health_answers_fast_during_long_synthesis(worker):
 
     reply = result["reply"]
     assert reply.status == 200, reply.body[:300]
-    assert float(reply.headers["x-synthesis-time"]) > 1.0
     bodies = [probe.json() for probe in probes]
     assert all(probe.status == 200 and body["state"] == "ready" for probe, body in zip(probes, bodies))
     # Several probes answered *while* the synthesis ran (a health check queued behind it would only ever see

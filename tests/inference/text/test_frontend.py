@@ -160,6 +160,13 @@ def test_normalizer_is_a_prebuilt_singleton():
     ("总共1,000,000元", "总共一百万元"),
     ("第1名，第2名", "第一名，第二名"),  # ordinals are 二, never 两
     ("５０％", "百分之五十"),
+    # International phone numbers: the country code is not a signed number, the hyphen not a minus.
+    ("请拨打+86 138-1234-5678", "请拨打加八六 幺三八 幺二三四 五六七八"),
+    ("电话+86-13812345678", "电话加八六 幺三八幺二三四五六七八"),
+    ("电话：+8613812345678", "电话:加八六 幺三八幺二三四五六七八"),
+    ("+44 (20) 7946 0958", "加四四 二零 七九四六 零九五八"),
+    ("温度+5度", "温度正五度"),                                  # a signed number stays one
+    ("1+1=2", "一加一等于二"),
 ])
 def test_normalisation_of_lists_thousands_ordinals_and_full_width(frontend, text, expected):
     assert frontend.normalize(text) == expected
