@@ -1,4 +1,5 @@
-"""Configuration schema of tts-ops: one frozen pydantic model per subsystem, validated once at start.
+"""Configuration schema of tts-ops: one frozen pydantic model per subsystem, validated once at start, strictly
+(``count: true`` or ``port: "5000"`` is an error naming the key, not a coerced value).
 
 Used by both processes that read settings: the supervisor daemon (``tts-ops serve``, re-read on SIGHUP) and
 the CLI (admin client, ``tts-ops synth``, ``tts-ops models pull``). This module holds the models only; reading
@@ -64,6 +65,11 @@ def _path_in(value: Any) -> Any:
     return value
 
 
+def _as_tuple(value: Any) -> Any:
+    # A YAML/JSON sequence is a list; the frozen model stores a tuple (strict mode would refuse the list).
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
@@ -79,7 +85,10 @@ Seconds = Annotated[float, Field(gt=0)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a file saying ``count: true`` or ``port: "5000"`` is a mistake to report, not to coerce (an int is
+    # still accepted where a float is expected). Environment values are strings by nature: config_load converts
+    # them per field before validation. Subclasses inherit (and pydantic merges) this model_config.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -90,8 +99,6 @@ class _Section(BaseModel):
 
 class ServerConfig(_Section):
     """Public HTTP API (POST /tts and the OpenAI-compatible /v1/audio/speech)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = Field("0.0.0.0", min_length=1,
         description="Interface the public API binds to; 0.0.0.0 matches the reference deployment.")
@@ -111,7 +118,7 @@ class ServerConfig(_Section):
         description="On SIGTERM, time allowed for in-flight requests to finish; keep below systemd TimeoutStopSec.")
     retry_after_s: int = Field(2, ge=0,
         description="Value of the Retry-After header sent with 503, in whole seconds (HTTP allows no fraction).")
-    api_keys: tuple[str, ...] = Field((), repr=False,
+    api_keys: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field((), repr=False,
         description="Bearer keys accepted by the public API; empty = no authentication.")
 
     @field_validator("api_keys")
@@ -135,8 +142,6 @@ class ServerConfig(_Section):
 class AdminConfig(_Section):
     """Admin API used by the tts-ops CLI; bound to loopback and protected by a bearer token."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     host: str = Field("127.0.0.1", min_length=1, description="Interface the admin API binds to; keep it on loopback.")
     port: int = Field(5001, ge=1, le=65535, description="TCP port of the admin API.")
     token: str | None = Field(None, min_length=1, repr=False,
@@ -147,8 +152,6 @@ class AdminConfig(_Section):
 
 class WorkersConfig(_Section):
     """Synthesis worker processes and the supervisor's health checks, restarts and recycling."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     count: int = Field(default_factory=_auto_workers, ge=1, le=MAX_WORKERS,
         description="Number of worker processes; auto = CPU count (at most 64), computed at start.")
@@ -208,8 +211,6 @@ Ratio = Annotated[float, Field(ge=0.5, le=2.0)]
 class EmotionPreset(_Section):
     """Prosody of one emotion for the bundled voice, applied to the neutral prediction."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     f0_ratio: Ratio = Field(1.0, description="Pitch-range multiplier, 0.5..2.0 (FastSpeech2 scales its normalised F0).")
     energy_ratio: Ratio = Field(1.0, description="Energy multiplier, 0.5..2.0 (a small loudness change).")
     duration_ratio: Ratio = Field(1.0, description="Duration multiplier, 0.5..2.0; above 1 speaks slower.")
@@ -225,8 +226,6 @@ def _default_emotions() -> dict[str, EmotionPreset]:
 
 class FastSpeech2BakerConfig(_Section):
     """Bundled FastSpeech2 voice (Baker corpus); emotions are emulated by prosody presets."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     pause_s: float = Field(0.25, ge=0, le=5, description="Silence inserted between synthesized chunks, in seconds.")
     max_chunk_chars: int = Field(60, gt=0,
@@ -250,8 +249,6 @@ class FastSpeech2BakerConfig(_Section):
 class SambertHifiganConfig(_Section):
     """ModelScope Sambert-HifiGan multi-emotion voices (optional extra: pip install tts-ops[sambert])."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     model_dir: FilePath | None = Field(None,
         description="Directory of the Sambert-HifiGan models; null = inside engines.model_dir (model store layout).")
     default_voice: SambertVoice = Field("zhitian_emo",
@@ -266,8 +263,6 @@ def _default_voice_map() -> dict[str, str]:
 
 class EnginesConfig(_Section):
     """Models and per-engine synthesis settings, loaded inside the worker processes."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model_dir: FilePath | None = Field(None,
         description="Model store directory; null = <user cache dir>/tts-ops/models.")
@@ -291,8 +286,6 @@ class EnginesConfig(_Section):
 
 class CacheConfig(_Section):
     """Audio cache: Redis when redis_url is set, otherwise an in-process LRU; failures never fail requests."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     redis_url: str | None = Field(None, repr=False,
         description="redis://, rediss://, unix:// or sentinel:// URL(s, comma-separated); null = in-process LRU.")
@@ -337,8 +330,6 @@ class CacheConfig(_Section):
 class LoggingConfig(_Section):
     """Log files written by the daemon (access and events) and its stderr output."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     dir: FilePath = Field(Path("./logs"),
         description="Directory of the log files; relative = to the daemon's working directory.")
     level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = Field("INFO",
@@ -359,8 +350,6 @@ class LoggingConfig(_Section):
 class OutputConfig(_Section):
     """Saved audio files and disk housekeeping."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     dir: FilePath = Field(Path("./output"),
         description="Directory where synthesized audio is saved; relative = to the working directory.")
     save: bool = Field(False, description="Save every synthesized file to dir (off: audio is only streamed back).")
@@ -375,8 +364,6 @@ class OutputConfig(_Section):
 class PathsConfig(_Section):
     """Directories for daemon state and runtime files."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     state_dir: FilePath | None = Field(None,
         description="Persistent state (admin token); null = platformdirs user_state_dir('tts-ops').")
     runtime_dir: FilePath | None = Field(None,
@@ -386,15 +373,11 @@ class PathsConfig(_Section):
 class MetricsConfig(_Section):
     """Prometheus metrics."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     enabled: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
 
 
 class Config(_Section):
     """The whole tts-ops configuration."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     server: ServerConfig = Field(default_factory=ServerConfig, description="Public HTTP API.")
     admin: AdminConfig = Field(default_factory=AdminConfig, description="Admin API used by the tts-ops CLI.")

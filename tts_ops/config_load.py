@@ -5,8 +5,10 @@ import the public functions from there. Layers are merged as raw dicts, lowest p
 
     systemd dirs ($STATE_DIRECTORY...) < YAML file < TTS_OPS_* environment < CLI overrides
 
-then validated once, so every problem of every layer is reported together, one line each, prefixed by the
-layer that supplied the value: ``config/tts-ops.yaml: server.prot: unknown key (did you mean 'port'?)``.
+then validated once, strictly, so every problem of every layer is reported together, one line each, prefixed by
+the layer that supplied the value: ``config/tts-ops.yaml: server.prot: unknown key (did you mean 'port'?)``,
+``config/tts-ops.yaml: workers.count: expected an integer, got true``. Environment values, text by nature, are
+converted to their field's type first (``from_env``); file and CLI values are never coerced.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def load_config(path: Path | str | None = None, *, overrides: Mapping[str, Any] 
     for var, key in ENV_OVERRIDES.items():
         value = env.get(var, "").strip()
         if value:
-            layers.append((f"env {var}", _nest(key, value)))
+            layers.append((f"env {var}", _nest(key, from_env(key, value))))
     if overrides:
         # None means "flag not given" (argparse defaults), never "reset to the default".
         layers.append((CLI_SOURCE, _drop_none(overrides)))
@@ -128,6 +130,29 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections (got {type(data).__name__})")
     return data
+
+
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def from_env(key: tuple[str, ...], raw: str) -> Any:
+    """An environment (or systemd) value, a string by nature, converted to the type of the field at ``key``.
+
+    Files are validated strictly (``port: "5000"`` is an error there), so this is the one place text becomes a
+    number or a boolean. Text that does not parse is passed on unchanged: the strict validation then rejects it
+    with the variable and the key path, unless the field takes that text itself (``TTS_OPS_WORKERS=auto``)."""
+    model = _model_at(key[:-1])
+    field = model.model_fields.get(key[-1]) if model is not None else None
+    kind = _unwrap(field.annotation) if field is not None else str
+    if kind is bool:
+        return _BOOLS.get(raw.lower(), raw)
+    if kind is int and _INT.fullmatch(raw):
+        return int(raw)
+    if kind is float and _FLOAT.fullmatch(raw):
+        return float(raw)
+    return raw
 
 
 def _nest(key: tuple[str, ...], value: Any) -> dict[str, Any]:
@@ -200,17 +225,15 @@ def format_error(err: Mapping[str, Any], sources: Mapping[Loc, str]) -> str:
     if "at" in ctx:
         loc += tuple(str(ctx["at"]).split("."))
     kind = err["type"]
+    value = err.get("input")
+    secret = any(loc[:len(key)] == key for key in SECRET_KEYS)
     if kind == "extra_forbidden":
         message = "unknown key" + _suggestion(loc)
+    elif kind in _EXPECTED:
+        # Strict type errors: "workers.count: expected an integer, got true" reads better than pydantic's text.
+        message = f"expected {_EXPECTED[kind]}" + ("" if secret else f", got {_short(value)}")
     else:
         message = err["msg"].removeprefix("Value error, ")
-        if kind.endswith("_parsing"):
-            # "..., unable to parse string as an integer": the "(got 'abc')" below says it better.
-            message = message.split(", ")[0]
-        elif kind == "model_type":
-            message = "Input should be a mapping of settings"
-        value = err.get("input")
-        secret = any(loc[:len(key)] == key for key in SECRET_KEYS)
         if kind != "cross_field" and not secret and not isinstance(value, (dict, BaseModel)):
             message += f" (got {_short(value)})"
     dotted = ".".join(str(part) for part in loc) or "(top level)"
@@ -218,8 +241,17 @@ def format_error(err: Mapping[str, Any], sources: Mapping[Loc, str]) -> str:
     return f"{source}: {dotted}: {message}" if source else f"{dotted}: {message}"
 
 
+_EXPECTED = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "bool_parsing": "true or false", "string_type": "a string", "tuple_type": "a list", "list_type": "a list",
+    "dict_type": "a mapping", "model_type": "a mapping of settings", "is_instance_of": "a path",
+}
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    # Spelled as in the YAML file (true, null), so "got true" points at what the operator wrote.
+    text = ("true" if value else "false") if isinstance(value, bool) else "null" if value is None else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -227,6 +259,8 @@ def _source_of(locs: list[Loc], sources: Mapping[Loc, str]) -> str:
     # Who set the key (or the keys under it: a whole section, a mapping), or the keys a cross-field check
     # compared it with; several layers are listed highest precedence first. "" = built-in defaults only.
     found = [label for key, label in sources.items() if any(loc and key[:len(loc)] == loc for loc in locs)]
+    if not found:  # an item inside a value one layer set as a whole (a list element): that layer
+        found = [label for key, label in sources.items() if any(key and loc[:len(key)] == key for loc in locs)]
     return ", ".join(dict.fromkeys(reversed(found)))
 
 

@@ -60,10 +60,12 @@ DAEMON_MOVES: dict[DaemonState, frozenset[DaemonState]] = {
 }
 # Settings only read when the listeners, cache, logging or metrics are built at start. A reload keeps their
 # running values (so status and every component describe what actually runs) and warns that a restart is needed.
+# graceful_timeout_s is the public runner's shutdown_timeout, fixed when the runner is built (aiohttp offers no
+# public way to change it), so the drain deadline and the supervisor's drain budget keep the start value too.
 # None = the whole section.
 RESTART_ONLY: dict[str, tuple[str, ...] | None] = {
-    "server": ("host", "port", "max_body_bytes"), "admin": None, "cache": None, "logging": None, "metrics": None,
-    "paths": None}
+    "server": ("host", "port", "max_body_bytes", "graceful_timeout_s"), "admin": None, "cache": None,
+    "logging": None, "metrics": None, "paths": None}
 
 
 def worker_spec(config: Config) -> WorkerSpec:
@@ -137,6 +139,7 @@ class Daemon:
         self._reopen = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._runners: list[web.AppRunner] = []
+        self._signals_installed = False
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def _transition(self, new: DaemonState, reason: str = "") -> None:
@@ -149,11 +152,19 @@ class Daemon:
 
     # -- signals ---------------------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
+        """Route the signals to the daemon's events; ``run`` calls it, earlier callers make it a no-op there."""
+        if self._signals_installed:
+            return
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
         loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, self._reload.set)
         loop.add_signal_handler(signal.SIGUSR1, self._reopen.set)
+        self._signals_installed = True
+
+    def request_reload(self) -> None:
+        """As SIGHUP: reload once running (a request made while starting waits for the RUNNING state)."""
+        self._reload.set()
 
     def _on_stop_signal(self, name: str) -> None:
         if self._stop.is_set():
@@ -171,7 +182,7 @@ class Daemon:
             # Ports first: if either is taken (another daemon), nothing of that daemon is touched - no token
             # written, no worker spawned (workers would unlink its sockets in the shared runtime directory).
             await self.start_listeners()
-            write_token_file(self.token, self.token_file)
+            self.publish_token()
         except BaseException:
             for runner in self._runners:
                 await runner.cleanup()
@@ -200,8 +211,26 @@ class Daemon:
         await admin_runner.setup()
         self._runners.append(admin_runner)
         await web.TCPSite(admin_runner, admin.host, admin.port, reuse_address=True).start()
-        log.info("listening on http://%s:%d (admin http://%s:%d, token file %s)", server.host, server.port,
-                 admin.host, admin.port, self.token_file)
+        log.info("listening on http://%s:%d (admin http://%s:%d, %s)", server.host, server.port, admin.host,
+                 admin.port, f"token file {self.token_file}" if admin.token is None else "configured token")
+
+    def publish_token(self) -> None:
+        """Write a generated token where the CLI reads it. A configured one comes from the config or a root-only
+        environment file and is not copied to disk: the CLI reads it from the same config or environment. A token
+        file holding another token (left by a run with a generated one) is removed: it could only cause 401s."""
+        if self.config.admin.token is None:
+            write_token_file(self.token, self.token_file)
+            return
+        try:
+            if self.token_file.read_text().strip() == self.token:
+                return  # put there by the operator for the CLI: theirs to keep
+            self.token_file.unlink()
+            log.info("admin token is configured: removed the stale token file %s", self.token_file)
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("admin token is configured but the stale token file %s could not be removed: %s",
+                        self.token_file, getattr(exc, "strerror", None) or exc)
 
     async def announce_ready(self) -> None:
         """READY=1 once the first worker is ready, then keep STATUS= current for ``systemctl status``."""

@@ -65,8 +65,10 @@ class LogManager:
         self.compress = compress
         self.max_age_days = max_age_days
         self._lock = threading.Lock()  # guards the counters below, not the files (each handler has its lock)
-        self._rotations = 0
+        self._rotations = 0  # log files rotated (one per file, not per rotate_all call)
         self._last_rotation: datetime | None = None
+        self._pruned_files = 0  # rotated files deleted by keep-N / age pruning, and their bytes
+        self._pruned_bytes = 0
         self._closed = False
         self._restore: list[Callable[[], None]] = []  # undo of setup_logging's changes to loggers
         # One thread, so compressions and prunes of the same log never race each other.
@@ -132,7 +134,9 @@ class LogManager:
     def stats(self) -> dict[str, Any]:
         with self._lock:
             rotations, last = self._rotations, self._last_rotation
+            pruned_files, pruned_bytes = self._pruned_files, self._pruned_bytes
         return {"rotations": rotations, "last_rotation": last.isoformat() if last else None,
+                "pruned_files": pruned_files, "pruned_bytes": pruned_bytes,
                 "bytes_written": {name: h.bytes_written for name, h in self.handlers.items()},
                 "dropped": {name: h.dropped for name, h in self.handlers.items()},
                 "size": {name: h.size() for name, h in self.handlers.items()},
@@ -177,12 +181,21 @@ class LogManager:
     def _after_rotation(self, log_path: Path, rotated: Rotated) -> None:
         if self.compress:
             compress(rotated.path)
-        prune(log_path, self.keep, self.max_age_days)
+        self._prune(log_path)
 
     def _recover(self) -> None:
         for handler in self.handlers.values():
             recover(handler.path, self.compress)
-            prune(handler.path, self.keep, self.max_age_days)
+            self._prune(handler.path)
+
+    def _prune(self, log_path: Path) -> None:
+        removed = prune(log_path, self.keep, self.max_age_days)
+        if removed:
+            # Counted so the files_deleted / bytes_freed metrics include what keep-N deletes, not only what
+            # the maintenance cleanup deletes.
+            with self._lock:
+                self._pruned_files += len(removed)
+                self._pruned_bytes += sum(size for _, size in removed)
 
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
         def job() -> None:

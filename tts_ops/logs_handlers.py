@@ -286,8 +286,10 @@ def compress(path: Path) -> Path | None:
     return target
 
 
-def prune(log: Path, keep: int, max_age_days: float | None = None, now: datetime | None = None) -> list[Path]:
-    """Delete rotated files of ``log`` beyond the ``keep`` newest, and those older than ``max_age_days``."""
+def prune(log: Path, keep: int, max_age_days: float | None = None,
+          now: datetime | None = None) -> list[tuple[Path, int]]:
+    """Delete rotated files of ``log`` beyond the ``keep`` newest, and those older than ``max_age_days``.
+    Returns ``(path, size)`` of each file removed, so the caller can account for the space freed."""
     files = rotated_files(log)
     doomed = files[:-keep] if keep > 0 else files
     if max_age_days is not None:
@@ -295,8 +297,12 @@ def prune(log: Path, keep: int, max_age_days: float | None = None, now: datetime
         doomed += [f for f in files[len(doomed):] if f[0] < cutoff]
     removed = []
     for _, _, path in doomed:
+        try:
+            size = os.lstat(path).st_size
+        except OSError:
+            continue  # already gone (a concurrent cleanup won)
         if _unlink(path):
-            removed.append(path)
+            removed.append((path, size))
     return removed
 
 

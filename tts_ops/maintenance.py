@@ -13,7 +13,11 @@ logging policy and the store's ``paused`` flag are only touched on the event loo
     {"runs": {job_id: int}, "failures": {job_id: int}, "files_deleted": int, "bytes_freed": int,
      "files_deleted_by_kind": {"outputs": int, "tmp": int, "rotated_logs": int}}
 
-``files_deleted`` is a plain total because ``tts_ops.metrics`` exports it as one counter.
+``files_deleted`` is a plain total because ``tts_ops.metrics`` exports it as one counter (adding the log
+manager's own keep-N pruning, which happens outside these jobs).
+
+The disk guard frees space in whichever directory is low: the oldest saved outputs, then the oldest rotated
+logs (never the live files), re-measuring after each, so the episode can end in the run that freed the space.
 """
 
 from __future__ import annotations
@@ -284,18 +288,34 @@ class Maintenance:
 
     def _cleanup_sync(self) -> Tally:
         # Runs in a thread: rotated_files() lists a directory.
-        lm = self.log_manager
-        rotated = list(lm.rotated_files()) if lm is not None else []
-        active = {Path(p).name for p in (getattr(lm, "paths", None) or {}).values()}
+        rotated, active = self._log_files_sync()
         return jobs.cleanup(
             output_dir=self.output.dir, output_max_age_s=self.output.retention_days * DAY_S,
-            tmp_max_age_s=TMP_MAX_AGE_S, log_dir=self.logging.dir if lm is not None else None, rotated=rotated,
-            active_log_names=active, log_max_age_s=self.output.rotated_log_retention_days * DAY_S,
-            now=self._clock())
+            tmp_max_age_s=TMP_MAX_AGE_S, log_dir=self.logging.dir if self.log_manager is not None else None,
+            rotated=rotated, active_log_names=active,
+            log_max_age_s=self.output.rotated_log_retention_days * DAY_S, now=self._clock())
+
+    def _log_files_sync(self) -> tuple[list[Path], set[str]]:
+        """(rotated files the log manager reports, names of the live logs); blocking (lists a directory)."""
+        lm = self.log_manager
+        if lm is None:
+            return [], set()
+        return list(lm.rotated_files()), {Path(p).name for p in (getattr(lm, "paths", None) or {}).values()}
+
+    def _free_logs_sync(self, need_bytes: int) -> Tally:
+        rotated, active = self._log_files_sync()
+        return jobs.delete_oldest_rotated_logs(self.logging.dir, rotated, active, need_bytes)
 
     def _measure(self) -> dict[str, int]:
         return {"output": jobs.free_bytes(self.output.dir, self._disk_usage),
                 "logs": jobs.free_bytes(self.logging.dir, self._disk_usage)}
+
+    async def _guard_delete(self, what: str, func: Callable[..., Tally], *args: Any) -> Tally:
+        tally = await asyncio.to_thread(func, *args)
+        self._account(tally)
+        if tally.deleted:
+            log.info("disk guard deleted %d %s, %d bytes", sum(tally.deleted.values()), what, tally.bytes_freed)
+        return tally
 
     async def _disk_guard(self) -> dict:
         threshold = self.output.min_free_mb * MIB
@@ -307,19 +327,25 @@ class Maintenance:
         low = sorted(name for name, value in free.items() if value < threshold)
         if low and not self._low:
             self._low = True
-            log.warning("low disk space: %s below %d MiB free; saving outputs paused, oldest outputs deleted",
-                        " and ".join(f"{n} dir ({free[n] // MIB} MiB)" for n in low), self.output.min_free_mb)
+            log.warning("low disk space: %s below %d MiB free; saving outputs paused, oldest outputs and rotated "
+                        "logs deleted", " and ".join(f"{n} dir ({free[n] // MIB} MiB)" for n in low),
+                        self.output.min_free_mb)
         if self._low:
             self.output_store.paused = True
+            # Free up to the recovery level, not just the threshold: stopping at the threshold would leave
+            # saving paused until something else frees the last 10 %. Outputs first: when both directories
+            # share a filesystem, that may already lift the log directory too (hence the re-measure).
             if free["output"] < target:
-                # Free up to the recovery level, not just the threshold: stopping at the threshold would leave
-                # saving paused until something else frees the last 10 %.
-                tally = await asyncio.to_thread(jobs.delete_oldest_outputs, self.output.dir,
-                                                target - free["output"])
-                self._account(tally)
+                tally.merge(await self._guard_delete("saved output(s)", jobs.delete_oldest_outputs,
+                                                     self.output.dir, target - free["output"]))
                 if tally.deleted:
-                    log.info("disk guard deleted %d saved output(s), %d bytes",
-                             tally.deleted.get("outputs", 0), tally.bytes_freed)
+                    free = await asyncio.to_thread(self._measure)
+            if free["logs"] < target and self.log_manager is not None:
+                # Only rotated files: the live ones are being written, and deleting an open file frees nothing.
+                freed = await self._guard_delete("rotated log file(s)", self._free_logs_sync,
+                                                 target - free["logs"])
+                tally.merge(freed)
+                if freed.deleted:
                     free = await asyncio.to_thread(self._measure)
             if all(value >= target for value in free.values()):
                 self._low = False
@@ -328,5 +354,6 @@ class Maintenance:
                          ", ".join(f"{n} dir {v // MIB} MiB free" for n, v in free.items()))
         return {"low": self._low, "paused": bool(self.output_store.paused), "threshold_mb": self.output.min_free_mb,
                 "free_mb": {n: round(v / MIB, 1) for n, v in free.items()},
-                "outputs_deleted": tally.deleted.get("outputs", 0), "bytes_freed": tally.bytes_freed,
+                "outputs_deleted": tally.deleted.get("outputs", 0),
+                "rotated_logs_deleted": tally.deleted.get("rotated_logs", 0), "bytes_freed": tally.bytes_freed,
                 "errors": tally.error_count}

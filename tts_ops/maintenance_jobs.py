@@ -57,6 +57,14 @@ class Tally:
         if len(self.errors) < 5:
             self.errors.append(message)
 
+    def merge(self, other: Tally) -> None:
+        for kind, count in other.deleted.items():
+            self.deleted[kind] = self.deleted.get(kind, 0) + count
+        self.bytes_freed += other.bytes_freed
+        self.error_count += other.error_count
+        self.errors = (self.errors + other.errors)[:5]
+        self.ignored += other.ignored
+
 
 class OwnedDir:
     """A directory opened once; all operations go through its descriptor. Use as a context manager."""
@@ -149,21 +157,28 @@ def cleanup(*, output_dir: Path, output_max_age_s: float, tmp_max_age_s: float,
     if log_dir is None:
         return tally
     with OwnedDir(log_dir) as logs:
-        cands = []
-        for path in rotated:
-            path = Path(path)
-            # Only what the log manager calls rotated AND looks rotated AND sits directly in logging.dir.
-            if (os.path.realpath(path.parent) != logs.real or not ROTATED_LOG_RE.fullmatch(path.name)
-                    or path.name in active_log_names):
-                tally.ignored += 1
-                continue
-            cand = logs.candidate(path.name)
-            if cand is None:
-                tally.ignored += 1  # gone, a symlink, or not a regular file
-                continue
-            cands.append(cand)
+        cands = _rotated_candidates(logs, rotated, active_log_names, tally)
         _delete_expired(logs, cands, now - log_max_age_s, "rotated_logs", tally)
     return tally
+
+
+def _rotated_candidates(logs: OwnedDir, rotated: Iterable[Path], active_log_names: set[str],
+                        tally: Tally) -> list[Candidate]:
+    """The rotated logs that may be deleted: what the log manager calls rotated AND looks rotated AND sits
+    directly in logging.dir as a regular file AND is not a file being written."""
+    cands = []
+    for path in rotated:
+        path = Path(path)
+        if (os.path.realpath(path.parent) != logs.real or not ROTATED_LOG_RE.fullmatch(path.name)
+                or path.name in active_log_names):
+            tally.ignored += 1
+            continue
+        cand = logs.candidate(path.name)
+        if cand is None:
+            tally.ignored += 1  # gone, a symlink, or not a regular file
+            continue
+        cands.append(cand)
+    return cands
 
 
 def delete_oldest_outputs(output_dir: Path, need_bytes: int) -> Tally:
@@ -174,6 +189,19 @@ def delete_oldest_outputs(output_dir: Path, need_bytes: int) -> Tally:
             if tally.bytes_freed >= need_bytes:
                 break
             _remove(out, cand, "outputs", tally)
+    return tally
+
+
+def delete_oldest_rotated_logs(log_dir: Path, rotated: Iterable[Path], active_log_names: set[str],
+                               need_bytes: int) -> Tally:
+    """Delete rotated logs (never the live files), oldest first by mtime, until ``need_bytes`` are freed."""
+    tally = Tally()
+    with OwnedDir(log_dir) as logs:
+        cands = _rotated_candidates(logs, rotated, active_log_names, tally)
+        for cand in sorted(cands, key=lambda c: (c.mtime, c.name)):
+            if tally.bytes_freed >= need_bytes:
+                break
+            _remove(logs, cand, "rotated_logs", tally)
     return tally
 
 

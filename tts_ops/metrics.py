@@ -7,8 +7,9 @@ Two kinds of metric live in one dedicated ``CollectorRegistry`` per ``Metrics`` 
   produced and real-time factor.
 * Pull-based, read by ``_Collector`` from the attached supervisor / balancer / cache / maintenance objects at
   scrape time, so a gauge can never be stale and those objects need no knowledge of Prometheus. Maintenance
-  counters are read this way too (from ``maintenance.counters``) rather than pushed with ``observe_*`` calls:
-  the maintenance module already keeps the totals, and a second copy here could drift from it.
+  counters are read this way too (from ``maintenance.counters`` and ``maintenance.log_manager.stats()``)
+  rather than pushed with ``observe_*`` calls: those modules already keep the totals, and a second copy here
+  could drift from them.
 
 Plus ``process_*`` metrics of the daemon process itself (``ProcessCollector``; Linux only, empty elsewhere).
 
@@ -203,12 +204,18 @@ class _Collector:
     def _maintenance(maintenance: Any) -> Iterable[Metric]:
         counters = getattr(maintenance, "counters", None) or {}
         runs = counters.get("runs") or {}
-        yield CounterMetricFamily("tts_ops_log_rotations", "Log rotation runs.", value=_num(runs.get("rotate_logs")))
+        # Rotations and keep-N pruning happen inside the log manager (a rotate_logs run in size mode is only a
+        # size check, and pruning runs in its background thread), so its own counters are the truth for those.
+        log_stats = getattr(getattr(maintenance, "log_manager", None), "stats", None)  # None: stderr-only logging
+        logs = (log_stats() or {}) if log_stats is not None else {}
+        yield CounterMetricFamily("tts_ops_log_rotations", "Log files rotated.", value=_num(logs.get("rotations")))
         yield CounterMetricFamily("tts_ops_cleanup_runs", "Cleanup runs.", value=_num(runs.get("cleanup")))
-        yield CounterMetricFamily("tts_ops_files_deleted", "Files deleted by cleanup and the disk guard.",
-                                  value=_num(counters.get("files_deleted")))
-        yield CounterMetricFamily("tts_ops_bytes_freed", "Bytes freed by cleanup and the disk guard.",
-                                  value=_num(counters.get("bytes_freed")))
+        yield CounterMetricFamily(
+            "tts_ops_files_deleted", "Files deleted by cleanup, the disk guard and rotated-log pruning.",
+            value=_num(counters.get("files_deleted")) + _num(logs.get("pruned_files")))
+        yield CounterMetricFamily(
+            "tts_ops_bytes_freed", "Bytes freed by cleanup, the disk guard and rotated-log pruning.",
+            value=_num(counters.get("bytes_freed")) + _num(logs.get("pruned_bytes")))
         failures = CounterMetricFamily("tts_ops_maintenance_failures", "Failed maintenance runs, by task.",
                                        labels=["task"])
         for task, n in dict(counters.get("failures") or {}).items():

@@ -4,8 +4,9 @@ at ``GET /output/{name}``.
 Every name on disk is generated here from a validated request id and a whitelisted extension, so the only
 names this module ever resolves, serves or lets the maintenance jobs delete are ones matching ``NAME_RE``:
 no slashes, no dots besides the extension, never a symlink. Writes are atomic (temporary file + ``os.replace``)
-and run in a worker thread; ``resolve`` is cheap (one ``lstat``) but the handler still runs it off the loop so
-a slow disk never stalls other requests. ``paused`` is owned by the disk guard (``tts_ops.maintenance``).
+and run in a worker thread; serving opens the file once (O_NOFOLLOW) and streams from that descriptor, with
+the open and the reads off the loop so a slow disk never stalls other requests. ``paused`` is owned by the disk
+guard (``tts_ops.maintenance``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ NAME_RE = re.compile(rf"\d{{8}}-\d{{6}}-[A-Za-z0-9_-]{{1,64}}\.(?:{_EXTS})")
 TMP_RE = re.compile(rf"\.(?:{NAME_RE.pattern})\.[0-9a-f]{{32}}\.tmp")
 FILE_MODE = 0o640
 DIR_MODE = 0o750
+CHUNK_BYTES = 256 * 1024
 
 
 def _normalize_ext(fmt_ext: str) -> str:
@@ -130,39 +132,68 @@ class OutputStore:
 
     # -- serving -----------------------------------------------------------------------------------------
 
-    def resolve(self, name: str) -> Path | None:
-        """Path of a saved output, or None unless ``name`` is one of ours and is a regular file (no symlink)
-        directly inside the directory. Blocking (lstat/open): the handler calls it in a thread."""
+    def open_output(self, name: str) -> tuple[int, os.stat_result] | None:
+        """An open read-only descriptor of a saved output and its ``fstat``, or None unless ``name`` is one of
+        ours and is a regular file directly inside the directory. The caller closes the descriptor.
+
+        The descriptor is what gets served: checking a path and then serving the path again (re-stat, reopen)
+        would follow a symlink swapped in between. O_NOFOLLOW refuses a symlink as the last component (the name
+        has no separator, so that is the only component we do not control); O_NONBLOCK so a FIFO planted under
+        the name cannot hang us. Blocking: called in a thread."""
         if not self.is_output_name(name):
             return None
-        path = self.directory / name
         try:
-            if not stat.S_ISREG(os.lstat(path).st_mode):
-                return None
-            # Re-check through an O_NOFOLLOW descriptor: narrows the lstat-then-open window and refuses a
-            # symlink swapped in meanwhile. O_NONBLOCK so a FIFO planted under the name cannot hang us.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    return None
-            finally:
-                os.close(fd)
+            fd = os.open(self.directory / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:  # missing, a symlink (ELOOP), unreadable
+            return None
+        try:
+            st = os.fstat(fd)
         except OSError:
+            os.close(fd)
             return None
-        # The name has no separator, so this holds by construction; kept as the last line of defence.
-        if path.parent != self.directory:
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
             return None
-        return path
+        return fd, st
+
+    def resolve(self, name: str) -> Path | None:
+        """Path of a saved output (for callers that only need to know it exists), or None, by ``open_output``'s
+        rules. Blocking."""
+        opened = self.open_output(name)
+        if opened is None:
+            return None
+        os.close(opened[0])
+        return self.directory / name
 
     async def handler(self, request: web.Request) -> web.StreamResponse:
-        """``GET /output/{name}``: the file with its content type, or 404 JSON for anything else."""
+        """``GET /output/{name}``: the file with its content type, or 404 JSON for anything else.
+
+        Streamed from the descriptor ``open_output`` checked, in chunks read off the loop. Deliberately not
+        ``web.FileResponse``: it re-stats and reopens the path (following a symlink swapped in after the check)
+        and serves a sibling ``<name>.gz`` to clients accepting gzip. No Range support: whole files only."""
         name = request.match_info.get("name", "")
-        path = await asyncio.to_thread(self.resolve, name)
-        if path is None:
+        opened = await asyncio.to_thread(self.open_output, name)
+        if opened is None:
             return web.json_response({"error": "not found"}, status=404)
-        ext = name.rsplit(".", 1)[1]
-        return web.FileResponse(path, headers={
-            "Content-Type": CONTENT_TYPES[ext],
-            "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": f'inline; filename="{name}"',
-        })
+        fd, st = opened
+        try:
+            response = web.StreamResponse(headers={
+                "Content-Type": CONTENT_TYPES[name.rsplit(".", 1)[1]],
+                "X-Content-Type-Options": "nosniff",
+                "Content-Disposition": f'inline; filename="{name}"',
+            })
+            # The size of the file we opened: a concurrent os.replace swaps the name, not this inode.
+            response.content_length = st.st_size
+            await response.prepare(request)
+            if request.method != "HEAD":
+                remaining = st.st_size
+                while remaining > 0:
+                    chunk = await asyncio.to_thread(os.read, fd, min(CHUNK_BYTES, remaining))
+                    if not chunk:  # truncated under us; the client sees a short body, not our error
+                        break
+                    remaining -= len(chunk)
+                    await response.write(chunk)
+            await response.write_eof()
+            return response
+        finally:
+            os.close(fd)

@@ -14,7 +14,7 @@ from tts_ops import errors
 from tts_ops.config import (
     EMOTIONS, Config, ConfigError, dump_effective, load_config, render_yaml_reference,
 )
-from tts_ops.config_load import iter_keys
+from tts_ops.config_load import from_env, iter_keys
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "config" / "tts-ops.yaml"
@@ -121,7 +121,46 @@ def test_unknown_key_in_wrong_section_suggests_full_path(tmp_path):
 
 def test_wrong_type(tmp_path):
     path = write(tmp_path, "server:\n  port: abc\n")
-    assert problems(path) == [f"{path}: server.port: Input should be a valid integer (got 'abc')"]
+    assert problems(path) == [f"{path}: server.port: expected an integer, got 'abc'"]
+
+
+# Strict validation: YAML/JSON values of the wrong type are reported, never coerced (pydantic's lax mode would
+# read true as 1 worker, "off" as false, "5000" as 5000 and 3.0 as 3).
+@pytest.mark.parametrize("section, key, text, expected", [
+    ("workers", "count", "true", "expected an integer, got true"),
+    ("server", "queue_limit", "false", "expected an integer, got false"),
+    ("cache", "enabled", '"off"', "expected true or false, got 'off'"),
+    ("logging", "compress", "1", "expected true or false, got 1"),
+    ("server", "port", '"5000"', "expected an integer, got '5000'"),
+    ("workers", "failure_threshold", "3.0", "expected an integer, got 3.0"),
+    ("workers", "boot_timeout_s", "true", "expected a number, got true"),
+    ("workers", "boot_timeout_s", '"5"', "expected a number, got '5'"),
+    ("server", "host", "8080", "expected a string, got 8080"),
+    ("logging", "dir", "null", "expected a path, got null"),
+    ("engines", "voice_map", "[nova]", "expected a mapping, got ['nova']"),
+])
+def test_wrong_types_in_a_file_are_rejected_not_coerced(tmp_path, section, key, text, expected):
+    path = write(tmp_path, f"{section}:\n  {key}: {text}\n")
+    assert problems(path) == [f"{path}: {section}.{key}: {expected}"]
+
+
+def test_json_file_is_validated_strictly_too(tmp_path):
+    path = write(tmp_path, '{"workers": {"count": true}, "server": {"port": "5000"}}', "tts-ops.json")
+    assert problems(path) == [f"{path}: server.port: expected an integer, got '5000'",
+                              f"{path}: workers.count: expected an integer, got true"]
+
+
+def test_ints_are_accepted_where_seconds_are_expected(tmp_path):
+    path = write(tmp_path, "workers:\n  boot_timeout_s: 5\nserver:\n  graceful_timeout_s: 0\n  api_keys: [k1]\n")
+    config = load_config(path, env={})
+    assert config.workers.boot_timeout_s == 5.0 and isinstance(config.workers.boot_timeout_s, float)
+    assert config.server.graceful_timeout_s == 0.0 and config.server.api_keys == ("k1",)
+
+
+def test_list_items_are_checked_and_name_their_source(tmp_path):
+    path = write(tmp_path, "server:\n  api_keys: [k1, 12345]\n")
+    # An API key is a secret: its value is never echoed, even a wrong one.
+    assert problems(path) == [f"{path}: server.api_keys.1: expected a string"]
 
 
 def test_out_of_range(tmp_path):
@@ -137,7 +176,7 @@ def test_all_problems_reported_together(tmp_path):
 
 def test_section_must_be_mapping(tmp_path):
     path = write(tmp_path, "server: 5000\n")
-    assert problems(path) == [f"{path}: server: Input should be a mapping of settings (got 5000)"]
+    assert problems(path) == [f"{path}: server: expected a mapping of settings, got 5000"]
 
 
 @pytest.mark.parametrize("drop, add, expected", [
@@ -231,9 +270,32 @@ def test_empty_env_value_is_unset():
 
 def test_bad_env_value_names_the_variable():
     assert problems(env={"TTS_OPS_PORT": "abc", "TTS_OPS_WORKERS": "0"}) == [
-        "env TTS_OPS_PORT: server.port: Input should be a valid integer (got 'abc')",
-        "env TTS_OPS_WORKERS: workers.count: Input should be greater than or equal to 1 (got '0')",
+        "env TTS_OPS_PORT: server.port: expected an integer, got 'abc'",
+        "env TTS_OPS_WORKERS: workers.count: Input should be greater than or equal to 1 (got 0)",
     ]
+    assert problems(env={"TTS_OPS_WORKERS": "2.5"}) == [
+        "env TTS_OPS_WORKERS: workers.count: expected an integer, got '2.5'"]
+
+
+def test_env_values_are_converted_per_field_before_strict_validation():
+    # Environment values are always text: the number a file must not quote is fine in a variable.
+    config = load_config(env={"TTS_OPS_PORT": "6000", "TTS_OPS_WORKERS": " 3 ", "TTS_OPS_HOST": "127.0.0.1"})
+    assert (config.server.port, config.workers.count, config.server.host) == (6000, 3, "127.0.0.1")
+    # A value that looks like a number stays text for a text field (an admin token may be all digits).
+    assert load_config(env={"TTS_OPS_ADMIN_TOKEN": "123456789012"}).admin.token == "123456789012"
+
+
+@pytest.mark.parametrize("key, raw, expected", [
+    (("server", "port"), "+80", 80), (("server", "port"), "8_0", "8_0"), (("server", "port"), "٨٠", "٨٠"),
+    (("cache", "enabled"), "Off", False), (("cache", "enabled"), "yes", True), (("cache", "enabled"), "maybe", "maybe"),
+    (("workers", "boot_timeout_s"), "2.5", 2.5), (("workers", "boot_timeout_s"), "1e3", 1000.0),
+    (("workers", "boot_timeout_s"), "inf", "inf"), (("server", "host"), "10", "10"),
+    (("paths", "state_dir"), "/s", "/s"), (("workers", "count"), "auto", "auto"),
+])
+def test_env_conversion_by_field_type(key, raw, expected):
+    # Only plain ASCII literals convert; anything else reaches strict validation as text and is reported there.
+    value = from_env(key, raw)
+    assert value == expected and type(value) is type(expected)
 
 
 def test_systemd_directories_fill_defaults():
@@ -290,7 +352,7 @@ def test_dump_effective_redacts_secrets():
 
 def test_errors_do_not_echo_secrets():
     [line] = problems(overrides={"admin": {"token": 123456789}})
-    assert line == "command line: admin.token: Input should be a valid string"
+    assert line == "command line: admin.token: expected a string"
 
 
 # --- immutability and error classes ---------------------------------------------------------------------

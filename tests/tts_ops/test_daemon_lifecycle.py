@@ -6,8 +6,10 @@ Unit tests build a ``Daemon`` without running it (nothing is bound or spawned); 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -18,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.conftest import http
-from tts_ops.config import Config
+from tests.conftest import free_port, http
+from tts_ops.config import Config, load_config
 from tts_ops.daemon import Daemon, DaemonState, effective_config, restart_only_changes
 from tts_ops.supervisor.states import IllegalTransition
 from tts_ops.supervisor.supervisor import ReplacementFailed
@@ -71,6 +73,67 @@ def test_constructing_the_daemon_writes_no_token(tmp_path):
     assert daemon.token and not daemon.token_file.exists()
 
 
+# -- admin token ----------------------------------------------------------------------------------------------------
+def test_generated_token_is_written_for_the_cli(tmp_path):
+    daemon = Daemon(make_config(tmp_path))
+    daemon.publish_token()
+    assert daemon.token_file.read_text().strip() == daemon.token
+    assert daemon.token_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_configured_token_is_not_copied_to_disk_and_a_stale_file_is_removed(tmp_path, caplog):
+    daemon = Daemon(make_config(tmp_path, admin={"token": "configured-secret-token"}))
+    assert daemon.token == "configured-secret-token"
+    daemon.publish_token()
+    assert not daemon.token_file.exists()
+    # A file left by an earlier run with a generated token would only make the CLI get 401s.
+    daemon.token_file.parent.mkdir(parents=True, exist_ok=True)
+    daemon.token_file.write_text("old-generated-token\n")
+    caplog.set_level(logging.INFO, "tts_ops.daemon")
+    daemon.publish_token()
+    assert not daemon.token_file.exists()
+    assert any("removed the stale token file" in r.getMessage() for r in caplog.records)
+    assert not any("configured-secret-token" in r.getMessage() for r in caplog.records)
+    # One holding the configured token was put there by the operator for the CLI: it stays.
+    daemon.token_file.write_text("configured-secret-token\n")
+    daemon.publish_token()
+    assert daemon.token_file.read_text() == "configured-secret-token\n"
+
+
+async def test_cli_status_works_with_a_configured_token_and_no_token_file(tmp_path):
+    token = "configured-secret-token"
+    cfg = {"server": {"host": "127.0.0.1", "port": free_port()}, "admin": {"port": free_port()},
+           "workers": {"count": 1}, "logging": {"dir": str(tmp_path / "logs")},
+           "output": {"dir": str(tmp_path / "output")},
+           "paths": {"state_dir": str(tmp_path / "state"), "runtime_dir": str(tmp_path / "run")}}
+    config_path = tmp_path / "tts-ops.yaml"
+    config_path.write_text(yaml.safe_dump(cfg))
+    daemon = Daemon(load_config(config_path, env={"TTS_OPS_ADMIN_TOKEN": token}))
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("TTS_OPS_")}
+
+    async def cli(env: dict) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tts_ops.cli", "status", "--json", "--config", str(config_path),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        out, err = await proc.communicate()
+        return proc.returncode, out.decode(), err.decode()
+
+    try:
+        # The listeners and the token step of run(), without spawning workers.
+        await daemon.start_listeners()
+        daemon.publish_token()
+        assert not daemon.token_file.exists()
+        code, out, err = await cli({**base_env, "TTS_OPS_ADMIN_TOKEN": token})
+        assert code == 0, err
+        assert json.loads(out)["state"] == "starting"
+        # Without the variable the CLI has no token: one line saying where it looked and what to do.
+        code, out, err = await cli(base_env)
+        assert code == 1 and "no admin token" in err and "TTS_OPS_ADMIN_TOKEN" in err and "Traceback" not in err
+    finally:
+        for runner in daemon._runners:
+            await runner.cleanup()
+
+
 # -- reload: what needs a restart ----------------------------------------------------------------------------------
 def test_restart_only_changes_name_keys_never_values(tmp_path):
     old = make_config(tmp_path)
@@ -106,6 +169,28 @@ async def test_reload_warns_once_per_section_needing_a_restart(tmp_path, caplog)
     assert any("'server'" in w and "port" in w for w in warnings)
     assert not any("s3cret" in w for w in warnings)
     assert daemon.config.server.port == old.server.port and daemon.reloads == 1
+
+
+async def test_graceful_timeout_change_needs_a_restart(tmp_path, caplog):
+    # The public runner's shutdown_timeout is fixed when it is built: a reload must not pretend to change it.
+    old = make_config(tmp_path)
+    new = make_config(tmp_path, server={"graceful_timeout_s": 5, "queue_limit": 3})
+    assert restart_only_changes(old, new) == {"server": ["graceful_timeout_s"]}
+    daemon = Daemon(old, reload_config=lambda: new)
+    daemon.state = D.RUNNING
+
+    async def no_op_restart(reason, only=None):
+        return []
+
+    daemon.supervisor.rolling_restart = no_op_restart
+    caplog.set_level(logging.WARNING, "tts_ops.daemon")
+    await daemon.reload()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "graceful_timeout_s changed in 'server': needs a restart" in warning
+    assert daemon.reloads == 1 and daemon.balancer.queue_limit == 3
+    # Status, the drain deadline and the supervisor's drain budget all keep the value the runner was built with.
+    assert daemon.config.server.graceful_timeout_s == old.server.graceful_timeout_s
+    assert daemon.supervisor.drain_timeout_s == old.server.graceful_timeout_s
 
 
 # -- reload: all or nothing ---------------------------------------------------------------------------------------

@@ -40,9 +40,16 @@ class FakeCache:
         return self._stats
 
 
+class FakeLogManager:
+    def stats(self) -> dict:
+        return {"rotations": 2, "pruned_files": 3, "pruned_bytes": 1000}
+
+
 class FakeMaintenance:
-    counters = {"runs": {"rotate_logs": 4, "cleanup": 3, "disk_guard": 9}, "failures": {"cleanup": 1},
+    # 40 rotate_logs runs (size checks) but only 2 real rotations: the metric must say 2.
+    counters = {"runs": {"rotate_logs": 40, "cleanup": 3, "disk_guard": 9}, "failures": {"cleanup": 1},
                 "files_deleted": 12, "bytes_freed": 4096}
+    log_manager = FakeLogManager()
 
 
 def scrape(metrics: Metrics) -> dict[str, dict[tuple, float]]:
@@ -116,10 +123,10 @@ def test_collector_reads_sources_at_scrape_time():
     assert s["tts_ops_cache_errors_total"][()] == 1
     assert s["tts_ops_redis_up"][()] == 1
 
-    assert s["tts_ops_log_rotations_total"][()] == 4
+    assert s["tts_ops_log_rotations_total"][()] == 2
     assert s["tts_ops_cleanup_runs_total"][()] == 3
-    assert s["tts_ops_files_deleted_total"][()] == 12
-    assert s["tts_ops_bytes_freed_total"][()] == 4096
+    assert s["tts_ops_files_deleted_total"][()] == 12 + 3  # cleanup/guard + keep-N pruning
+    assert s["tts_ops_bytes_freed_total"][()] == 4096 + 1000
     assert s["tts_ops_maintenance_failures_total"] == {(("task", "cleanup"),): 1}
 
     # Values follow the live objects, not a snapshot taken at attach time.

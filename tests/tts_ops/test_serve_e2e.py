@@ -81,6 +81,9 @@ def test_kill9_under_load_every_request_succeeds(start_daemon):
     victim = worker_rows(daemon)[0]
     with Load(daemon.base_url, clients=4) as load:
         load.wait_for(8)
+        # Killed mid-synthesis, so a request must be retried on the other worker (4 clients keep both busy).
+        daemon.wait_until(lambda: any(r["id"] == victim["id"] and r["in_flight"] for r in worker_rows(daemon)),
+                          30, 0.01, what="a request in flight on the victim")
         os.kill(victim["pid"], signal.SIGKILL)
         daemon.wait_until(lambda: any(r["id"] == victim["id"] and r["state"] == "ready" and r["restarts"] == 1
                                       for r in worker_rows(daemon)), 60, what="worker restart")
@@ -89,7 +92,9 @@ def test_kill9_under_load_every_request_succeeds(start_daemon):
     assert load.failures() == [], (load.failures()[:5], [l for l in daemon.log().splitlines() if "attempt" in l])
     row = next(r for r in worker_rows(daemon) if r["id"] == victim["id"])
     assert row["last_exit_reason"] == "killed by SIGKILL" and row["pid"] != victim["pid"]
-    assert daemon.status()["restarts_by_reason"].get("killed by SIGKILL") == 1
+    status = daemon.status()
+    assert status["restarts_by_reason"].get("killed by SIGKILL") == 1
+    assert status["totals"]["retried"] >= 1, status["totals"]
 
 
 def test_sigstop_worker_is_declared_hung_and_replaced(start_daemon):
@@ -97,15 +102,17 @@ def test_sigstop_worker_is_declared_hung_and_replaced(start_daemon):
     victim = worker_rows(daemon)[1]
     with Load(daemon.base_url, clients=3) as load:
         load.wait_for(6)
-        stopped_at = time.monotonic()
         os.kill(victim["pid"], signal.SIGSTOP)
         daemon.wait_until(lambda: any(r["id"] == victim["id"] and (r["last_exit_reason"] or "").startswith("hung")
                                       for r in worker_rows(daemon)), 30, 0.1, what="hung detection")
-        detected_s = time.monotonic() - stopped_at
         daemon.wait_until(lambda: all(r["state"] == "ready" for r in worker_rows(daemon)), 60, what="replacement")
         load.wait_for(len(load.results) + 6)
-    # probe_interval 0.5 s x threshold 3 + timeout 0.4 s + kill grace 2 s, plus scheduling slack
-    assert detected_s < 0.5 * 3 + 0.4 + 2 + 5
+    row = next(r for r in worker_rows(daemon) if r["id"] == victim["id"])
+    # Declared by the failure_threshold-th (3rd) failed probe at the latest, and a stopped process needs KILL.
+    failed_probes = int(row["last_exit_reason"].split()[1])
+    assert 1 <= failed_probes <= 3, row["last_exit_reason"]
+    assert row["last_exit_code"] == -signal.SIGKILL and row["pid"] != victim["pid"] and row["restarts"] == 1
+    assert daemon.status()["restarts_by_reason"] == {"hung": 1}
     assert load.failures() == [], load.failures()[:5]
 
 
@@ -124,15 +131,16 @@ def test_boot_failure_ends_failed_without_spinning(start_daemon, model_store_dir
                       60, what="FAILED state")
     row = next(r for r in worker_rows(daemon) if r["id"] == victim["id"])
     assert "boot failure (exit 3)" in row["last_exit_reason"]
-    restarts = row["restarts"]
-    time.sleep(2)
-    row = next(r for r in worker_rows(daemon) if r["id"] == victim["id"])
-    assert row["state"] == "failed" and row["restarts"] == restarts  # not spinning
+    # SIGKILL, restart #1 fails to boot, restart #2 fails to boot: FAILED, next try only after the cool-down.
+    assert row["restarts"] == 2
+    assert "boot failed 2 times in a row; retry in 300s" in daemon.log()
     code, _, body = http("GET", daemon.base_url + "/health")
     assert (code, body) == (200, b'{"status":"healthy"}')
     code, _, _ = http("POST", daemon.base_url + "/tts", {"text": "还有一个工作进程在服务。"})
     assert code == 200
     assert "mb_melgan.tflite" in daemon.log()
+    row = next(r for r in worker_rows(daemon) if r["id"] == victim["id"])
+    assert row["state"] == "failed" and row["restarts"] == 2  # still waiting out the cool-down, not spinning
 
 
 def run_cli(daemon, *args: str) -> subprocess.CompletedProcess:
@@ -187,12 +195,18 @@ def test_overload_sheds_with_503_and_retry_after(start_daemon):
     assert set(statuses) <= {200, 503}
     shed = next(detail for status, detail in load.results if status == 503)
     assert "busy" in shed
-    # The header itself, checked on a fresh burst:
-    with Load(daemon.base_url, clients=4, body={"text": long_text}, max_requests=4):
-        time.sleep(0.3)
-        code, headers, body = http("POST", daemon.base_url + "/tts", {"text": long_text})
-    if code == 503:
-        assert headers["Retry-After"] == "3" and "error" in json.loads(body)
+    # The header itself: with the worker busy and the one queue place taken, the next request must be shed.
+    from concurrent.futures import ThreadPoolExecutor
+
+    longer = long_text * 2  # different texts: nothing shares a synthesis
+    with ThreadPoolExecutor(2) as pool:
+        busy = [pool.submit(http, "POST", daemon.base_url + "/tts", {"text": longer + str(i)}) for i in range(2)]
+        daemon.wait_until(lambda: (lambda s: (s["in_flight"], s["queue_depth"]) == (1, 1))(daemon.status()), 60,
+                          0.01, what="worker busy and queue full")
+        code, headers, body = http("POST", daemon.base_url + "/tts", {"text": "这个请求应该被拒绝。"})
+        assert [f.result()[0] for f in busy] == [200, 200]
+    assert code == 503, body
+    assert headers["Retry-After"] == "3" and "busy" in json.loads(body)["error"]
 
 
 def test_sd_notify_protocol_on_a_real_socket(start_daemon, tmp_path):

@@ -8,11 +8,17 @@ synthesis. Typical use in a handler::
 
     key = cache_key(cfg.cache.prefix, engine=..., model_version=..., voice=..., emotion=..., speed=...,
                     fmt=..., sample_rate=..., text=text)
-    audio, status = await cache.get_or_create(key, synthesize)    # status "HIT" or "MISS" (X-Cache header)
+    audio, status, role = await cache.get_or_create(key, synthesize)  # status "HIT"/"MISS" (X-Cache header)
+
+``role`` says whether this caller's request did the synthesis ("leader"): only the leader's synthesis is counted
+as engine work (metrics, synthesis.log); a "follower" shared it (still a MISS for the client), "late" and "hit"
+answers came from a finished result. Streamed answers share their synthesis the same way with ``join_stream``
+(see ``singleflight.StreamFlights``).
 
 Counting: ``hits``/``misses`` count lookups (``get`` and ``get_or_create``); a request that waited for another
-request's synthesis is a MISS and also counts in ``single_flight_shared``; one that arrived while the finished
-result was being stored is a HIT. ``bypassed`` counts Redis operations skipped because the breaker was open.
+request's synthesis (whole or streamed) is a MISS and also counts in ``single_flight_shared``; one that arrived
+while the finished result was being stored is a HIT. ``bypassed`` counts Redis operations skipped because the
+breaker was open.
 """
 
 from __future__ import annotations
@@ -25,11 +31,11 @@ from tts_ops.cache.breaker import BreakerState, CircuitBreaker
 from tts_ops.cache.keys import cache_key, normalize_text
 from tts_ops.cache.memory import MemoryBackend
 from tts_ops.cache.redis_backend import RedisBackend
-from tts_ops.cache.singleflight import SharedCallCancelled, SingleFlight
+from tts_ops.cache.singleflight import SharedCallCancelled, SingleFlight, StreamFlights, StreamReader
 from tts_ops.cache.urls import parse_sentinel_url, validate_url
 
 __all__ = ["CachedAudio", "ResultCache", "cache_key", "normalize_text", "parse_sentinel_url",
-           "SharedCallCancelled", "BreakerState", "COUNTERS"]
+           "SharedCallCancelled", "BreakerState", "COUNTERS", "StreamReader"]
 
 log = logging.getLogger("tts_ops.cache")
 
@@ -75,6 +81,7 @@ class ResultCache:
         self.ttl_s = ttl_s
         self.url = url                     # redacted, for stats and logs only
         self._flights: SingleFlight[CachedAudio] = SingleFlight()
+        self._streams: StreamFlights[Any, CachedAudio] = StreamFlights()
         self._warned_unencodable = False
 
     @classmethod
@@ -156,27 +163,40 @@ class ResultCache:
         return bool(stored)
 
     async def get_or_create(self, key: str, factory: Callable[[], Awaitable[CachedAudio]]
-                            ) -> tuple[CachedAudio, str]:
-        """The cached audio ("HIT"), or ``factory()``'s result stored for next time ("MISS").
+                            ) -> tuple[CachedAudio, str, str]:
+        """(audio, status, role): the cached audio ("HIT", role "hit"), or ``factory()``'s result stored for next
+        time ("MISS"; role "leader" for the caller whose call ran it, "follower" for one that shared it).
 
         Concurrent calls for one key run ``factory`` once; all of them get its result or its exception (nothing
         is stored then). A caller cancelled while waiting does not cancel the factory unless it was the last
         one waiting. With the cache disabled this is just ``await factory()``: no sharing, no counting.
         """
         if self.backend == "disabled":
-            return await factory(), "MISS"
+            return await factory(), "MISS", "leader"
         if key not in self._flights:
             cached = await self._lookup(key)
             if cached is not None:
                 self.counters["hits"] += 1
-                return cached, "HIT"
+                return cached, "HIT", "hit"
         # Re-checked inside run(): another request may have started the same synthesis during the lookup.
         audio, role = await self._flights.run(key, factory, after=lambda value: self.put(key, value))
         if role != "leader":
             self.counters["single_flight_shared"] += 1
         status = "HIT" if role == "late" else "MISS"
         self.counters["hits" if status == "HIT" else "misses"] += 1
-        return audio, status
+        return audio, status, role
+
+    def join_stream(self, key: str, produce: Callable[[Callable[[Any], None]], Awaitable[CachedAudio]]
+                    ) -> StreamReader[Any, CachedAudio]:
+        """A reader of the streamed synthesis of ``key`` (``StreamFlights.join``): concurrent identical streams
+        share one production, whose result is stored when it completes. The caller has already looked ``key``
+        up. With the cache disabled every stream is its own production, as with ``get_or_create``."""
+        if self.backend == "disabled":
+            return StreamFlights().join(key, produce)
+        reader = self._streams.join(key, produce, after=lambda value: self.put(key, value))
+        if reader.role != "leader":
+            self.counters["single_flight_shared"] += 1
+        return reader
 
     async def purge(self) -> int:
         """Delete our cached audio (Redis: SCAN MATCH <prefix>audio:* + UNLINK, never FLUSHDB); count deleted."""
@@ -199,7 +219,7 @@ class ResultCache:
             "outages": breaker.opened_count if isinstance(breaker, CircuitBreaker) else 0,
             **self.counters,
             "hit_ratio": round(self.counters["hits"] / lookups, 4) if lookups else 0.0,
-            "single_flight_in_progress": len(self._flights),
+            "single_flight_in_progress": len(self._flights) + len(self._streams),
             "ttl_s": self.ttl_s,
             "max_item_bytes": self.max_item_bytes,
         }

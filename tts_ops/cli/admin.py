@@ -1,6 +1,7 @@
 """``tts-ops status|restart|scale``: the admin API's command-line client (operator's shell).
 
-Reads the admin token from ``--token``, ``$TTS_OPS_ADMIN_TOKEN``, or the token file the daemon wrote.
+Reads the admin token from ``--token``, ``$TTS_OPS_ADMIN_TOKEN``, ``admin.token`` in the config, or else the token
+file the daemon wrote (only when it generated the token: a configured token is never copied to disk).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def _read_token(token_file: Path) -> str:
             return path.read_text().strip()
         except OSError as exc:
             errors.append(f"{path} ({exc.strerror})")
-    raise CliError(f"no admin token: cannot read {' or '.join(errors)}; pass --token or set TTS_OPS_ADMIN_TOKEN")
+    raise CliError(f"no admin token: cannot read {' or '.join(errors)}; pass --token or set TTS_OPS_ADMIN_TOKEN "
+                   "(as in the daemon's environment file)")
 
 
 def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:

@@ -1,12 +1,21 @@
-"""``tts-ops serve`` and ``tts-ops check-config`` (operator's shell / systemd's ExecStart)."""
+"""``tts-ops serve`` and ``tts-ops check-config`` (operator's shell / systemd's ExecStart).
+
+``serve`` runs in the daemon's main process: it loads the config, sets up logging, pulls the bundled model if
+missing, then hands over to ``tts_ops.daemon.Daemon`` on an asyncio event loop.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import signal
 from pathlib import Path
 from typing import Any
+
+# Asked of systemd before a model pull and again at each progress line: TimeoutStartSec= (300 s) is sized for a
+# start with the model present, not for a 40 MB download on a slow link.
+PULL_EXTEND_USEC = 300 * 1_000_000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,20 +46,44 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_check(args: argparse.Namespace) -> int:
     import yaml
 
-    from tts_ops.cli import CliError
     from tts_ops.config import ConfigError, dump_effective, load_config
 
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        raise CliError(f"invalid configuration:\n{exc}") from None
+        raise invalid(exc) from None
     if not args.quiet:
         print(f"{args.config or '(embedded defaults)'}: OK")
         print(yaml.safe_dump(dump_effective(config), sort_keys=False, allow_unicode=True), end="")
     return 0
 
 
+def invalid(exc: Any) -> Exception:
+    """The CliError for a ConfigError: one line for one problem, else a header and one line per problem."""
+    from tts_ops.cli import CliError
+
+    problems = exc.problems
+    if len(problems) == 1:
+        return CliError(f"invalid configuration: {problems[0]}")
+    return CliError("invalid configuration:\n" + "\n".join(problems))
+
+
+class HupDuringStart:
+    """Records SIGHUP until the daemon's event loop handles it. The default action of SIGHUP kills the process,
+    and before the loop runs there are the config load, the logging setup and possibly a long model pull: an
+    ``ExecReload=`` (or a logrotate script) in that window would kill a daemon that is about to start. A HUP
+    seen here becomes a reload as soon as the daemon runs, so a config edited meanwhile is not missed."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        signal.signal(signal.SIGHUP, self._record)
+
+    def _record(self, signum: int, frame: Any) -> None:
+        self.seen = True
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    held = HupDuringStart()  # first thing: before the imports below, the config load and the model pull
     from tts_ops.cli import CliError
     from tts_ops.config import ConfigError, load_config
     from tts_ops.daemon import Daemon
@@ -64,12 +97,17 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         config = load()
     except ConfigError as exc:
-        raise CliError(f"invalid configuration:\n{exc}") from None
+        raise invalid(exc) from None
     log_manager = setup_logging(config, verbose=args.verbose)
     prepare_model(config)
 
     async def main() -> int:
         daemon = Daemon(config, reload_config=load, log_manager=log_manager)
+        daemon.install_signal_handlers()
+        # Checked once the loop owns SIGHUP, so a HUP arriving in between is not lost either.
+        if held.seen:
+            logging.getLogger("tts_ops.daemon").warning("SIGHUP during start-up: reloading the config once running")
+            daemon.request_reload()
         return await daemon.run()
 
     try:
@@ -84,11 +122,24 @@ def run_serve(args: argparse.Namespace) -> int:
 def prepare_model(config: Any) -> None:
     """Pull the bundled model once, before workers start, so N workers do not race to download it."""
     from inference.models.store import ModelStore
+    from tts_ops.sdnotify import SystemdNotifier
 
     if config.workers.engine != "fastspeech2-baker":
         return
     store = ModelStore(config.engines.model_dir)
-    if not store.is_pulled(config.workers.engine):
-        log = logging.getLogger("tts_ops.models")
-        log.warning("model %s not found in %s: pulling it now", config.workers.engine, store.root)
-        store.ensure(config.workers.engine, progress=lambda line: log.info("pull: %s", line))
+    if store.is_pulled(config.workers.engine):
+        return
+    log = logging.getLogger("tts_ops.models")
+    notifier = SystemdNotifier()
+
+    def progress(line: str) -> None:
+        log.info("pull: %s", line)
+        notifier.extend_timeout(PULL_EXTEND_USEC)
+
+    log.warning("model %s not found in %s: pulling it now", config.workers.engine, store.root)
+    notifier.extend_timeout(PULL_EXTEND_USEC)
+    notifier.status(f"pulling model {config.workers.engine}")
+    try:
+        store.ensure(config.workers.engine, progress=progress)
+    finally:
+        notifier.close()

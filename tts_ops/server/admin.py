@@ -18,7 +18,9 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from tts_ops.server.errors import RequestError
 from tts_ops.server.middleware import MAX_BODY_BYTES, METRICS, json_error, request_context
+from tts_ops.server.validation import load_json
 from tts_ops.supervisor.supervisor import ReplacementFailed
 
 log = logging.getLogger("tts_ops.admin")
@@ -132,9 +134,11 @@ class AdminApi:
 
     async def handle_scale(self, request: web.Request) -> web.Response:
         try:
-            body = await request.json()
-        except ValueError:
-            return json_error(400, "request body must be JSON like {\"workers\": 2}")
+            # read() + load_json, not request.json(): that decodes with the client's charset (an unknown one raised
+            # LookupError) and json.loads raises RecursionError for deep nesting: both were 500s.
+            body = load_json(await request.read())
+        except RequestError as exc:
+            return json_error(400, f"{exc}; expected an object like {{\"workers\": 2}}")
         count = body.get("workers") if isinstance(body, dict) else None
         if isinstance(count, float) and count.is_integer():
             count = int(count)  # JSON Schema's integer includes 2.0

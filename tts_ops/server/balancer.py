@@ -4,6 +4,12 @@ Each worker synthesises one request at a time, so "least outstanding" means: an 
 one that has served least. When none is idle a request waits in a FIFO queue of at most ``queue_limit`` entries;
 past that it is shed at once with 503 + Retry-After instead of timing out later. A cancelled waiter (client gone,
 deadline passed) leaves the queue and hands any wake-up it received to the next waiter.
+
+A READY worker whose last health probe failed (``probe_failures`` > 0) is a suspect: likely stopped or wedged, and
+a request sent to it would hang until the supervisor kills it. Suspects are skipped while any healthy READY
+worker exists, even a busy one (waiting for it is cheaper than a likely hang); when every READY worker is a
+suspect they are used all the same, so one lost probe on a loaded host cannot stop all service. A suspect whose
+probe answers again is announced by the supervisor and wakes the queue.
 """
 
 from __future__ import annotations
@@ -46,14 +52,16 @@ class Balancer:
 
     def _idle_workers(self, avoid: Iterable[str] = (), dead: Iterable[tuple[str, int | None]] = ()) -> list[Worker]:
         avoid, dead = set(avoid), set(dead)
-        return [w for w in self.supervisor.ready_workers()
-                if w.in_flight == 0 and w.id not in avoid and (w.id, w.generation) not in dead
-                and w.session is not None and w.process_alive]
+        usable = [w for w in self.supervisor.ready_workers()
+                  if (w.id, w.generation) not in dead and w.session is not None and w.process_alive]
+        healthy = [w for w in usable if not w.probe_failures]
+        return [w for w in healthy or usable if w.in_flight == 0 and w.id not in avoid]
 
     def pick(self, avoid: Iterable[str] = (), dead: Iterable[tuple[str, int | None]] = ()) -> Worker | None:
-        """The idle READY worker that served least. ``avoid`` (workers that just answered with an error) is a
-        preference; ``dead`` ((id, generation) of worker processes whose connection broke) is never picked again:
-        a restarted worker is a new generation, so a single-worker pool still recovers."""
+        """The idle READY worker that served least, skipping suspects (see the module docstring). ``avoid`` (workers
+        that just answered with an error) is a preference; ``dead`` ((id, generation) of worker processes whose
+        connection broke) is never picked again: a restarted worker is a new generation, so a single-worker pool
+        still recovers."""
         idle = self._idle_workers(avoid, dead) or self._idle_workers((), dead)
         if not idle:
             return None

@@ -20,6 +20,10 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 # Status logged for requests whose client disconnected before the answer (nginx's convention).
 CLIENT_CLOSED = 499
+# request[FINAL_STATUS]: set by a handler whose response had already been sent (status line and headers) when it
+# failed, e.g. a stream cut mid-body: 499 when the client went away, the failure's 5xx otherwise. The access line
+# and the request metric use it, so an aborted stream is not counted as the 200 its client was first sent.
+FINAL_STATUS = "final_status"
 # Optional tts_ops.metrics.Metrics of the app (both listeners count their requests).
 METRICS = web.AppKey("metrics", object)
 
@@ -61,10 +65,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def _observe(request: web.Request, response: web.StreamResponse, elapsed: float) -> None:
-    _log_access(request, response, elapsed)
+    status = request.get(FINAL_STATUS) or response.status
+    _log_access(request, response, status, elapsed)
     metrics = request.app.get(METRICS)
     if metrics is not None:
-        metrics.observe_request(_endpoint(request), response.status, elapsed)
+        metrics.observe_request(_endpoint(request), status, elapsed)
 
 
 def _endpoint(request: web.Request) -> str:
@@ -73,15 +78,15 @@ def _endpoint(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def _log_access(request: web.Request, response: web.StreamResponse, seconds: float) -> None:
+def _log_access(request: web.Request, response: web.StreamResponse, status: int, seconds: float) -> None:
     # FileResponse is sent with sendfile(), which bypasses aiohttp's byte counter: fall back to Content-Length.
     size = (response.body_length if response.prepared else 0) or response.content_length or 0
     access_log.info(
         "%s %s %s %s %d %d %.1fms cache=%s worker=%s request=%s",
         request.remote or "-", request.method, request.path_qs, f"HTTP/{request.version.major}.{request.version.minor}",
-        response.status, size, seconds * 1000, response.headers.get("X-Cache", "-"),
+        status, size, seconds * 1000, response.headers.get("X-Cache", "-"),
         request.get("worker_id", "-"), request["request_id"],
-        extra={"request_id": request["request_id"], "status": response.status, "latency_ms": seconds * 1000,
+        extra={"request_id": request["request_id"], "status": status, "latency_ms": seconds * 1000,
                "path": request.path, "method": request.method, "client": request.remote,
                "bytes": size, "worker": request.get("worker_id"), "cache": response.headers.get("X-Cache")},
     )

@@ -8,9 +8,12 @@ OpenAPI document at ``GET /openapi.json``. Wired in by ``FrontEnd.build_app``::
 Clients use the official SDKs unchanged (``OpenAI(base_url="http://host:5000/v1", api_key=...)``). Mapping onto
 this service:
 
-- ``model``: ``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts`` (and its dated id) are aliases of the configured engine;
-  an engine id is accepted when it is the configured one (else 400 naming it).
-- ``voice``: OpenAI names through ``engines.voice_map``, or the engine's own voice ids and ``default``.
+- ``model``: ``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts`` and their snapshots (any id that is one of these
+  families followed by ``-`` and a suffix, such as ``tts-1-1106``, ``tts-1-hd-1106`` or
+  ``gpt-4o-mini-tts-2025-03-20``: OpenAI adds dated snapshots over time and SDK users pin them) are aliases of the
+  configured engine; an engine id is accepted when it is the configured one (else 400 naming it).
+- ``voice``: OpenAI names through ``engines.voice_map``, or the engine's own voice ids and ``default`` (the
+  engine's default voice and ``default`` are one voice, with one cache key: ``validation.canonical_voice``).
 - ``speed``: OpenAI's 0.25-4.0 is accepted; the engines do 0.5-2.0, so the value is clamped into that range and
   the speed used is reported in ``X-Speed-Applied``.
 - ``instructions``: emotion words (English or Chinese) select the emotion; the extension field ``emotion`` wins.
@@ -35,15 +38,20 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from inference.engines.base import SPEED_MAX, SPEED_MIN
-from tts_ops.config import ENGINES, SAMBERT_VOICES
+from tts_ops.config import ENGINES
 from tts_ops.server.errors import HttpError, RequestError
-from tts_ops.server.validation import as_float, check_content_type, parse_emotion
+from tts_ops.server.validation import (ENGINE_VOICES, as_float, canonical_voice, check_content_type,
+                                       engine_default_voice, load_json, parse_emotion)
 
 log = logging.getLogger("tts_ops.openai")
 
-MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15")
-#: Voices of each engine (inference/engines/*: not imported, they pull in the runtime).
-ENGINE_VOICES: dict[str, tuple[str, ...]] = {"fastspeech2-baker": ("baker",), "sambert-hifigan": SAMBERT_VOICES}
+#: The OpenAI model ids /v1/models lists: the three families, then their published snapshots.
+MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "tts-1-1106", "tts-1-hd-1106", "gpt-4o-mini-tts-2025-03-20",
+                 "gpt-4o-mini-tts-2025-12-15")
+#: Every id accepted as an alias: a family plus any snapshot suffixes, so snapshots OpenAI publishes later work too.
+#: Also the OpenAPI ``pattern`` (ECMA-262, where ``$`` is the end); Python's ``$`` would accept a trailing newline.
+MODEL_ALIAS_PATTERN = r"^(?:tts-1|gpt-4o-mini-tts)(?:-[a-z0-9]+)*$"
+_MODEL_ALIAS_RE = re.compile(MODEL_ALIAS_PATTERN[:-1] + r"\Z")
 RESPONSE_FORMATS = ("mp3", "opus", "flac", "wav", "pcm")
 CONTENT_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav",
                  "pcm": "audio/pcm"}
@@ -143,8 +151,12 @@ def resolve_voice(name: str, config: Any) -> str | None:
         raise RequestError(400, f"Voice {name!r} maps to {target!r}, which engine {engine} does not have; "
                                 f"available voices: {', '.join(available_voices(config))}",
                            param="voice", code="invalid_value")
-    default = config.engines.sambert_hifigan.default_voice if engine == "sambert-hifigan" else own[0] if own else None
-    return None if target in ("default", default) else target
+    return canonical_voice(target, engine_default_voice(config))
+
+
+def is_model_alias(model: str) -> bool:
+    """``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts`` and their snapshots (``gpt-4o-mini-tts-2025-03-20``)."""
+    return _MODEL_ALIAS_RE.match(model) is not None
 
 
 def resolve_model(model: Any, config: Any) -> str:
@@ -153,7 +165,7 @@ def resolve_model(model: Any, config: Any) -> str:
         raise _missing("model")
     if not isinstance(model, str):
         raise RequestError(400, "Invalid type for 'model': expected a string.", param="model", code="invalid_type")
-    if model in MODEL_ALIASES or model == engine:
+    if is_model_alias(model) or model == engine:
         return model
     if model in ENGINES:
         raise RequestError(400, f"Model {model!r} is not served here: this server runs {engine} (use {engine!r} "
@@ -253,10 +265,12 @@ def openai_error(status: int, message: str, *, param: str | None = None, code: s
 
 
 def model_entries(config: Any) -> list[dict[str, Any]]:
-    engine = config.workers.engine
-    voices = available_voices(config)
-    return [{"id": model, "object": "model", "created": MODELS_CREATED, "owned_by": "tts-ops", "engine": engine,
-             "voices": voices} for model in (*MODEL_ALIASES, engine)]
+    return [model_entry(model, config) for model in (*MODEL_ALIASES, config.workers.engine)]
+
+
+def model_entry(model: str, config: Any) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": MODELS_CREATED, "owned_by": "tts-ops",
+            "engine": config.workers.engine, "voices": available_voices(config)}
 
 
 class OpenAIApi:
@@ -264,7 +278,6 @@ class OpenAIApi:
         self.frontend = frontend
 
     async def handle_speech(self, request: web.Request) -> web.StreamResponse:
-        from tts_ops.server.public import read_json
         from tts_ops.server.streaming import stream_job
 
         frontend = self.frontend
@@ -272,7 +285,7 @@ class OpenAIApi:
         try:
             frontend.admit()
             check_content_type(request.content_type)
-            speech = parse_speech(await read_json(request), frontend.config)
+            speech = parse_speech(load_json(await request.read()), frontend.config)
             return await stream_job(frontend, request, speech.job, sse=speech.sse, headers=speech.headers())
         except HttpError as exc:
             if exc.is_client_error:
@@ -286,9 +299,9 @@ class OpenAIApi:
 
     async def handle_model(self, request: web.Request) -> web.Response:
         name = request.match_info["model"]
-        for entry in model_entries(self.frontend.config):
-            if entry["id"] == name:
-                return web.json_response(entry)
+        config = self.frontend.config
+        if is_model_alias(name) or name == config.workers.engine:
+            return web.json_response(model_entry(name, config))
         return openai_error(404, f"The model {name!r} does not exist.", param="model", code="model_not_found")
 
 

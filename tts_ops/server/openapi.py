@@ -11,7 +11,8 @@ in per request, so the document always describes the running daemon.
 
 The admin API (``/admin/*``, ``/metrics``) lives on its own listener: its paths carry their own ``servers``
 entry and the ``adminToken`` bearer scheme; everything else is on the public listener, where ``apiKey`` is
-required only when ``server.api_keys`` is configured (hence the optional ``{}`` alternative).
+required only when ``server.api_keys`` is configured (without keys the document adds the optional ``{}``
+alternative).
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def _error(description: str, schema: str = "Error", retry_after: bool = False,
 
 def _errors(schema: str, *statuses: int) -> dict[str, Any]:
     texts = {
-        400: "Invalid request: the message names the field (``param`` in the OpenAI shape). Also text with nothing "
-             "speakable, and a voice the engine does not have.",
+        400: "Invalid request: a body that is not JSON (malformed, or nested too deeply to parse), or a field the "
+             "message names (``param`` in the OpenAI shape). Also text with nothing speakable, and a voice the "
+             "engine does not have.",
         401: "Missing or wrong API key (only when ``server.api_keys`` is configured).",
         404: "Not found.",
         405: "Method not allowed (``Allow`` lists the methods).",
@@ -108,19 +110,22 @@ def _admin(operation: dict[str, Any], admin_url: str) -> dict[str, Any]:
 
 def build_document(config: Any, admin_url: str | None = None) -> dict[str, Any]:
     """The OpenAPI document for ``config``; ``admin_url`` defaults to ``http://<admin.host>:<admin.port>``."""
-    from tts_ops.server.openai_api import (MODEL_ALIASES, OPENAI_SPEED_MAX, OPENAI_SPEED_MIN, PCM_SAMPLE_RATE,
-                                           RESPONSE_FORMATS, available_voices)
-    from tts_ops.server.streaming import MAX_STREAM_PARALLELISM
+    from tts_ops.server.openai_api import (MODEL_ALIAS_PATTERN, MODEL_ALIASES, OPENAI_SPEED_MAX, OPENAI_SPEED_MIN,
+                                           PCM_SAMPLE_RATE, RESPONSE_FORMATS, available_voices)
+    from tts_ops.server.chunk_pipeline import MAX_STREAM_PARALLELISM
 
     server = config.server
     engine = config.workers.engine
     voices = available_voices(config)
     tts_voices = [v for v in voices if v not in config.engines.voice_map]
     models = [*MODEL_ALIASES, engine]
+    # Snapshot ids not in the list (gpt-4o-mini-tts-2025-03-20, ...) are accepted too: the pattern says which.
+    model_id = {"type": "string", "anyOf": [{"enum": models}, {"pattern": MODEL_ALIAS_PATTERN}]}
     if admin_url is None:
         host = config.admin.host if config.admin.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         admin_url = f"http://{host}:{config.admin.port}"
-    public_security = [{"apiKey": []}, {}]
+    # With server.api_keys the key is required; without, anything (or nothing) is accepted.
+    public_security = [{"apiKey": []}] if server.api_keys else [{"apiKey": []}, {}]
     admin_security = [{"adminToken": []}]
 
     schemas: dict[str, Any] = {
@@ -179,9 +184,10 @@ def build_document(config: Any, admin_url: str | None = None) -> dict[str, Any]:
         "SpeechRequest": {
             "type": "object", "required": ["model", "input", "voice"], "additionalProperties": False,
             "properties": {
-                "model": {"type": "string", "enum": models,
-                          "description": f"OpenAI model names are aliases of the configured engine ({engine}); "
-                                         f"another engine id -> 400."},
+                "model": {**model_id,
+                          "description": f"OpenAI model names (tts-1, tts-1-hd, gpt-4o-mini-tts and their "
+                                         f"snapshots such as gpt-4o-mini-tts-2025-03-20) are aliases of the "
+                                         f"configured engine ({engine}); another engine id -> 400."},
                 "input": {"type": "string", "minLength": 1, "maxLength": server.max_input_chars, "pattern": r"\S",
                           "description": f"Text to speak, at most server.max_input_chars ({server.max_input_chars})"
                                          f" characters (longer -> 400, code string_above_max_length). Text with "
@@ -231,7 +237,7 @@ def build_document(config: Any, admin_url: str | None = None) -> dict[str, Any]:
                                                     "total_tokens": _INT}}}},
         "Model": {
             "type": "object", "required": ["id", "object", "created", "owned_by"],
-            "properties": {"id": {"type": "string", "enum": models}, "object": {"const": "model"},
+            "properties": {"id": model_id, "object": {"const": "model"},
                            "created": _INT, "owned_by": {"const": "tts-ops"},
                            "engine": {"type": "string", "description": "Extension: the engine behind the model."},
                            "voices": {"type": "array", "items": _STR, "description": "Extension: accepted voices."}}},

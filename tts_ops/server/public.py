@@ -23,7 +23,7 @@ from tts_ops.server.balancer import Balancer, NoCapacity, Overloaded
 from tts_ops.server.dispatch import Synthesis, UpstreamFailed, WorkerRejected, synthesize
 from tts_ops.server.middleware import MAX_BODY_BYTES, METRICS, json_error, request_context
 from tts_ops.server.errors import HttpError, RequestError, ServiceError
-from tts_ops.server.validation import check_content_type, parse_tts
+from tts_ops.server.validation import check_content_type, engine_default_voice, parse_tts
 from tts_ops.supervisor import Supervisor, WorkerState
 
 log = logging.getLogger("tts_ops.server")
@@ -45,6 +45,8 @@ class FrontEnd:
         self.output_store = output_store
         self.metrics = metrics
         self.accepting = True
+        # Per request: "requests" as they arrive, "ok" once answered in full (hits included), "client_errors" for a
+        # 4xx. Per synthesis attempt (a stream's chunk, a shared synthesis once): shed, failed, timeouts, retried.
         self.totals = {"requests": 0, "ok": 0, "client_errors": 0, "shed": 0, "timeouts": 0, "failed": 0,
                        "retried": 0}
 
@@ -92,7 +94,8 @@ class FrontEnd:
         try:
             self.admit()
             check_content_type(request.content_type)
-            job = parse_tts(await read_json(request), max_text_chars=self.config.server.max_text_chars)
+            job = parse_tts(await read_json(request), max_text_chars=self.config.server.max_text_chars,
+                            default_voice=engine_default_voice(self.config))
             if job.pop("stream", False):
                 from tts_ops.server.streaming import stream_job
 
@@ -102,8 +105,10 @@ class FrontEnd:
             if exc.is_client_error:
                 self.totals["client_errors"] += 1
             return json_error(exc.status, str(exc), exc.headers)
+        self.totals["ok"] += 1
         headers = dict(result.headers)
-        headers.update(await self.record(request, job, result.cached, result.cache, result.worker_id))
+        headers.update(await self.record(request, job, result.cached, result.cache, result.worker_id,
+                                         shared=result.shared))
         headers["Content-Disposition"] = 'inline; filename="speech.' + _extension(job["format"]) + '"'
         return web.Response(body=result.audio, content_type=result.content_type, headers=headers)
 
@@ -112,9 +117,9 @@ class FrontEnd:
         requests in flight at the same time share one synthesis (single flight)."""
         key = self.cache_key(job)
         if self.cache is None or key is None:
-            audio, status = await self._synthesize_uncached(job), "MISS"
+            audio, status, role = await self._synthesize_uncached(job), "MISS", "leader"
         else:
-            audio, status = await self.cache.get_or_create(key, lambda: self._synthesize_uncached(job))
+            audio, status, role = await self.cache.get_or_create(key, lambda: self._synthesize_uncached(job))
         worker = audio.meta.get("worker") if status == "MISS" else None
         if worker:
             request["worker_id"] = worker
@@ -123,7 +128,7 @@ class FrontEnd:
         if worker:
             headers["X-Worker"] = worker
             headers["X-Synthesis-Time"] = f"{audio.meta.get('synthesis_s', 0.0):.3f}"
-        return Result(audio.data, audio.content_type, headers, status, worker, audio)
+        return Result(audio.data, audio.content_type, headers, status, worker, audio, shared=role == "follower")
 
     async def _synthesize_uncached(self, job: dict[str, Any]) -> CachedAudio:
         synthesis = await self.run_job(job)
@@ -135,24 +140,35 @@ class FrontEnd:
                             "headers": kept})
 
     async def record(self, request: web.Request, job: dict[str, Any], audio: CachedAudio | None, cache: str,
-                     worker: str | None) -> dict[str, str]:
-        """After a successful synthesis (whole or streamed): the saved copy when the output store is enabled, one
+                     worker: str | None, *, shared: bool = False) -> dict[str, str]:
+        """After a successful answer (whole or streamed): the saved copy when the output store is enabled, one
         synthesis.log line (naming that copy), metrics. Returns extra response headers (the saved file's URL).
-        Best effort: never fails the request."""
+        ``shared``: a MISS that got another request's synthesis (single flight); that request counts the
+        synthesis, this one logs ``synthesis_s`` 0 and ``shared: true`` and adds no synthesis metrics.
+        Best effort: a failing side channel is logged and never fails the request."""
         if audio is None:
             return {}
         name = None
         if self.output_store is not None:
-            # Named from the server's own id, never from the client's X-Request-ID.
-            name = await self.output_store.save_async(request["server_id"], audio.data, job["format"])
-        synthesis_s = float(audio.meta.get("synthesis_s", 0.0)) if cache == "MISS" else 0.0
-        log_synthesis({"request_id": request.get("request_id"), "emotion": job["emotion"], "speed": job["speed"],
-                       "voice": job.get("voice") or "default", "format": job["format"],
-                       "audio_s": round(audio.duration_s, 3), "synthesis_s": round(synthesis_s, 3),
-                       "worker": worker, "cache": cache, "status": 200, "output": name},
-                      text=job["text"], log_text=self.config.logging.log_text)
-        if self.metrics is not None:
-            self.metrics.observe_synthesis(synthesis_s, audio.duration_s, cache)
+            try:
+                # Named from the server's own id, never from the client's X-Request-ID.
+                name = await self.output_store.save_async(request["server_id"], audio.data, job["format"])
+            except Exception as exc:  # e.g. disk full: the client still gets its audio
+                log.warning("could not save the output of request %s: %s", request.get("request_id"), exc)
+        synthesized = cache.upper() != "HIT" and not shared
+        synthesis_s = float(audio.meta.get("synthesis_s", 0.0)) if synthesized else 0.0
+        entry = {"request_id": request.get("request_id"), "emotion": job["emotion"], "speed": job["speed"],
+                 "voice": job.get("voice") or "default", "format": job["format"],
+                 "audio_s": round(audio.duration_s, 3), "synthesis_s": round(synthesis_s, 3),
+                 "worker": worker, "cache": cache, "status": 200, "output": name}
+        if shared:
+            entry["shared"] = True
+        try:
+            log_synthesis(entry, text=job["text"], log_text=self.config.logging.log_text)
+            if self.metrics is not None and synthesized:
+                self.metrics.observe_synthesis(synthesis_s, audio.duration_s, cache)
+        except Exception as exc:
+            log.warning("could not record the synthesis of request %s: %s", request.get("request_id"), exc)
         return {"X-Output-URL": f"/output/{name}"} if name else {}
 
     def cache_key(self, job: dict[str, Any]) -> str | None:
@@ -161,7 +177,8 @@ class FrontEnd:
         if version is None:
             return None
         return cache_key(self.config.cache.prefix, engine=self.config.workers.engine, model_version=version,
-                         voice=job.get("voice") or "default", emotion=job["emotion"], speed=job["speed"],
+                         # The default voice by its id, so a reload that changes it does not serve the old voice.
+                         voice=job.get("voice") or engine_default_voice(self.config) or "default", emotion=job["emotion"], speed=job["speed"],
                          fmt=job["format"], sample_rate=job.get("sample_rate"), text=job["text"])
 
     def model_version(self) -> str | None:
@@ -199,7 +216,6 @@ class FrontEnd:
             self.totals["failed"] += 1
             log.error("synthesis failed after retry: %s", exc)
             raise ServiceError(502, f"synthesis failed: {exc}") from None
-        self.totals["ok"] += 1
         if result.attempts > 1:
             self.totals["retried"] += 1
         return result
@@ -218,13 +234,14 @@ class Result:
     cache: str
     worker_id: str | None
     cached: CachedAudio | None = None
+    shared: bool = False  # a MISS that got another request's synthesis (single flight)
 
 
 async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than json can parse
         raise RequestError(400, "request body must be valid JSON") from None
 
 

@@ -2,17 +2,51 @@
 
 Every client mistake becomes a ``RequestError`` with the HTTP status and a message naming the field, so handlers
 never answer 500 for bad input.
+
+Voices are made canonical (``canonical_voice``): ``default`` and the engine's own default voice id (``baker`` for the
+bundled engine, ``engines.sambert_hifigan.default_voice`` for Sambert) both become "no voice" in the job, so the
+same audio has one cache key whichever endpoint or spelling asked for it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 from inference.audio import normalize_format
 from inference.engines.base import EMOTION_ALIASES, EMOTIONS, SPEED_MAX, SPEED_MIN
 from inference.errors import TextError
+from tts_ops.config import SAMBERT_VOICES
 from tts_ops.server.errors import RequestError
+
+#: Voices of each engine (inference/engines/*: not imported, they pull in the runtime).
+ENGINE_VOICES: dict[str, tuple[str, ...]] = {"fastspeech2-baker": ("baker",), "sambert-hifigan": SAMBERT_VOICES}
+
+
+def load_json(raw: bytes) -> Any:
+    """A request body parsed as JSON; RequestError 400 for anything that is not (including nesting so deep that the
+    parser gives up with RecursionError, which is not a ValueError)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise RequestError(400, "request body must be valid JSON: it is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(400, "request body must be valid JSON") from None
+
+
+def engine_default_voice(config: Any) -> str | None:
+    """The voice id the configured engine uses when a job names none (None for an engine without voice ids)."""
+    engine = config.workers.engine
+    if engine == "sambert-hifigan":
+        return config.engines.sambert_hifigan.default_voice
+    own = ENGINE_VOICES.get(engine, ())
+    return own[0] if own else None
+
+
+def canonical_voice(voice: str, default_voice: str | None) -> str | None:
+    """None (the job names no voice) for ``default`` and for the engine's default voice id; else ``voice``."""
+    return None if voice in ("default", default_voice) else voice
 
 
 def check_content_type(content_type: str) -> None:
@@ -22,8 +56,9 @@ def check_content_type(content_type: str) -> None:
         raise RequestError(415, f"Content-Type must be application/json, got {content_type}")
 
 
-def parse_tts(body: Any, *, max_text_chars: int) -> dict[str, Any]:
-    """``POST /tts`` body -> worker job (``text``, ``emotion``, ``speed``, ``voice``, ``format``)."""
+def parse_tts(body: Any, *, max_text_chars: int, default_voice: str | None = None) -> dict[str, Any]:
+    """``POST /tts`` body -> worker job (``text``, ``emotion``, ``speed``, ``voice``, ``format``).
+    ``default_voice``: ``engine_default_voice(config)``, so naming it gives the same job as naming none."""
     if not isinstance(body, dict):
         raise RequestError(400, "request body must be a JSON object")
     unknown = set(body) - {"text", "emotion", "speed", "voice", "format", "sample_rate", "stream"}
@@ -43,8 +78,9 @@ def parse_tts(body: Any, *, max_text_chars: int) -> dict[str, Any]:
     voice = body.get("voice")
     if voice is not None and (not isinstance(voice, str) or not voice.strip()):
         raise RequestError(400, "'voice' must be a non-empty string", param="voice")
+    voice = canonical_voice(voice.strip(), default_voice) if voice else None
     if voice:
-        job["voice"] = voice.strip()
+        job["voice"] = voice
     fmt = body.get("format")
     fmt = "wav" if fmt is None else fmt
     if not isinstance(fmt, str):

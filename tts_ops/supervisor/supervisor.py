@@ -41,6 +41,15 @@ class ReplacementFailed(TtsOpsError):
     """A successor worker did not become ready; the old worker keeps serving."""
 
 
+class WorkerGone(ReplacementFailed):
+    """The worker to replace was retired meanwhile (a recycle, an admin restart, a scale-down got there first)."""
+
+
+def worker_seq(worker: Worker) -> int:
+    """Spawn order of a worker, from its id ("w<n>")."""
+    return int(worker.id[1:])
+
+
 class Supervisor:
     def __init__(self, spec: WorkerSpec, count: int, *, drain_timeout_s: float = 30.0, max_rss_mb: int = 0,
                  max_requests: int = 0, max_requests_jitter: int = 0, watchdog_interval_s: float = 5.0,
@@ -61,6 +70,7 @@ class Supervisor:
         self.retired_count = 0
         self.restarts_by_reason: dict[str, int] = {}
         self._ids = itertools.count(1)
+        self._last_seq = 0  # number of the newest worker ("w<n>"): rolling restarts replace those up to a mark
         self._listeners: list[Callable[[Worker], None]] = []
         self._replace_lock = asyncio.Lock()
         # Rolling restarts and scaling change the whole pool; recycles wait for them instead of interleaving.
@@ -126,7 +136,8 @@ class Supervisor:
         self._watchdog = asyncio.create_task(self.watchdog(), name="rss-watchdog")
 
     def spawn_worker(self, replaces: Worker | None = None) -> Worker:
-        worker = Worker(f"w{next(self._ids)}", self.spec, self._on_change)
+        self._last_seq = next(self._ids)
+        worker = Worker(f"w{self._last_seq}", self.spec, self._on_change)
         worker.replaces = replaces.id if replaces else None
         if self.max_requests:
             worker.recycle_after = self.max_requests + random.randint(0, self.max_requests_jitter)
@@ -181,7 +192,7 @@ class Supervisor:
         """Start a successor, wait until it is READY, then drain and stop ``old``."""
         async with self._replace_lock:
             if old.id not in self.workers or old._retiring:
-                raise ReplacementFailed(f"worker {old.id} is not running")
+                raise WorkerGone(f"worker {old.id} is not running")
             log.info("%s replacing: %s", old.tag, reason)
             new = self.spawn_worker(replaces=old)
             settled = (WorkerState.READY, WorkerState.FAILED, WorkerState.BACKOFF, WorkerState.RETIRED)
@@ -206,17 +217,30 @@ class Supervisor:
 
     async def rolling_restart(self, reason: str = "rolling restart",
                               only: Callable[[Worker], bool] | None = None) -> list[str]:
-        """Replace every worker (or those ``only`` selects) one at a time; stops at the first successor that fails
-        to boot (ReplacementFailed)."""
-        replaced = []
+        """Replace, one at a time, every worker started before this call and every worker not on the current spec
+        (``only`` narrows that down); stops at the first successor that fails to boot (ReplacementFailed).
+
+        Recycles and admin restarts may be replacing workers at the same moment: a worker they retired first is
+        done, not an error, and the pool is looked at again after every step, so their successors (spawned before
+        the call or from an older spec) are replaced as well and the loop ends with every worker fresh and on
+        ``self.spec``."""
+        mark = self._last_seq
+        replaced: list[str] = []
+
+        def stale(worker: Worker) -> bool:
+            return ((worker_seq(worker) <= mark or worker.spec is not self.spec)
+                    and (only is None or only(worker)))
+
         async with self._pool_lock:
-            for worker in list(self.active_workers()):
-                # A worker may have been recycled or crashed since the list was taken: nothing left to replace.
-                if worker.id not in self.workers or worker._retiring or self._stopping:
+            while not self._stopping:
+                worker = next((w for w in self.active_workers() if stale(w)), None)
+                if worker is None:
+                    break
+                try:
+                    new = await self.restart_worker(worker.id)
+                except (KeyError, WorkerGone):
+                    log.info("%s %s: already replaced by someone else", worker.tag, reason)
                     continue
-                if only is not None and not only(worker):
-                    continue
-                new = await self.restart_worker(worker.id)
                 replaced.append(f"{worker.id}->{new.id}")
         log.info("%s done: %s", reason, ", ".join(replaced) or "no workers")
         return replaced
@@ -230,7 +254,7 @@ class Supervisor:
             if len(active) > count:
                 # Retire the least useful first: failed/backoff, then starting, then the idlest ready ones.
                 order = {WorkerState.FAILED: 0, WorkerState.BACKOFF: 1, WorkerState.STARTING: 2}
-                victims = sorted(active, key=lambda w: (order.get(w.state, 3), w.in_flight, -int(w.id[1:])))
+                victims = sorted(active, key=lambda w: (order.get(w.state, 3), w.in_flight, -worker_seq(w)))
                 await asyncio.gather(*(w.retire("scaled down", self.drain_timeout_s)
                                        for w in victims[:len(active) - count]))
         log.info("scaled to %d workers", count)
@@ -340,7 +364,7 @@ class Supervisor:
     def snapshot(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         rows = []
-        for w in sorted(self.workers.values(), key=lambda w: int(w.id[1:])):
+        for w in sorted(self.workers.values(), key=worker_seq):
             rows.append({
                 "id": w.id, "pid": w.pid, "state": w.state.value,
                 "uptime_s": round(now - w.started_at, 1) if w.started_at and w.pid else None,

@@ -4,13 +4,22 @@ Each worker runs one lifecycle coroutine (``run``) that reads like a runbook: sp
 ``/health`` says ready, probe it every ``probe_interval_s`` while noticing its exit at once (``proc.wait()``, not
 polling), then let the restart policy choose BACKOFF or FAILED. Probing is separate from requests: a worker busy
 with a long synthesis still answers ``/health`` (inference runs on its own thread), so it is never killed for
-being slow, only for not answering ``failure_threshold`` probes in a row.
+being slow, only for not answering.
+
+Probes go out on a fixed schedule (ready time + k x ``probe_interval_s``), not "interval after the previous probe
+ended", so a probe that waits out its timeout does not delay the next one. A worker is hung when a probe fails
+and ``failure_threshold`` probe intervals have passed since the slot of the last probe that succeeded (or since
+it became ready). With probes on time (``probe_timeout_s`` < ``probe_interval_s``, as the config enforces) that
+is ``failure_threshold`` failed probes in a row, and the verdict comes at most interval x threshold + timeout
+after the last good answer. Slots a probe overran are skipped, not made up with back-to-back probes; the
+deadline still holds, so a probe that ends past it is the verdict even if fewer probes failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import sys
@@ -90,6 +99,9 @@ def reason_key(reason: str | None) -> str:
 
 class Worker:
     """A supervised worker process and its restart history."""
+
+    # The probe schedule's clock; tests replace it (and ``_sleep_until``) to drive the schedule deterministically.
+    clock: Callable[[], float] = staticmethod(time.monotonic)
 
     def __init__(self, worker_id: str, spec: WorkerSpec, on_change: Callable[["Worker"], None]) -> None:
         self.id = worker_id
@@ -235,24 +247,39 @@ class Worker:
             exited.cancel()
 
     async def serve(self) -> None:
-        """Probe until the process exits; a worker that misses ``failure_threshold`` probes in a row is hung."""
+        """Probe on a fixed schedule until the process exits; stop it once it is hung (see the module docstring)."""
         exited = asyncio.ensure_future(self.proc.wait())
+        interval, threshold = self.spec.probe_interval_s, self.spec.failure_threshold
+        # Slots are counted in integers from one origin: summing floats would let slot k drift before k x interval.
+        origin = self.clock()
+        slot = last_ok = 0
         try:
             while not exited.done():
-                await asyncio.wait({exited}, timeout=self.spec.probe_interval_s)
+                slot += 1
+                await self._sleep_until(exited, origin + slot * interval)
                 if exited.done() or self.state not in (WorkerState.READY, WorkerState.DRAINING):
                     break
-                if await self.probe():
+                ok = await self.probe()
+                if ok:
+                    last_ok = slot
                     if self.ready_at and self.policy.on_ready_for(time.monotonic() - self.ready_at):
                         log.info("%s stable for %.0fs: backoff reset", self.tag, self.policy.backoff_reset_s)
-                    continue
-                if self.probe_failures >= self.spec.failure_threshold:
-                    self._planned_reason = f"hung: {self.probe_failures} health probes failed"
+                elif slot - last_ok >= threshold or self.clock() >= origin + (last_ok + threshold) * interval:
+                    silent_s = self.clock() - (origin + last_ok * interval)
+                    self._planned_reason = (f"hung: {self.probe_failures} health probes failed, "
+                                            f"no answer for {silent_s:.1f}s")
                     await self.terminate(self._planned_reason)
                     break
+                # A probe that overran its slot (timeout above the interval, a stalled loop): skip the slots it
+                # covered rather than fire the missed probes back to back.
+                slot = max(slot, math.floor((self.clock() - origin) / interval))
             await exited
         finally:
             exited.cancel()
+
+    async def _sleep_until(self, exited: asyncio.Future, when: float) -> None:
+        """Wait until ``clock()`` reaches ``when`` or the process exits (a seam for fake-clock tests)."""
+        await asyncio.wait({exited}, timeout=max(0.0, when - self.clock()))
 
     async def wait_before_restart(self, boot_failure: bool) -> bool:
         decision = self.policy.on_exit(time.monotonic(), boot_failure=boot_failure)
@@ -281,7 +308,11 @@ class Worker:
             ok, body = False, {"error": str(exc) or type(exc).__name__}
         self.last_probe_ms = (time.monotonic() - start) * 1000
         if ok:
-            self.probe_failures = 0
+            recovered, self.probe_failures = self.probe_failures > 0, 0
+            if recovered:
+                # The balancer skips a worker with failed probes while others are ready: tell it it is usable again.
+                log.info("%s health probe answered again", self.tag)
+                self._on_change(self)
         elif not quiet:
             self.probe_failures += 1
             log.warning("%s health probe failed (%d/%d): %s", self.tag, self.probe_failures,
@@ -296,7 +327,9 @@ class Worker:
         if self.state is WorkerState.READY:
             self._transition(WorkerState.DRAINING, reason)
             try:
-                await asyncio.wait_for(self._idle.wait(), timeout=drain_timeout_s)
+                # Checked first: wait_for with a zero timeout gives up even on an event that is already set.
+                if not self._idle.is_set():
+                    await asyncio.wait_for(self._idle.wait(), timeout=drain_timeout_s)
             except asyncio.TimeoutError:
                 log.warning("%s drain deadline passed with %d in flight", self.tag, self.in_flight)
         if self.state in (WorkerState.DRAINING, WorkerState.STARTING):

@@ -52,12 +52,13 @@ async def test_twenty_concurrent_share_one_call(cache):
     assert factory.calls == 1
     assert {r[0].data for r in results} == {b"call1"}
     assert [r[1] for r in results] == ["MISS"] * 20
+    assert sorted(r[2] for r in results) == ["follower"] * 19 + ["leader"]  # one synthesis to account for
     stats = cache.stats()
     assert stats["single_flight_shared"] == 19 and stats["misses"] == 20 and stats["stores"] == 1
     assert stats["single_flight_in_progress"] == 0
     # Stored: the next request is a plain hit without calling the factory.
-    again, status = await cache.get_or_create(KEY, factory)
-    assert status == "HIT" and again.data == b"call1" and factory.calls == 1
+    again, status, role = await cache.get_or_create(KEY, factory)
+    assert (status, role) == ("HIT", "hit") and again.data == b"call1" and factory.calls == 1
 
 
 async def test_exception_reaches_every_waiter_and_nothing_is_stored(cache):
@@ -80,8 +81,8 @@ async def test_cancelled_follower_does_not_cancel_the_leader(cache):
     follower.cancel()
     with pytest.raises(asyncio.CancelledError):
         await follower
-    result, status = await leader
-    assert result.data == b"call1" and status == "MISS"
+    result, status, role = await leader
+    assert result.data == b"call1" and (status, role) == ("MISS", "leader")
     assert factory.calls == 1 and factory.finished and not factory.cancelled
 
 
@@ -92,8 +93,10 @@ async def test_cancelled_leader_does_not_cancel_the_follower(cache):
     follower = asyncio.create_task(cache.get_or_create(KEY, factory))
     await asyncio.sleep(0.05)
     leader.cancel()
-    result, _ = await follower
+    result, status, role = await follower
     assert result.data == b"call1" and factory.calls == 1 and not factory.cancelled
+    # The request that started the call is gone: the one that got the result accounts for the synthesis.
+    assert (status, role) == ("MISS", "leader")
     assert (await cache.get(KEY)).data == b"call1"
 
 

@@ -12,7 +12,7 @@ import pytest
 from tts_ops.maintenance import MIB, Maintenance
 from tts_ops.output_store import OutputStore
 
-from .support import make_config, write
+from .support import StandInLogManager, make_config, write
 
 STAMP = "20250101-000000"
 
@@ -92,18 +92,100 @@ async def test_one_warning_per_episode_and_hysteresis(tmp_path: Path, caplog) ->
     assert store.paused and len(guard_records(caplog, logging.WARNING)) == 2
 
 
-async def test_log_dir_low_pauses_without_deleting(tmp_path: Path) -> None:
+class SplitDisk:
+    """Outputs on a roomy filesystem, logs on their own: logs free = capacity - bytes of regular files there
+    (lstat: a symlink costs nothing, and its target is not on this disk)."""
+
+    def __init__(self, log_dir: Path, capacity: int) -> None:
+        self.log_dir = log_dir
+        self.capacity = capacity
+
+    def __call__(self, path: str) -> SimpleNamespace:
+        if not path.startswith(str(self.log_dir)):
+            return SimpleNamespace(free=100 * MIB)
+        used = sum(p.lstat().st_size for p in self.log_dir.iterdir() if p.is_file() and not p.is_symlink())
+        return SimpleNamespace(free=self.capacity - used)
+
+
+async def test_low_log_dir_deletes_oldest_rotated_logs_only(tmp_path: Path, caplog) -> None:
+    config = make_config(tmp_path, min_free_mb=1)
+    logs = config.logging.dir
+    kept_output = write(config.output.dir / f"{STAMP}-keep.wav", 100)
+    manager = StandInLogManager(logs)
+    live = [write(logs / "access.log", 300_000), write(logs / "events.log", 300_000)]
+    rotated = [write(logs / f"access.log.2025010{i}-000000.gz", 100_000, age_days=10 - i) for i in range(4)]
+    outside = write(tmp_path / "elsewhere.log.1", 100_000, age_days=99)  # reported by a buggy manager
+    manager.extra_rotated.append(outside)
+    (logs / "access.log.20240101-000000.gz").symlink_to(outside)  # named like ours, oldest by name
+    stray = write(logs / "notes.txt", 10, age_days=99)
+    # Free = 1.1 MiB - 250 kB: below the threshold; the three oldest rotated files reach the recovery level.
+    disk = SplitDisk(logs, capacity=int(1.1 * MIB) - 250_000 + 1_000_010)
+    store = OutputStore(config.output.dir, enabled=True)
+    maint = Maintenance(config, log_manager=manager, output_store=store, disk_usage=disk)
+    caplog.set_level(logging.INFO, logger="tts_ops.maintenance")
+
+    status = await maint.run_now("disk_guard")
+    result = status["last_result"]
+    assert status["last_error"] is None
+    assert [f.exists() for f in rotated] == [False, False, False, True]
+    assert all(f.exists() for f in live) and kept_output.exists() and outside.exists() and stray.exists()
+    assert (logs / "access.log.20240101-000000.gz").is_symlink()
+    assert result["rotated_logs_deleted"] == 3 and result["outputs_deleted"] == 0
+    assert result["bytes_freed"] == 300_000
+    assert maint.counters["files_deleted_by_kind"]["rotated_logs"] == 3
+    assert maint.counters["bytes_freed"] == 300_000
+    # Re-measured after deleting: the episode ends in the same run, saving is not left paused.
+    assert not store.paused and not result["low"]
+    freed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("disk guard deleted")]
+    assert freed == ["disk guard deleted 3 rotated log file(s), 300000 bytes"]
+    assert len(guard_records(caplog, logging.INFO)) == 1
+
+
+async def test_low_log_dir_with_only_live_logs_stays_paused(tmp_path: Path) -> None:
+    config = make_config(tmp_path, min_free_mb=1)
+    logs = config.logging.dir
+    manager = StandInLogManager(logs)
+    live = write(logs / "access.log", 500_000)
+    old = write(logs / "events.log.20250101-000000", 1000, age_days=3)
+    store = OutputStore(config.output.dir, enabled=True)
+    maint = Maintenance(config, log_manager=manager, output_store=store, disk_usage=SplitDisk(logs, MIB))
+    result = (await maint.run_now("disk_guard"))["last_result"]
+    assert not old.exists() and live.exists()  # every rotated file goes, the file being written stays
+    assert result["rotated_logs_deleted"] == 1 and store.paused and result["low"]
+    result = (await maint.run_now("disk_guard"))["last_result"]
+    assert result["rotated_logs_deleted"] == 0 and store.paused and live.exists()
+
+
+async def test_shared_disk_deletes_outputs_then_rotated_logs(tmp_path: Path) -> None:
+    config = make_config(tmp_path, min_free_mb=1)
+    out, logs = config.output.dir, config.logging.dir
+    output = write(out / f"{STAMP}-a.wav", 100_000, age_days=1)  # newer than the rotated log: still first
+    rotated = write(logs / "access.log.20250101-000000.gz", 100_000, age_days=5)
+    spare = write(logs / "access.log.20250102-000000.gz", 100_000, age_days=4)
+
+    def disk(path: str) -> SimpleNamespace:  # both directories on one filesystem
+        used = sum(p.stat().st_size for d in (out, logs) for p in d.iterdir() if p.is_file())
+        return SimpleNamespace(free=int(1.1 * MIB) - 150_000 + 300_000 - used)
+
+    store = OutputStore(out, enabled=True)
+    maint = Maintenance(config, log_manager=StandInLogManager(logs), output_store=store, disk_usage=disk)
+    result = (await maint.run_now("disk_guard"))["last_result"]
+    assert not output.exists() and not rotated.exists() and spare.exists()
+    assert result["outputs_deleted"] == 1 and result["rotated_logs_deleted"] == 1
+    assert result["bytes_freed"] == 200_000 and not store.paused
+
+
+async def test_log_dir_low_without_log_manager_deletes_nothing(tmp_path: Path) -> None:
     config = make_config(tmp_path, min_free_mb=10)
     kept = write(config.output.dir / f"{STAMP}-keep.wav", 100)
-
-    def disk(path: str) -> SimpleNamespace:  # logs on a full disk, outputs on a roomy one
-        return SimpleNamespace(free=MIB if path.startswith(str(config.logging.dir)) else 100 * MIB)
-
+    looks_rotated = write(config.logging.dir / "access.log.20250101-000000.gz", 100, age_days=99)
     store = OutputStore(config.output.dir, enabled=True)
-    maint = Maintenance(config, log_manager=None, output_store=store, disk_usage=disk)
+    maint = Maintenance(config, log_manager=None, output_store=store, disk_usage=SplitDisk(config.logging.dir, MIB))
     result = (await maint.run_now("disk_guard"))["last_result"]
-    assert store.paused and result["outputs_deleted"] == 0 and kept.exists()
-    assert result["free_mb"] == {"output": 100.0, "logs": 1.0}
+    # Without a log manager nothing in logging.dir is known to be ours: pause, but delete nothing.
+    assert store.paused and result["outputs_deleted"] == 0 and result["rotated_logs_deleted"] == 0
+    assert kept.exists() and looks_rotated.exists()
+    assert result["free_mb"]["output"] == 100.0
 
 
 async def test_disabled_guard_and_failing_disk_usage(tmp_path: Path) -> None:

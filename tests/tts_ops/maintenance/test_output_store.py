@@ -3,6 +3,7 @@ the store's own regular files (no traversal, no symlinks, no directories)."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import stat
@@ -12,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from tts_ops.output_store import NAME_RE, OutputStore
+from tts_ops.output_store import CHUNK_BYTES, NAME_RE, OutputStore
 
 
 @pytest.fixture
@@ -100,3 +101,61 @@ async def test_handler(store: OutputStore, tmp_path: Path) -> None:
             resp = await client.get(url)
             assert resp.status == 404, url
             assert await resp.json() == {"error": "not found"}, url
+
+
+def serving_app(store: OutputStore) -> web.Application:
+    app = web.Application()
+    app.router.add_get("/output/{name}", store.handler)
+    return app
+
+
+async def test_handler_serves_no_gz_sibling_and_no_symlink_to_an_output(store: OutputStore, tmp_path: Path) -> None:
+    good = store.save("abc", b"RIFF-original", "wav")
+    # A pre-compressed sibling: aiohttp's FileResponse would serve it to a client accepting gzip.
+    (store.directory / f"{good}.gz").write_bytes(gzip.compress(b"SIBLING"))
+    other = store.save("abd", b"RIFF-other", "wav")
+    stamp = good.split("-abc")[0]
+    # A symlink named like one of ours, to another output of ours: still not served.
+    os.symlink(store.directory / other, store.directory / f"{stamp}-alias.wav")
+    async with TestClient(TestServer(serving_app(store))) as client:
+        resp = await client.get(f"/output/{good}", headers={"Accept-Encoding": "gzip, br"})
+        assert resp.status == 200 and "Content-Encoding" not in resp.headers
+        assert await resp.read() == b"RIFF-original"
+        assert resp.headers["Content-Length"] == str(len(b"RIFF-original"))
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        resp = await client.get(f"/output/{stamp}-alias.wav")
+        assert resp.status == 404 and await resp.json() == {"error": "not found"}
+        resp = await client.get(f"/output/{good}.gz")
+        assert resp.status == 404
+        resp = await client.head(f"/output/{good}")
+        assert resp.status == 200 and resp.headers["Content-Length"] == str(len(b"RIFF-original"))
+        assert await resp.read() == b""
+
+
+async def test_handler_streams_the_checked_file_not_a_symlink_swapped_in(store: OutputStore, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    good = store.save("abc", b"RIFF-checked", "wav")
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(b"SECRET")
+    checked = store.open_output
+
+    def open_then_swap(name: str):
+        opened = checked(name)
+        # The attacker wins the race: right after the check, the name becomes a symlink to a secret.
+        (store.directory / name).unlink()
+        os.symlink(secret, store.directory / name)
+        return opened
+
+    monkeypatch.setattr(store, "open_output", open_then_swap)
+    async with TestClient(TestServer(serving_app(store))) as client:
+        resp = await client.get(f"/output/{good}")
+        assert resp.status == 200 and await resp.read() == b"RIFF-checked"
+    assert store.resolve(good) is None  # and from now on the name is refused
+
+
+async def test_handler_streams_large_files_in_chunks(store: OutputStore) -> None:
+    data = os.urandom(3 * CHUNK_BYTES + 123)
+    name = store.save("big", data, "flac")
+    async with TestClient(TestServer(serving_app(store))) as client:
+        resp = await client.get(f"/output/{name}")
+        assert resp.status == 200 and resp.content_type == "audio/flac" and await resp.read() == data

@@ -89,6 +89,28 @@ async def test_validation_errors_before_any_worker(client):
     assert resp.status == 415 and openai_error(await resp.read())
 
 
+@pytest.mark.parametrize("raw", [b"[" * 4000, b'{"":[' * 800, b'{"input": ' + b"[" * 3000],
+                         ids=["arrays", "objects", "in-a-field"])
+async def test_deeply_nested_json_is_a_400_not_a_500(client, caplog, raw):
+    # Under max_body_bytes, so it is parsed: json.loads raises RecursionError (not a ValueError) for it.
+    resp = await client.post("/v1/audio/speech", data=raw, headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    error = openai_error(await resp.read())
+    assert "nested too deeply" in error["message"] and error["type"] == "invalid_request_error"
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini-tts-2025-03-20", "tts-1-1106", "tts-1-hd-1106",
+                                   "gpt-4o-mini-tts-2027-01-01"])
+async def test_dated_snapshots_are_accepted_and_retrievable(client, model):
+    resp = await client.post("/v1/audio/speech", json={**SPEECH, "model": model})
+    assert resp.status == 503  # past validation: this app has no worker
+    resp = await client.get(f"/v1/models/{model}")
+    assert resp.status == 200 and (await resp.json())["id"] == model
+    resp = await client.post("/v1/audio/speech", json={**SPEECH, "model": model.upper()})
+    assert resp.status == 400 and openai_error(await resp.read())["param"] == "model"
+
+
 async def test_router_and_body_errors_have_openai_shape_on_v1(client):
     resp = await client.get("/v1/audio/voices")
     assert resp.status == 404 and "Invalid URL" in openai_error(await resp.read())["message"]

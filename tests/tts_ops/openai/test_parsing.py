@@ -9,8 +9,8 @@ import pytest
 
 from tts_ops.config import load_config
 from tts_ops.server.errors import RequestError
-from tts_ops.server.openai_api import (available_voices, clamp_speed, emotion_from_instructions, is_protected,
-                                       key_matches, model_entries, openai_error, parse_speech)
+from tts_ops.server.openai_api import (available_voices, clamp_speed, emotion_from_instructions, is_model_alias,
+                                       is_protected, key_matches, model_entries, openai_error, parse_speech)
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +136,20 @@ def test_unsupported_formats_name_the_supported_ones(config, fmt):
     assert "mp3, opus, flac, wav, pcm" in str(error)
 
 
-@pytest.mark.parametrize("model", ["tts-1", "tts-1-hd", "gpt-4o-mini-tts", "fastspeech2-baker"])
+@pytest.mark.parametrize("model", ["tts-1", "tts-1-hd", "gpt-4o-mini-tts", "fastspeech2-baker",
+                                   # OpenAI's dated snapshots, listed or not (new ones appear over time)
+                                   "tts-1-1106", "tts-1-hd-1106", "gpt-4o-mini-tts-2025-03-20",
+                                   "gpt-4o-mini-tts-2025-12-15", "gpt-4o-mini-tts-2026-07-01"])
 def test_models_accepted(config, model):
     assert speech(config, model=model).model == model
+    assert is_model_alias(model) == (model != "fastspeech2-baker")
+
+
+@pytest.mark.parametrize("model", ["tts-10", "tts-1-", "tts-1--hd", "TTS-1", "tts-1\n", "gpt-4o-mini-tts\n",
+                                   "gpt-4o-mini-tts_2025", "gpt-4o-tts", "whisper-1", "tts-1-hd 1106"])
+def test_near_miss_model_names_are_rejected(config, model):
+    error = rejected(config, model=model)
+    assert error.status == 400 and error.code == "model_not_found" and not is_model_alias(model)
 
 
 def test_other_engine_model_names_the_available_one(config):
@@ -218,7 +229,8 @@ def test_openai_error_shape():
 
 def test_models_list_the_aliases_and_the_engine(config):
     entries = model_entries(config)
-    assert [e["id"] for e in entries] == ["tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15",
+    assert [e["id"] for e in entries] == ["tts-1", "tts-1-hd", "gpt-4o-mini-tts", "tts-1-1106", "tts-1-hd-1106",
+                                         "gpt-4o-mini-tts-2025-03-20", "gpt-4o-mini-tts-2025-12-15",
                                          "fastspeech2-baker"]
     assert all(e["object"] == "model" and e["owned_by"] == "tts-ops" and isinstance(e["created"], int)
                for e in entries)

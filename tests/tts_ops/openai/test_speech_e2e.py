@@ -174,12 +174,17 @@ def test_client_disconnect_cancels_remaining_chunks(module_daemon):
     def served() -> int:
         return sum(w["served"] for w in daemon.status()["workers"]["items"])
 
+    def idle() -> bool:
+        status = daemon.status()
+        return status["in_flight"] == 0 and status["queue_depth"] == 0
+
     daemon.wait_until(lambda: "stream cancelled" in daemon.log(), 30, what="the cancellation log line")
-    time.sleep(1.0)
+    # A worker stays reserved until its job is answered: once none is, the cancelled stream can add nothing.
+    daemon.wait_until(idle, 30, what="no chunk job in flight or queued")
     after = served()
-    time.sleep(1.5)
     chunks = int(re.search(r"client gone after \d+ of (\d+) chunks", daemon.log()).group(1))
-    assert served() == after < chunks
+    assert after < chunks
+    assert idle() and served() == after
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import io
 import json
+import logging
 import re
 
 import aiohttp
@@ -20,7 +21,7 @@ from tts_ops.config import load_config
 from tts_ops.server.dispatch import Synthesis
 from tts_ops.server.errors import RequestError, ServiceError
 from tts_ops.server.openai_ogg import OggOpusJoiner, ogg_crc, opus_packet_samples
-from tts_ops.server.streaming import MAX_STREAM_PARALLELISM
+from tts_ops.server.chunk_pipeline import MAX_STREAM_PARALLELISM
 
 from ..stream_app import serve_stream
 
@@ -59,7 +60,8 @@ class MemoryCache:
 class StandIn:
     """What stream_job needs of FrontEnd: config, supervisor, run_job, and optionally cache/cache_key."""
 
-    def __init__(self, config, *, workers: int = 2, delays=None, unspeakable=(), fail_at=None, cache=None) -> None:
+    def __init__(self, config, *, workers: int = 2, delays=None, unspeakable=(), fail_at=None, cache=None,
+                 gates=None) -> None:
         self.config = config
         self.supervisor = StandInSupervisor(workers)
         self.accepting = True
@@ -71,12 +73,17 @@ class StandIn:
         self.running = 0
         self.max_running = 0
         self.recorded: list[tuple[str, float, str | None]] = []
+        self.shared: list[bool] = []
         self.admitted: list[tuple[int, bool]] = []
+        self.cancelled = 0
+        # index -> asyncio.Event: that chunk's job is held until the test sets it.
+        self.gates: dict[int, asyncio.Event] = gates or {}
         if cache is not None:
             self.cache = cache
 
-    async def record(self, request, job, audio, cache, worker):
+    async def record(self, request, job, audio, cache, worker, *, shared=False):
         self.recorded.append((cache, audio.duration_s, worker))
+        self.shared.append(shared)
         return {"X-Output-URL": "/output/x.wav"}
 
     def cache_key(self, job):
@@ -90,6 +97,11 @@ class StandIn:
         self.max_running = max(self.max_running, self.running)
         try:
             await asyncio.sleep(self.delays.get(index, 0.01))
+            if index in self.gates:
+                await self.gates[index].wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
         finally:
             self.running -= 1
         if index == self.fail_at:
@@ -108,6 +120,10 @@ class StandIn:
 
 @pytest.fixture
 def config(tmp_path):
+    return make_config(tmp_path)
+
+
+def make_config(tmp_path):
     return load_config(overrides={"paths": {"state_dir": str(tmp_path / "s"), "runtime_dir": str(tmp_path / "r")},
                                   "logging": {"dir": str(tmp_path / "l")}, "output": {"dir": str(tmp_path / "o")},
                                   "engines": {"fastspeech2_baker": {"pause_s": PAUSE_S, "max_chunk_chars": 20}}},
@@ -282,20 +298,29 @@ async def test_error_after_first_byte_aborts_the_connection(config):
         await client.close()
 
 
-async def test_client_disconnect_cancels_remaining_chunks(config):
+async def until(predicate, timeout: float = 20, what: str = "condition"):
+    """Poll ``predicate`` until true (a generous deadline, never a timing assertion)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def test_client_disconnect_cancels_remaining_chunks(config, caplog):
+    caplog.set_level(logging.INFO, logger="tts_ops.stream")
     frontend = StandIn(config, workers=1, delays={i: 0.15 for i in range(8)})
     client = await serve(frontend)
     try:
         resp = await client.post("/s", json={"format": "pcm"})
         await resp.content.readany()
         resp.close()  # drop the connection mid-stream
-        await asyncio.sleep(0.6)
+        # The production logs its cancellation once its chunk jobs are cancelled; nothing can start after that.
+        await until(lambda: "stream cancelled" in caplog.text and frontend.running == 0, what="the cancellation")
         calls = len(frontend.calls)
-        await asyncio.sleep(0.5)
     finally:
         await client.close()
     assert calls == len(frontend.calls) < len(SENTENCES)
-    assert len(frontend.finished) < len(SENTENCES)
+    assert len(frontend.finished) < len(SENTENCES) and frontend.cancelled >= 1
 
 
 async def test_sse_events(config):

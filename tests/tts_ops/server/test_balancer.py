@@ -28,6 +28,7 @@ class FakeWorker:
         self.served_at_start = 0
         self.session = SESSION
         self.process_alive = True
+        self.probe_failures = 0
 
     @property
     def generation(self) -> int:
@@ -173,6 +174,49 @@ async def test_acquire_with_dead_worker_waits_for_its_restart(sup):
     assert not task.done()
     w1.set_state(S.READY)
     assert await asyncio.wait_for(task, 1) is w1 and w1.in_flight == 1
+
+
+# -- suspects (failed health probes) ------------------------------------------------------------------------------
+async def test_worker_with_failed_probes_is_skipped_while_a_healthy_one_is_idle(sup):
+    sup.add("w1", 101, served=0).probe_failures = 1  # would win on "served least"
+    sup.add("w2", 102, served=50)
+    assert make(sup).pick().id == "w2"
+
+
+async def test_suspect_is_skipped_even_when_the_healthy_worker_is_busy(sup):
+    """A SIGSTOPped worker keeps READY until declared hung: a request sent there would hang until the kill."""
+    sup.add("w1", 101).probe_failures = 2
+    w2 = sup.add("w2", 102)
+    balancer = make(sup)
+    assert await balancer.acquire() is w2
+    waiter = asyncio.create_task(balancer.acquire())
+    await settle()
+    assert not waiter.done() and balancer.queue_depth == 1  # waits for w2 rather than going to w1
+    balancer.release(w2, True)
+    assert await asyncio.wait_for(waiter, 1) is w2
+
+
+async def test_suspects_serve_when_no_healthy_worker_is_ready(sup):
+    sup.add("w1", 101, served=9).probe_failures = 1
+    sup.add("w2", 102, served=3).probe_failures = 3
+    sup.add("w3", 103, state=S.STARTING)
+    balancer = make(sup)
+    assert balancer.pick().id == "w2"  # a lost probe must not stop all service: least served among suspects
+    assert balancer.pick(avoid=["w2"]).id == "w1"
+
+
+async def test_suspect_that_answers_again_wakes_the_queue(sup):
+    w1 = sup.add("w1", 101)
+    w1.probe_failures = 1
+    w2 = sup.add("w2", 102)
+    balancer = make(sup)
+    assert await balancer.acquire() is w2
+    waiter = asyncio.create_task(balancer.acquire())
+    await settle()
+    assert not waiter.done()
+    w1.probe_failures = 0
+    sup.changed(w1)  # what Worker.probe does on recovery
+    assert await asyncio.wait_for(waiter, 1) is w1
 
 
 # -- queueing -----------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from tts_ops.config import load_config
 from tts_ops.server.balancer import Balancer
 from tts_ops.server.errors import HttpError
 from tts_ops.server.public import FrontEnd
-from tts_ops.server.streaming import MAX_CHUNKS_AHEAD
+from tts_ops.server.chunk_pipeline import MAX_CHUNKS_AHEAD
 
 from ..stream_app import serve_stream
 from .standin_workers import Pool, pcm_for, wait_for

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from tts_ops.server.validation import RequestError, check_content_type, parse_tts
+from tts_ops.config import load_config
+from tts_ops.server.validation import RequestError, check_content_type, engine_default_voice, load_json, parse_tts
 
 LIMIT = 20
 
@@ -109,6 +111,75 @@ def test_voice_rejected(value):
 def test_voice_absent_or_null_is_omitted():
     assert "voice" not in parse({"text": "你好"})
     assert "voice" not in parse({"text": "你好", "voice": None})
+
+
+def test_default_spellings_of_the_voice_are_one_voice():
+    # "default" and the engine's default voice id synthesize the same audio: both must be "no voice" in the job,
+    # or one audio gets two cache keys.
+    assert "voice" not in parse({"text": "你好", "voice": "default"})
+    bundled = {"max_text_chars": LIMIT, "default_voice": "baker"}
+    for voice in ("default", "baker", " baker "):
+        assert "voice" not in parse_tts({"text": "你好", "voice": voice}, **bundled), voice
+    sambert = {"max_text_chars": LIMIT, "default_voice": "zhibei_emo"}
+    assert "voice" not in parse_tts({"text": "你好", "voice": "zhibei_emo"}, **sambert)
+    assert parse_tts({"text": "你好", "voice": "zhitian_emo"}, **sambert)["voice"] == "zhitian_emo"
+
+
+def config_for(tmp_path, engine: str, **sambert):
+    return load_config(overrides={"workers": {"engine": engine}, "engines": {"sambert_hifigan": sambert},
+                                  "paths": {"state_dir": str(tmp_path / "s"), "runtime_dir": str(tmp_path / "r")},
+                                  "logging": {"dir": str(tmp_path / "l")}, "output": {"dir": str(tmp_path / "o")}},
+                       env={})
+
+
+@pytest.mark.parametrize("engine, sambert, voices", [
+    ("fastspeech2-baker", {}, ["default", "baker"]),
+    ("sambert-hifigan", {}, ["default", "zhitian_emo", "zhiyan_emo", "zhibei_emo"]),
+    ("sambert-hifigan", {"default_voice": "zhiyan_emo"}, ["default", "zhitian_emo", "zhiyan_emo"]),
+])
+def test_tts_and_openai_endpoints_give_a_voice_the_same_job_and_cache_key(tmp_path, engine, sambert, voices):
+    from tts_ops.cache import cache_key
+    from tts_ops.server.openai_api import parse_speech
+
+    config = config_for(tmp_path, engine, **sambert)
+    default_voice = engine_default_voice(config)
+    assert default_voice == sambert.get("default_voice", "zhitian_emo" if engine == "sambert-hifigan" else "baker")
+
+    def key(job):  # what FrontEnd.cache_key does with a job's voice
+        return cache_key("p:", engine=engine, model_version="v", voice=job.get("voice") or "default",
+                         emotion="neutral", speed=1.0, fmt="wav", sample_rate=None, text="你好")
+
+    keys = {}
+    for voice in voices:
+        tts = parse_tts({"text": "你好", "voice": voice}, max_text_chars=LIMIT, default_voice=default_voice)
+        speech = parse_speech({"model": "tts-1", "input": "你好", "voice": voice, "response_format": "wav"},
+                              config).job
+        assert tts.get("voice") == speech.get("voice"), voice
+        keys[voice] = key(tts)
+    same = {voice for voice in voices if voice in ("default", default_voice)}
+    assert len({keys[voice] for voice in same}) == 1 and len(same) == 2
+    assert len(set(keys.values())) == len(voices) - 1  # every other voice keeps a key of its own
+
+
+# -- JSON bodies --------------------------------------------------------------------------------------------------
+NESTED_50 = b"[" * 50 + b"]" * 50
+
+
+@pytest.mark.parametrize("raw, value", [(rb'{"text": "\u4f60"}', {"text": "你"}),
+                                        ('{"a": 1}'.encode("utf-16"), {"a": 1}),
+                                        (NESTED_50, json.loads(NESTED_50))])
+def test_load_json_parses_bodies(raw, value):
+    assert load_json(raw) == value
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    (b"{nope", "valid JSON"), (b"", "valid JSON"), (b"\xff\xfe{", "valid JSON"), (b'{"a": "\xff"}', "valid JSON"),
+    (b"[" * 60000, "nested too deeply"), (b'{"a":' * 20000, "nested too deeply"),
+])
+def test_load_json_rejects_non_json_with_400(raw, fragment):
+    with pytest.raises(RequestError) as info:
+        load_json(raw)
+    assert info.value.status == 400 and fragment in str(info.value)
 
 
 # -- format -------------------------------------------------------------------------------------------------------

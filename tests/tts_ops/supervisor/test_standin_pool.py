@@ -1,0 +1,198 @@
+"""The Supervisor with stand-in worker processes (``standin_worker.py``: real processes answering /health on their
+sockets, no model): hung detection of a SIGSTOPped worker, recovery of a suspect, crash loops reaching FAILED and
+leaving it after the cool-down, and rolling restarts racing recycles and admin restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tts_ops.supervisor import Supervisor, Worker, WorkerState
+from tts_ops.supervisor.supervisor import worker_seq
+
+from .standin_worker import StandinSpec
+
+S = WorkerState
+BOOT_S = 30  # generous: a stand-in boots in well under a second, but the machine is shared
+
+
+@pytest.fixture
+def runtime_dir():
+    path = Path(tempfile.mkdtemp(prefix="ttsstd-", dir="/tmp")) / "run"
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def standin(runtime_dir):
+    def make(*args: str, **overrides) -> StandinSpec:
+        settings = dict(engine="stand-in", runtime_dir=runtime_dir, boot_timeout_s=BOOT_S, probe_interval_s=0.5,
+                        probe_timeout_s=0.1, failure_threshold=3, kill_grace_s=0.5,
+                        policy={"backoff_initial_s": 0.05}, args=args)
+        settings.update(overrides)
+        return StandinSpec(**settings)
+
+    return make
+
+
+@pytest.fixture
+async def supervisors():
+    started: list[Supervisor] = []
+    yield started
+    for sup in started:
+        try:
+            await asyncio.wait_for(sup.stop(drain_timeout_s=0), 20)
+        finally:
+            sup.kill_all()
+
+
+@pytest.fixture
+def start(supervisors):
+    async def start(spec: StandinSpec, count: int = 1, **settings) -> Supervisor:
+        settings.setdefault("drain_timeout_s", 1.0)
+        settings.setdefault("watchdog_interval_s", 3600)  # recycles are triggered by hand
+        sup = Supervisor(spec, count, **settings)
+        supervisors.append(sup)
+        await sup.start()
+        return sup
+
+    return start
+
+
+async def until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def all_ready(sup: Supervisor, n: int) -> list[Worker]:
+    return await until(lambda: len(sup.ready_workers()) == n and sup.ready_workers(), BOOT_S, f"{n} ready workers")
+
+
+# -- hung detection -----------------------------------------------------------------------------------------------
+async def test_sigstopped_worker_is_hung_after_threshold_probes_killed_and_restarted(standin, start):
+    sup = await start(standin())
+    [worker] = await all_ready(sup, 1)
+    pid = worker.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await until(lambda: worker.restarts == 1 and worker.state is S.READY, BOOT_S, "restart after hang")
+    finally:
+        if psutil_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    # The third failed probe is the verdict (probes every 0.5 s, each fails after the 0.1 s timeout).
+    assert worker.last_exit_reason.startswith("hung: 3 health probes failed"), worker.last_exit_reason
+    assert worker.last_exit_code == -signal.SIGKILL  # a stopped process only yields to KILL
+    assert worker.pid != pid and sup.restarts_by_reason == {"hung": 1}
+
+
+async def test_suspect_that_answers_again_is_announced_and_not_killed(standin, start):
+    sup = await start(standin(failure_threshold=6))
+    [worker] = await all_ready(sup, 1)
+    recovered: list[int] = []
+    sup.add_listener(lambda w: w is worker and w.state is S.READY and not w.probe_failures and recovered.append(1))
+    os.kill(worker.pid, signal.SIGSTOP)
+    try:
+        await until(lambda: worker.probe_failures >= 1, 10, "a failed probe")
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+    await until(lambda: recovered, 10, "the recovery announced to listeners (the balancer)")
+    assert worker.probe_failures == 0 and worker.state is S.READY and worker.restarts == 0
+
+
+def psutil_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# -- crash loop and FAILED cool-down ------------------------------------------------------------------------------
+async def test_crash_loop_reaches_failed_and_is_retried_after_the_cooldown(standin, start):
+    spec = standin("--exit-after-s", "0.3", "--exit-code", "1",
+                   policy={"backoff_initial_s": 0.05, "crash_limit": 3, "crash_window_s": 60,
+                           "failed_cooldown_s": 0.5})
+    sup = await start(spec)
+    [worker] = sup.workers.values()
+    events: list[tuple[str, int]] = []
+    sup.add_listener(lambda w: w.state is not S.READY and events.append((w.state.value, w.restarts)))
+    await until(lambda: worker.state is S.FAILED, BOOT_S, "FAILED after three crashes")
+    assert worker.restarts == 2 and worker.last_exit_reason == "exit code 1"
+    assert sup.restarts_by_reason == {"exit code 1": 3}
+    await until(lambda: worker.restarts == 3, 10, "the retry after the cool-down")
+    assert events[:9] == [("exited", 0), ("backoff", 0), ("starting", 1), ("exited", 1), ("backoff", 1),
+                          ("starting", 2), ("exited", 2), ("failed", 2), ("starting", 3)]
+
+
+# -- rolling restarts racing other replacements -------------------------------------------------------------------
+async def test_reload_during_a_recycle_replaces_everyone_onto_the_new_spec(standin, start):
+    """A recycle holds the replacement lock while its successor boots: the rolling restart used to pick the
+    worker being recycled, find it retired once it got the lock, and abort (HUP rolled back, 409)."""
+    spec = standin("--boot-s", "0.5")
+    sup = await start(spec, 2, max_requests=1)
+    w1, w2 = await all_ready(sup, 2)
+    w1.begin_request()
+    w1.end_request(True)  # past its request budget
+    sup.check_recycles()
+    successor = await until(lambda: sup.workers.get("w3"), 5, "the recycle's successor")
+    new_spec = dataclasses.replace(spec, kill_grace_s=0.6)  # what SIGHUP's apply_spec does
+    sup.apply_spec(new_spec)
+    replaced = await asyncio.wait_for(sup.rolling_restart("reload"), 60)
+    # w1 was done by the recycle; its successor started on the old spec before the reload, so it goes too.
+    assert replaced == ["w2->w4", "w3->w5"]
+    assert "recycle: served 1" in w1.last_exit_reason and successor.state is S.RETIRED
+    active = sup.active_workers()
+    assert [w.id for w in active] == ["w4", "w5"]
+    assert all(w.state is S.READY and w.spec is new_spec for w in active)
+
+
+async def test_rolling_restart_during_an_admin_restart_does_not_redo_fresh_workers(standin, start):
+    sup = await start(standin("--boot-s", "0.5"), 2)
+    await all_ready(sup, 2)
+    single = asyncio.create_task(sup.restart_worker("w1"))
+    await until(lambda: "w3" in sup.workers, 5, "the admin restart's successor")
+    rolling = asyncio.create_task(sup.rolling_restart())
+    assert (await asyncio.wait_for(single, 60)).id == "w3"
+    replaced = await asyncio.wait_for(rolling, 60)
+    # w1 was taken by the admin restart; w3 started before the rolling restart was asked for, so it is redone.
+    assert replaced == ["w2->w4", "w3->w5"]
+    assert [w.id for w in sup.active_workers()] == ["w4", "w5"]
+    assert all(worker_seq(w) > 3 and w.state is S.READY for w in sup.active_workers())
+
+
+async def test_rollback_only_replaces_the_selected_workers(standin, start):
+    spec = standin()
+    sup = await start(spec, 2)
+    await all_ready(sup, 2)
+    new_spec = dataclasses.replace(spec, kill_grace_s=0.6)
+    sup.apply_spec(new_spec)
+    await sup.restart_worker("w1")  # w3 on the new spec, w2 still on the old one
+    sup.apply_spec(spec)  # the reload failed: back to the running spec
+    replaced = await asyncio.wait_for(sup.rolling_restart("reload rollback", only=lambda w: w.spec is not spec), 60)
+    assert replaced == ["w3->w4"]
+    assert [w.id for w in sup.active_workers()] == ["w2", "w4"]
+    assert all(w.spec is spec for w in sup.active_workers())
+
+
+# -- stopping -----------------------------------------------------------------------------------------------------
+async def test_idle_worker_retired_with_zero_drain_time_logs_no_drain_timeout(standin, start, caplog):
+    sup = await start(standin())
+    [worker] = await all_ready(sup, 1)
+    caplog.set_level(logging.WARNING, "tts_ops.supervisor")
+    await asyncio.wait_for(worker.retire("test stop", 0), 10)
+    assert worker.state is S.RETIRED and worker.last_exit_code == 0
+    assert not [r.getMessage() for r in caplog.records if "drain deadline" in r.getMessage()]
