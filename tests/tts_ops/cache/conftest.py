@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.redis_server import RedisServer
+from tts_ops.cache import ResultCache
 from tts_ops.config import CacheConfig
 
 
@@ -40,3 +41,12 @@ def cache_config(**overrides) -> CacheConfig:
             "connect_timeout_s": 0.25, "op_timeout_s": 0.25}
     base.update(overrides)
     return CacheConfig(**base)
+
+
+@pytest.fixture
+async def cache():
+    """A started in-process (memory) ResultCache with the test settings."""
+    c = ResultCache.from_config(cache_config())
+    await c.start()
+    yield c
+    await c.close()

@@ -6,9 +6,7 @@ import asyncio
 
 import pytest
 
-from tts_ops.cache import CachedAudio, ResultCache, SharedCallCancelled
-
-from .conftest import cache_config
+from tts_ops.cache import CachedAudio, SharedCallCancelled
 
 KEY = "test:audio:sf"
 
@@ -36,14 +34,6 @@ class Factory:
             raise self.error
         self.finished = True
         return audio(b"call%d" % self.calls)
-
-
-@pytest.fixture
-async def cache():
-    c = ResultCache.from_config(cache_config())
-    await c.start()
-    yield c
-    await c.close()
 
 
 async def test_twenty_concurrent_share_one_call(cache):

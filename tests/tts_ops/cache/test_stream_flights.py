@@ -57,14 +57,6 @@ async def until(predicate, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-async def cache():
-    c = ResultCache.from_config(cache_config())
-    await c.start()
-    yield c
-    await c.close()
-
-
 async def test_follower_replays_then_follows_and_the_result_is_stored_once(cache):
     production = Production()
     leader_got, follower_got = [], []

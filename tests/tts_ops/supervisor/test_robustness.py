@@ -7,10 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import shutil
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +17,8 @@ from tts_ops.supervisor import Supervisor, Worker, WorkerState
 from tts_ops.supervisor import supervisor as supervisor_module
 from tts_ops.supervisor.supervisor import ReplacementFailed
 from tts_ops.supervisor.worker import WorkerSpec
+
+from .conftest import until
 
 S = WorkerState
 
@@ -33,13 +32,6 @@ class SleeperSpec(WorkerSpec):
 
 
 @pytest.fixture
-def runtime_dir():
-    path = Path(tempfile.mkdtemp(prefix="ttsrob-", dir="/tmp")) / "run"
-    yield path
-    shutil.rmtree(path.parent, ignore_errors=True)
-
-
-@pytest.fixture
 def sleeper(runtime_dir):
     def make(**overrides) -> SleeperSpec:
         settings = dict(engine="fake", runtime_dir=runtime_dir, boot_timeout_s=30, probe_interval_s=0.2,
@@ -48,27 +40,6 @@ def sleeper(runtime_dir):
         return SleeperSpec(**settings)
 
     return make
-
-
-@pytest.fixture
-async def supervisors():
-    started: list[Supervisor] = []
-    yield started
-    for sup in started:
-        try:
-            await asyncio.wait_for(sup.stop(drain_timeout_s=0), 20)
-        finally:
-            sup.kill_all()
-
-
-async def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 # -- boot timeout -------------------------------------------------------------------------------------------------

@@ -8,11 +8,7 @@ import asyncio
 import dataclasses
 import logging
 import os
-import shutil
 import signal
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
 
@@ -21,15 +17,10 @@ from tts_ops.supervisor.supervisor import worker_seq
 
 from .standin_worker import StandinSpec
 
+from .conftest import until
+
 S = WorkerState
 BOOT_S = 30  # generous: a stand-in boots in well under a second, but the machine is shared
-
-
-@pytest.fixture
-def runtime_dir():
-    path = Path(tempfile.mkdtemp(prefix="ttsstd-", dir="/tmp")) / "run"
-    yield path
-    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 @pytest.fixture
@@ -45,17 +36,6 @@ def standin(runtime_dir):
 
 
 @pytest.fixture
-async def supervisors():
-    started: list[Supervisor] = []
-    yield started
-    for sup in started:
-        try:
-            await asyncio.wait_for(sup.stop(drain_timeout_s=0), 20)
-        finally:
-            sup.kill_all()
-
-
-@pytest.fixture
 def start(supervisors):
     async def start(spec: StandinSpec, count: int = 1, **settings) -> Supervisor:
         settings.setdefault("drain_timeout_s", 1.0)
@@ -66,16 +46,6 @@ def start(supervisors):
         return sup
 
     return start
-
-
-async def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 async def all_ready(sup: Supervisor, n: int) -> list[Worker]:

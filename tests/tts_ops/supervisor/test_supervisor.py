@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -20,17 +18,11 @@ import pytest
 from tts_ops.supervisor import Supervisor, Worker, WorkerState
 from tts_ops.supervisor.worker import WorkerSpec
 
+from .conftest import until
+
 S = WorkerState
 REPO = Path(__file__).resolve().parents[3]
 BOOT_S = 60  # generous bound for one worker to load and warm up on a loaded CI machine
-
-
-@pytest.fixture
-def runtime_dir():
-    # Unix socket paths are limited to 108 bytes: keep it short, under /tmp.
-    path = Path(tempfile.mkdtemp(prefix="ttssup-", dir="/tmp")) / "run"
-    yield path
-    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 @pytest.fixture
@@ -66,16 +58,6 @@ async def make_supervisor(make_spec):
         finally:
             sup.kill_all()
     await until(lambda: not any(alive(pid) for pid in pids), 10, "worker processes gone after the test")
-
-
-async def until(predicate, timeout: float, what: str, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def alive(pid: int) -> bool:
