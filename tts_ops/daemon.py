@@ -36,6 +36,8 @@ from tts_ops.supervisor.worker import WorkerSpec
 
 log = logging.getLogger("tts_ops.daemon")
 EXIT_FORCED = 1
+# How long a forced stop waits for the SIGKILLed workers' exit codes.
+FORCED_REAP_S = 3.0
 STATUS_INTERVAL_S = 1.0
 # Grace at shutdown for admin requests still running (a status, or a CLI waiting on a restart or scale): the
 # workers are being stopped anyway, so waiting longer would only delay the drain of the public listener.
@@ -360,6 +362,7 @@ class Daemon:
         if forced.done() and not graceful.done():
             self.supervisor.kill_all()
             graceful.cancel()
+            await self._reap_killed(FORCED_REAP_S)
             self._transition(DaemonState.STOPPED, "forced")
             return EXIT_FORCED
         forced.cancel()
@@ -367,6 +370,17 @@ class Daemon:
         self._transition(DaemonState.STOPPED)
         log.info("stopped")
         return 0
+
+    async def _reap_killed(self, timeout_s: float) -> None:
+        # SIGKILLed workers die at once; waiting for their exit codes (bounded) lets the event loop's child
+        # watcher collect them before the loop closes, instead of warning about pids it can no longer handle.
+        procs = [w.proc for w in self.supervisor.workers.values() if w.proc is not None and w.proc.returncode is None]
+        if procs:
+            done, pending = await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("forced stop: %d worker(s) not reaped after %.0f s", len(pending), timeout_s)
 
     async def _graceful_stop(self) -> None:
         # aiohttp's cleanup stops listening, closes idle keep-alives, waits for handlers up to the deadline and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -12,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import soundfile as sf
-import io
 
 from tests.conftest import http
 from tests.load import Load
@@ -270,3 +271,27 @@ def test_admin_api_auth_scale_and_restart(daemon):
     result = run_cli(daemon, "scale", "1")
     assert result.returncode == 0
     daemon.wait_until(lambda: len(worker_rows(daemon)) == 1, 30, what="scale down")
+
+
+def test_second_term_forces_exit_and_kills_the_workers(start_daemon):
+    from concurrent.futures import ThreadPoolExecutor
+
+    daemon = start_daemon({"server": {"graceful_timeout_s": 120}}, workers=1)
+    pid = daemon.status()["workers"]["items"][0]["pid"]
+    long_text = "这是一个很长的句子，用来让合成持续足够长的时间，好让第二个信号在它结束之前到达。" * 20
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(http, "POST", daemon.base_url + "/tts", {"text": long_text})
+        daemon.wait_until(lambda: daemon.status()["in_flight"] == 1, 30, 0.01, what="the request in flight")
+        daemon.proc.send_signal(signal.SIGTERM)
+        daemon.wait_until(lambda: "send again to force" in daemon.log(), 30, 0.05, what="graceful shutdown")
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = daemon.proc.wait(30)
+        try:
+            pending.result(60)
+        except OSError:
+            pass  # the connection may be cut: forcing gives up on in-flight work by definition
+    log = daemon.log()
+    assert code == 1, log[-3000:]
+    assert "stopped: forced" in log
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert "is closed" not in log, log[-2000:]   # the killed worker was reaped before the loop closed
