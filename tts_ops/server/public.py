@@ -45,6 +45,7 @@ class FrontEnd:
         self.output_store = output_store
         self.metrics = metrics
         self.accepting = True
+        self._last_model_version: str | None = None
         # Per request: "requests" as they arrive, "ok" once answered in full (hits included), "client_errors" for a
         # 4xx. Per synthesis attempt (a stream's chunk, a shared synthesis once): shed, failed, timeouts, retried.
         self.totals = {"requests": 0, "ok": 0, "client_errors": 0, "shed": 0, "timeouts": 0, "failed": 0,
@@ -176,17 +177,21 @@ class FrontEnd:
         version = self.model_version()
         if version is None:
             return None
+        # The default voice by its id, so a reload that changes it does not serve the old voice.
+        voice = job.get("voice") or engine_default_voice(self.config) or "default"
         return cache_key(self.config.cache.prefix, engine=self.config.workers.engine, model_version=version,
-                         # The default voice by its id, so a reload that changes it does not serve the old voice.
-                         voice=job.get("voice") or engine_default_voice(self.config) or "default", emotion=job["emotion"], speed=job["speed"],
-                         fmt=job["format"], sample_rate=job.get("sample_rate"), text=job["text"])
+                         voice=voice, emotion=job["emotion"], speed=job["speed"], fmt=job["format"],
+                         sample_rate=job.get("sample_rate"), text=job["text"])
 
     def model_version(self) -> str | None:
+        """The model version a ready worker reports; while none is ready, the last one seen (so cached audio is
+        still served when every worker is restarting), None before any worker was ever ready."""
         for worker in self.supervisor.ready_workers():
             version = worker.health.get("model_version")
             if version:
+                self._last_model_version = version
                 return version
-        return None
+        return self._last_model_version
 
     def admit(self) -> None:
         """Refuse new work once shutdown began (keep-alive connections can still deliver requests); work already
