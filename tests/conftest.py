@@ -196,3 +196,27 @@ def start_daemon(model_store_dir: Path):
 def daemon(start_daemon) -> DaemonProcess:
     """A running daemon with one ready worker."""
     return start_daemon(workers=1)
+
+
+@pytest.fixture
+def notify_listener():
+    """A bound AF_UNIX datagram socket standing in for systemd's notify socket; yields (socket, path). The path
+    is in a short directory under /tmp because sun_path holds only 108 bytes."""
+    directory = tempfile.mkdtemp(prefix="ttsnfy-", dir="/tmp")
+    path = os.path.join(directory, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.setblocking(False)
+    yield sock, path
+    sock.close()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def drain_datagrams(sock: socket.socket) -> list[bytes]:
+    """Every datagram already queued on a non-blocking ``sock``, without waiting."""
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(4096))
+        except BlockingIOError:
+            return out

@@ -11,19 +11,10 @@ import uuid
 
 import pytest
 
+from tests.conftest import drain_datagrams
 from tts_ops.sdnotify import SystemdNotifier, child_env, run_watchdog
 
 LOGGER = "tts_ops.sdnotify"
-
-
-def _drain(sock: socket.socket) -> list[bytes]:
-    """Every datagram already queued on ``sock``, without waiting."""
-    out = []
-    while True:
-        try:
-            out.append(sock.recv(4096))
-        except BlockingIOError:
-            return out
 
 
 def _recv(sock: socket.socket, timeout: float = 2.0) -> bytes:
@@ -32,19 +23,6 @@ def _recv(sock: socket.socket, timeout: float = 2.0) -> bytes:
         return sock.recv(4096)
     finally:
         sock.setblocking(False)
-
-
-@pytest.fixture
-def listener(tmp_path):
-    """A bound datagram socket in tmp_path; yields (sock, NOTIFY_SOCKET value)."""
-    path = tmp_path / "notify.sock"
-    if len(os.fsencode(str(path))) >= 100:  # sun_path is 108 bytes
-        pytest.skip(f"tmp_path too long for an AF_UNIX socket: {path}")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.setblocking(False)
-    yield sock, str(path)
-    sock.close()
 
 
 @pytest.fixture
@@ -58,8 +36,8 @@ def abstract_listener():
 
 
 @pytest.mark.parametrize("which", ["path", "abstract"])
-def test_messages_byte_exact(which, listener, abstract_listener):
-    sock, addr = listener if which == "path" else abstract_listener
+def test_messages_byte_exact(which, notify_listener, abstract_listener):
+    sock, addr = notify_listener if which == "path" else abstract_listener
     n = SystemdNotifier({"NOTIFY_SOCKET": addr})
     assert n.enabled
 
@@ -82,8 +60,8 @@ def test_messages_byte_exact(which, listener, abstract_listener):
     n.close()
 
 
-def test_reloading_carries_monotonic_usec(listener):
-    sock, addr = listener
+def test_reloading_carries_monotonic_usec(notify_listener):
+    sock, addr = notify_listener
     n = SystemdNotifier({"NOTIFY_SOCKET": addr})
     before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     assert n.reloading()
@@ -95,22 +73,22 @@ def test_reloading_carries_monotonic_usec(listener):
     assert before <= usec <= after
 
 
-def test_newlines_in_values_cannot_inject_fields(listener):
-    sock, addr = listener
+def test_newlines_in_values_cannot_inject_fields(notify_listener):
+    sock, addr = notify_listener
     n = SystemdNotifier({"NOTIFY_SOCKET": addr})
     assert n.status("boom\nREADY=1")
     assert _recv(sock) == b"STATUS=boom READY=1"
 
 
-def test_invalid_input_is_dropped_not_raised(listener, caplog):
-    sock, addr = listener
+def test_invalid_input_is_dropped_not_raised(notify_listener, caplog):
+    sock, addr = notify_listener
     n = SystemdNotifier({"NOTIFY_SOCKET": addr})
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
         assert n.extend_timeout(0) is False
         assert n.extend_timeout("soon") is False  # type: ignore[arg-type]
         assert n.notify(**{"bad key": 1}) is False
         assert n.notify() is False
-    assert _drain(sock) == []
+    assert drain_datagrams(sock) == []
 
 
 def test_no_notify_socket_is_a_noop(caplog):
@@ -125,8 +103,8 @@ def test_no_notify_socket_is_a_noop(caplog):
     assert len(records) == 1 and records[0].levelno == logging.DEBUG
 
 
-def test_default_environ_is_os_environ(monkeypatch, listener):
-    sock, addr = listener
+def test_default_environ_is_os_environ(monkeypatch, notify_listener):
+    sock, addr = notify_listener
     monkeypatch.setenv("NOTIFY_SOCKET", addr)
     monkeypatch.delenv("WATCHDOG_USEC", raising=False)
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
@@ -184,29 +162,29 @@ def _wd_notifier(addr: str, **extra: str) -> SystemdNotifier:
                             "WATCHDOG_PID": str(os.getpid()), **extra})
 
 
-async def test_run_watchdog_pings_and_stops(listener):
-    sock, addr = listener
+async def test_run_watchdog_pings_and_stops(notify_listener):
+    sock, addr = notify_listener
     n = _wd_notifier(addr)
     assert n.watchdog_interval_s == pytest.approx(0.1)
     stop = asyncio.Event()
     task = asyncio.create_task(run_watchdog(n, stop))
     await asyncio.sleep(0.55)
-    pings = _drain(sock)
+    pings = drain_datagrams(sock)
     assert set(pings) == {b"WATCHDOG=1"}
     assert 3 <= len(pings) <= 8  # ~6 expected; loose for a loaded CI box
     stop.set()
     await asyncio.wait_for(task, timeout=1.0)
     await asyncio.sleep(0.25)
-    assert _drain(sock) == []  # nothing after stop
+    assert drain_datagrams(sock) == []  # nothing after stop
 
 
-async def test_blocked_loop_sends_no_pings(listener):
-    sock, addr = listener
+async def test_blocked_loop_sends_no_pings(notify_listener):
+    sock, addr = notify_listener
     n = _wd_notifier(addr)
     stop = asyncio.Event()
     task = asyncio.create_task(run_watchdog(n, stop))
     await asyncio.sleep(0.35)
-    assert len(_drain(sock)) >= 2
+    assert len(drain_datagrams(sock)) >= 2
 
     during_block: list[int] = []
 
@@ -214,40 +192,40 @@ async def test_blocked_loop_sends_no_pings(listener):
         # Runs as a loop callback: nothing else on the loop runs until it
         # returns, so the datagrams queued across the sleep are exactly the
         # pings sent while the loop was stalled.
-        _drain(sock)
+        drain_datagrams(sock)
         time.sleep(0.6)
-        during_block.append(len(_drain(sock)))
+        during_block.append(len(drain_datagrams(sock)))
 
     asyncio.get_running_loop().call_soon(blocker)
     while not during_block:
         await asyncio.sleep(0.01)
     assert during_block == [0]
     await asyncio.sleep(0.3)
-    assert len(_drain(sock)) >= 1  # pings resume once the loop turns again
+    assert len(drain_datagrams(sock)) >= 1  # pings resume once the loop turns again
     stop.set()
     await asyncio.wait_for(task, timeout=1.0)
 
 
-async def test_unhealthy_gate_withholds_pings(listener, caplog):
-    sock, addr = listener
+async def test_unhealthy_gate_withholds_pings(notify_listener, caplog):
+    sock, addr = notify_listener
     n = _wd_notifier(addr)
     state = {"ok": False}
     stop = asyncio.Event()
     with caplog.at_level(logging.INFO, logger=LOGGER):
         task = asyncio.create_task(run_watchdog(n, stop, healthy=lambda: state["ok"]))
         await asyncio.sleep(0.35)
-        assert _drain(sock) == []
+        assert drain_datagrams(sock) == []
         state["ok"] = True
         await asyncio.sleep(0.35)
-        assert len(_drain(sock)) >= 2
+        assert len(drain_datagrams(sock)) >= 2
         stop.set()
         await asyncio.wait_for(task, timeout=1.0)
     warnings = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
     assert len(warnings) == 1  # once per transition, not per tick
 
 
-async def test_raising_health_check_counts_as_unhealthy(listener):
-    sock, addr = listener
+async def test_raising_health_check_counts_as_unhealthy(notify_listener):
+    sock, addr = notify_listener
     stop = asyncio.Event()
 
     def broken() -> bool:
@@ -255,25 +233,25 @@ async def test_raising_health_check_counts_as_unhealthy(listener):
 
     task = asyncio.create_task(run_watchdog(_wd_notifier(addr), stop, healthy=broken))
     await asyncio.sleep(0.3)
-    assert _drain(sock) == []
+    assert drain_datagrams(sock) == []
     stop.set()
     await asyncio.wait_for(task, timeout=1.0)
 
 
-async def test_watchdog_pid_mismatch_sends_nothing(listener):
-    sock, addr = listener
+async def test_watchdog_pid_mismatch_sends_nothing(notify_listener):
+    sock, addr = notify_listener
     n = _wd_notifier(addr, WATCHDOG_PID=str(os.getpid() + 1))
     stop = asyncio.Event()
     await asyncio.wait_for(run_watchdog(n, stop), timeout=1.0)  # returns at once
     assert n.watchdog() is False
-    assert _drain(sock) == []
+    assert drain_datagrams(sock) == []
 
 
-async def test_run_watchdog_without_watchdog_returns(listener):
-    sock, addr = listener
+async def test_run_watchdog_without_watchdog_returns(notify_listener):
+    sock, addr = notify_listener
     await asyncio.wait_for(run_watchdog(SystemdNotifier({"NOTIFY_SOCKET": addr}), asyncio.Event()), 1.0)
     await asyncio.wait_for(run_watchdog(SystemdNotifier({}), asyncio.Event()), 1.0)
-    assert _drain(sock) == []
+    assert drain_datagrams(sock) == []
 
 
 async def test_run_watchdog_survives_missing_socket(tmp_path):

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from inference.models.store import ModelStore
+from tests.conftest import drain_datagrams
 from tts_ops.cli import serve
 from tts_ops.config import load_config
 
@@ -57,25 +58,14 @@ def test_sighup_while_preparing_the_model_does_not_kill_the_daemon(tmp_path):
 
 
 @pytest.fixture
-def notify_socket(tmp_path, monkeypatch):
-    path = tmp_path / "notify.sock"
-    if len(os.fsencode(str(path))) >= 100:  # sun_path is 108 bytes
-        pytest.skip(f"tmp_path too long for an AF_UNIX socket: {path}")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.setblocking(False)
-    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-    yield sock
-    sock.close()
+def notify_socket(notify_listener, monkeypatch):
+    sock, path = notify_listener
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    return sock
 
 
 def received(sock: socket.socket) -> list[str]:
-    out = []
-    while True:
-        try:
-            out.append(sock.recv(4096).decode())
-        except BlockingIOError:
-            return out
+    return [datagram.decode() for datagram in drain_datagrams(sock)]
 
 
 def test_model_pull_extends_systemds_start_timeout(tmp_path, monkeypatch, notify_socket):
