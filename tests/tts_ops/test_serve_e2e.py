@@ -287,11 +287,12 @@ def test_second_term_forces_exit_and_kills_the_workers(start_daemon):
         daemon.proc.send_signal(signal.SIGTERM)
         code = daemon.proc.wait(30)
         try:
-            pending.result(60)
+            answered = pending.result(60)[0]
         except OSError:
-            pass  # the connection may be cut: forcing gives up on in-flight work by definition
+            answered = None  # the connection was cut
     log = daemon.log()
     assert code == 1, log[-3000:]
+    assert answered != 200  # forcing gives up on the synthesis in flight instead of waiting for it
     assert "stopped: forced" in log
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert "is closed" not in log, log[-2000:]   # the killed worker was reaped before the loop closed
