@@ -152,9 +152,8 @@ def test_restart_only_changes_name_keys_never_values(tmp_path):
     assert restart_only_changes(old, effective) == {}
 
 
-async def test_reload_warns_once_per_section_needing_a_restart(tmp_path, caplog):
-    old = make_config(tmp_path)
-    new = make_config(tmp_path, server={"port": 5999}, cache={"ttl_s": 5}, admin={"token": "s3cret-token-value"})
+def running_without_workers(old, new) -> Daemon:
+    """A RUNNING Daemon whose reload reads ``new`` and whose rolling restart has no workers to roll."""
     daemon = Daemon(old, reload_config=lambda: new)
     daemon.state = D.RUNNING
 
@@ -162,6 +161,13 @@ async def test_reload_warns_once_per_section_needing_a_restart(tmp_path, caplog)
         return []
 
     daemon.supervisor.rolling_restart = no_op_restart
+    return daemon
+
+
+async def test_reload_warns_once_per_section_needing_a_restart(tmp_path, caplog):
+    old = make_config(tmp_path)
+    new = make_config(tmp_path, server={"port": 5999}, cache={"ttl_s": 5}, admin={"token": "s3cret-token-value"})
+    daemon = running_without_workers(old, new)
     caplog.set_level(logging.WARNING, "tts_ops.daemon")
     await daemon.reload()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -176,13 +182,7 @@ async def test_graceful_timeout_change_needs_a_restart(tmp_path, caplog):
     old = make_config(tmp_path)
     new = make_config(tmp_path, server={"graceful_timeout_s": 5, "queue_limit": 3})
     assert restart_only_changes(old, new) == {"server": ["graceful_timeout_s"]}
-    daemon = Daemon(old, reload_config=lambda: new)
-    daemon.state = D.RUNNING
-
-    async def no_op_restart(reason, only=None):
-        return []
-
-    daemon.supervisor.rolling_restart = no_op_restart
+    daemon = running_without_workers(old, new)
     caplog.set_level(logging.WARNING, "tts_ops.daemon")
     await daemon.reload()
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
