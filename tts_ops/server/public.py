@@ -7,7 +7,6 @@ least one worker is ready, ``{"status":"unhealthy"}`` with 503 otherwise (and wh
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from tts_ops.server.balancer import Balancer, NoCapacity, Overloaded
 from tts_ops.server.dispatch import Synthesis, UpstreamFailed, WorkerRejected, synthesize
 from tts_ops.server.middleware import MAX_BODY_BYTES, METRICS, json_error, request_context
 from tts_ops.server.errors import HttpError, RequestError, ServiceError
-from tts_ops.server.validation import check_content_type, engine_default_voice, parse_tts
+from tts_ops.server.validation import check_content_type, engine_default_voice, load_json, parse_tts
 from tts_ops.supervisor import Supervisor, WorkerState
 
 log = logging.getLogger("tts_ops.server")
@@ -95,7 +94,7 @@ class FrontEnd:
         try:
             self.admit()
             check_content_type(request.content_type)
-            job = parse_tts(await read_json(request), max_text_chars=self.config.server.max_text_chars,
+            job = parse_tts(load_json(await request.read()), max_text_chars=self.config.server.max_text_chars,
                             default_voice=engine_default_voice(self.config))
             if job.pop("stream", False):
                 from tts_ops.server.streaming import stream_job
@@ -240,14 +239,6 @@ class Result:
     worker_id: str | None
     cached: CachedAudio | None = None
     shared: bool = False  # a MISS that got another request's synthesis (single flight)
-
-
-async def read_json(request: web.Request) -> Any:
-    raw = await request.read()
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than json can parse
-        raise RequestError(400, "request body must be valid JSON") from None
 
 
 def _extension(fmt: str) -> str:

@@ -141,7 +141,7 @@ async def test_deeply_nested_json_is_a_400_not_a_500(make_client, worker):
     client, _ = await make_client()
     resp = await client.post("/tts", data=b"[" * 60000, headers={"Content-Type": "application/json"})
     assert resp.status == 400
-    assert json.loads(await resp.read()) == {"error": "request body must be valid JSON"}
+    assert json.loads(await resp.read()) == {"error": "request body must be valid JSON: it is nested too deeply"}
 
 
 @pytest.mark.parametrize("stream", [False, True])
