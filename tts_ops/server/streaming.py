@@ -102,11 +102,9 @@ async def stream_job(frontend: Any, request: web.Request, job: dict[str, Any], *
     async def produce(emit: Callable[[Any], None]) -> Any:
         return await _produce(frontend, job, chunks, pause_s, request.get("request_id"), emit)
 
-    join = getattr(cache, "join_stream", None) if key is not None else None
-    # Identical streams in flight share one production (cache.join_stream); without a usable cache key each
-    # stream is its own, stored by hand when it completes.
-    reader = join(key, produce) if join is not None else StreamFlights().join(
-        "", produce, after=(lambda audio: _cache_put(cache, key, audio)) if cache is not None and key else None)
+    # Identical streams in flight share one production, stored in the cache when it completes; without a cache
+    # key (no cache, or no model version reported yet) each stream is its own and nothing is stored.
+    reader = cache.join_stream(key, produce) if key is not None else StreamFlights().join("", produce)
     response: web.StreamResponse | None = None
     sent = 0
     async with reader:
@@ -288,13 +286,6 @@ def _complete_audio(assembler: Assembler, duration: float, synthesis_s: float, f
     if first is not None:
         meta.update({"worker": first.worker_id, "headers": _kept(first.headers)})
     return CachedAudio(assembler.complete(), assembler.content_type, assembler.sample_rate, round(duration, 3), meta)
-
-
-async def _cache_put(cache: Any, key: str, audio: Any) -> None:
-    try:
-        await cache.put(key, audio)
-    except Exception as exc:
-        log.warning("could not cache the streamed result: %s", exc)
 
 
 async def _record(frontend: Any, request: web.Request, job: dict[str, Any], audio: Any, cache: str,

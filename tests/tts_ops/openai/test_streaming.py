@@ -17,6 +17,7 @@ import soundfile as sf
 
 from inference.audio import encode
 from tts_ops.cache.audio import CachedAudio
+from tts_ops.cache.singleflight import StreamFlights
 from tts_ops.config import load_config
 from tts_ops.server.dispatch import Synthesis
 from tts_ops.server.errors import RequestError, ServiceError
@@ -55,6 +56,10 @@ class MemoryCache:
     async def put(self, key, audio):
         self.items[key] = audio
         return True
+
+    def join_stream(self, key, produce):
+        # ResultCache's contract without the sharing (tested with the real cache elsewhere): store when complete.
+        return StreamFlights().join(key, produce, after=lambda audio: self.put(key, audio))
 
 
 class StandIn:
@@ -344,7 +349,7 @@ async def test_sse_events(config):
 
 
 async def test_cache_failures_are_misses(config):
-    class Broken:
+    class Broken(MemoryCache):
         async def get(self, key):
             raise ConnectionError("redis down")
 
