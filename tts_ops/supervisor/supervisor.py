@@ -70,7 +70,6 @@ class Supervisor:
         self.retired_count = 0
         self.restarts_by_reason: dict[str, int] = {}
         self._ids = itertools.count(1)
-        self._last_seq = 0  # number of the newest worker ("w<n>"): rolling restarts replace those up to a mark
         self._listeners: list[Callable[[Worker], None]] = []
         self._replace_lock = asyncio.Lock()
         # Rolling restarts and scaling change the whole pool; recycles wait for them instead of interleaving.
@@ -136,8 +135,7 @@ class Supervisor:
         self._watchdog = asyncio.create_task(self.watchdog(), name="rss-watchdog")
 
     def spawn_worker(self, replaces: Worker | None = None) -> Worker:
-        self._last_seq = next(self._ids)
-        worker = Worker(f"w{self._last_seq}", self.spec, self._on_change)
+        worker = Worker(f"w{next(self._ids)}", self.spec, self._on_change)
         worker.replaces = replaces.id if replaces else None
         if self.max_requests:
             worker.recycle_after = self.max_requests + random.randint(0, self.max_requests_jitter)
@@ -224,7 +222,7 @@ class Supervisor:
         done, not an error, and the pool is looked at again after every step, so their successors (spawned before
         the call or from an older spec) are replaced as well and the loop ends with every worker fresh and on
         ``self.spec``."""
-        mark = self._last_seq
+        mark = max(map(worker_seq, self.workers.values()), default=0)  # workers up to here predate the call
         replaced: list[str] = []
 
         def stale(worker: Worker) -> bool:
