@@ -362,7 +362,10 @@ class Daemon:
         if forced.done() and not graceful.done():
             self.supervisor.kill_all()
             graceful.cancel()
-            await self._reap_killed(FORCED_REAP_S)
+            # Their exit codes collected before the loop closes (its child watcher would warn about the pids).
+            unreaped = await self.supervisor.reap(FORCED_REAP_S)
+            if unreaped:
+                log.warning("forced stop: %d worker(s) not reaped after %.0f s", unreaped, FORCED_REAP_S)
             self._transition(DaemonState.STOPPED, "forced")
             return EXIT_FORCED
         forced.cancel()
@@ -370,17 +373,6 @@ class Daemon:
         self._transition(DaemonState.STOPPED)
         log.info("stopped")
         return 0
-
-    async def _reap_killed(self, timeout_s: float) -> None:
-        # SIGKILLed workers die at once; waiting for their exit codes (bounded) lets the event loop's child
-        # watcher collect them before the loop closes, instead of warning about pids it can no longer handle.
-        procs = [w.proc for w in self.supervisor.workers.values() if w.proc is not None and w.proc.returncode is None]
-        if procs:
-            done, pending = await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=timeout_s)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("forced stop: %d worker(s) not reaped after %.0f s", len(pending), timeout_s)
 
     async def _graceful_stop(self) -> None:
         # aiohttp's cleanup stops listening, closes idle keep-alives, waits for handlers up to the deadline and

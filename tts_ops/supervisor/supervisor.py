@@ -185,6 +185,17 @@ class Supervisor:
         for worker in list(self.workers.values()):
             worker.kill_now()
 
+    async def reap(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for every worker process to exit (after ``kill_all``); how many did not."""
+        waits = [asyncio.ensure_future(w.proc.wait()) for w in self.workers.values()
+                 if w.proc is not None and w.proc.returncode is None]
+        if not waits:
+            return 0
+        _, pending = await asyncio.wait(waits, timeout=timeout_s)
+        for wait in pending:
+            wait.cancel()
+        return len(pending)
+
     # -- replacement -----------------------------------------------------------------------------------------
     async def replace(self, old: Worker, reason: str) -> Worker:
         """Start a successor, wait until it is READY, then drain and stop ``old``."""
