@@ -156,15 +156,6 @@ class OutputStore:
             return None
         return fd, st
 
-    def resolve(self, name: str) -> Path | None:
-        """Path of a saved output (for callers that only need to know it exists), or None, by ``open_output``'s
-        rules. Blocking."""
-        opened = self.open_output(name)
-        if opened is None:
-            return None
-        os.close(opened[0])
-        return self.directory / name
-
     async def handler(self, request: web.Request) -> web.StreamResponse:
         """``GET /output/{name}``: the file with its content type, or 404 JSON for anything else.
 

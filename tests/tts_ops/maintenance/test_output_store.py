@@ -1,4 +1,4 @@
-"""OutputStore: names come only from the request id, writes are atomic, and resolve/handler serve nothing but
+"""OutputStore: names come only from the request id, writes are atomic, and open_output/handler serve nothing but
 the store's own regular files (no traversal, no symlinks, no directories)."""
 
 from __future__ import annotations
@@ -21,11 +21,23 @@ def store(tmp_path: Path) -> OutputStore:
     return OutputStore(tmp_path / "out", enabled=True)
 
 
+def served(store: OutputStore, name: str) -> bytes | None:
+    """What ``open_output`` would let the handler serve under ``name`` (None: refused)."""
+    opened = store.open_output(name)
+    if opened is None:
+        return None
+    fd, st = opened
+    try:
+        return os.read(fd, st.st_size + 1)
+    finally:
+        os.close(fd)
+
+
 def test_save_resolve_round_trip(store: OutputStore) -> None:
     name = store.save("req-1_A", b"RIFFdata", "wav")
     assert name is not None and re.fullmatch(r"\d{8}-\d{6}-req-1_A\.wav", name)
-    path = store.resolve(name)
-    assert path == store.directory / name and path.read_bytes() == b"RIFFdata"
+    path = store.directory / name
+    assert served(store, name) == b"RIFFdata"
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert [p.name for p in store.directory.iterdir()] == [name]  # no temporary file left behind
 
@@ -34,7 +46,7 @@ def test_save_resolve_round_trip(store: OutputStore) -> None:
 def test_invalid_request_id_gets_generated_name(store: OutputStore, request_id: str) -> None:
     name = store.save(request_id, b"data", "mp3")  # type: ignore[arg-type]
     assert name is not None and re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{32}\.mp3", name)
-    assert store.resolve(name) is not None
+    assert served(store, name) is not None
 
 
 def test_extension_whitelist(store: OutputStore) -> None:
@@ -78,9 +90,9 @@ def test_resolve_rejects_everything_else(store: OutputStore, tmp_path: Path) -> 
     for name in ["../x", "../" + good, "/etc/passwd", str(store.directory / good), f"sub/{good}", good + "/",
                  f"{stamp}-..wav", f"{stamp}-ok.wav.bak", f"{stamp}-ok.exe", "notes.txt", good + "\n",
                  f"{stamp}-missing.wav", link, f"{stamp}-link2.wav", f"{stamp}-adir.wav", "", ".", ".."]:
-        assert store.resolve(name) is None, name
+        assert served(store, name) is None, name
     assert NAME_RE.fullmatch(link)  # the symlink is refused for being a symlink, not for its name
-    assert store.resolve(good) is not None
+    assert served(store, good) is not None
 
 
 async def test_handler(store: OutputStore, tmp_path: Path) -> None:
@@ -150,7 +162,7 @@ async def test_handler_streams_the_checked_file_not_a_symlink_swapped_in(store: 
     async with TestClient(TestServer(serving_app(store))) as client:
         resp = await client.get(f"/output/{good}")
         assert resp.status == 200 and await resp.read() == b"RIFF-checked"
-    assert store.resolve(good) is None  # and from now on the name is refused
+    assert served(store, good) is None  # and from now on the name is refused
 
 
 async def test_handler_streams_large_files_in_chunks(store: OutputStore) -> None:
