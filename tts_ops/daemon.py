@@ -19,20 +19,20 @@ from typing import Any, Callable
 from aiohttp import web
 
 from tts_ops.cache import ResultCache
-from tts_ops.logs import LogManager
-from tts_ops.maintenance import Maintenance
-from tts_ops.metrics import Metrics
-from tts_ops.output_store import OutputStore
+from tts_ops.logs.manager import LogManager
+from tts_ops.maintenance.scheduler import Maintenance
+from tts_ops.observability.metrics import Metrics
+from tts_ops.storage.output_store import OutputStore
 from tts_ops.config import Config, ConfigError
-from tts_ops.engine_options import engine_options
-from tts_ops.sdnotify import SystemdNotifier, child_env, run_watchdog
-from tts_ops.server.admin import AdminApi, resolve_token, write_token_file
-from tts_ops.server.balancer import Balancer
-from tts_ops.server.public import FrontEnd
+from tts_ops.config.engine_options import engine_options
+from tts_ops.observability.sdnotify import SystemdNotifier, child_env, run_watchdog
+from tts_ops.http.admin import AdminApi, resolve_token, write_token_file
+from tts_ops.upstream.balancer import Balancer
+from tts_ops.http.public import FrontEnd
 from tts_ops.supervisor import Supervisor
 from tts_ops.supervisor.states import IllegalTransition
-from tts_ops.supervisor.supervisor import ReplacementFailed
-from tts_ops.supervisor.worker import WorkerSpec
+from tts_ops.supervisor.pool import ReplacementFailed
+from tts_ops.supervisor.handle import WorkerSpec
 
 log = logging.getLogger("tts_ops.daemon")
 EXIT_FORCED = 1

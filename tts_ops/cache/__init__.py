@@ -98,7 +98,7 @@ class ResultCache:
         if not cfg.redis_url:
             backend = MemoryBackend(cfg.memory_max_bytes, cfg.ttl_s, counters)
             return cls(backend, max_item_bytes=cfg.max_item_bytes, ttl_s=cfg.ttl_s)
-        from tts_ops.config_load import redact_url  # the config's own redaction, so logs match dump_effective
+        from tts_ops.config.loader import redact_url  # the config's own redaction, so logs match dump_effective
 
         validate_url(cfg.redis_url, cfg.sentinel_master)
         url = redact_url(cfg.redis_url)

@@ -87,7 +87,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from tts_ops.cli import CliError
     from tts_ops.config import ConfigError, load_config
     from tts_ops.daemon import Daemon
-    from tts_ops.logs import setup_logging
+    from tts_ops.logs.manager import setup_logging
 
     overrides = cli_overrides(args)
 
@@ -122,7 +122,7 @@ def run_serve(args: argparse.Namespace) -> int:
 def prepare_model(config: Any) -> None:
     """Pull the bundled model once, before workers start, so N workers do not race to download it."""
     from inference.models.store import ModelStore
-    from tts_ops.sdnotify import SystemdNotifier
+    from tts_ops.observability.sdnotify import SystemdNotifier
 
     if config.workers.engine != "fastspeech2-baker":
         return

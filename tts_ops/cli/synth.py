@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from inference.audio import encode
     from inference.engines import create_engine
     from inference.engines.base import SynthesisParams
-    from tts_ops.engine_options import engine_options
+    from tts_ops.config.engine_options import engine_options
     from tts_ops.cli import CliError
     from tts_ops.config import load_config
 

@@ -1,7 +1,7 @@
 """Supervision of inference worker processes: lifecycle, probing, restart policy, recycling (daemon process)."""
 
 from tts_ops.supervisor.states import WorkerState
-from tts_ops.supervisor.supervisor import Supervisor
-from tts_ops.supervisor.worker import Worker
+from tts_ops.supervisor.pool import Supervisor
+from tts_ops.supervisor.handle import WorkerHandle
 
-__all__ = ["Supervisor", "Worker", "WorkerState"]
+__all__ = ["Supervisor", "WorkerHandle", "WorkerState"]

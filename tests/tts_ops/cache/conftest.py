@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 from tts_ops.cache import ResultCache
 from tts_ops.config import CacheConfig
 

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from tts_ops.cache import CachedAudio, ResultCache, cache_key
 
-from tests.redis_server import free_port
+from tests.support.redis_server import free_port
 
 from .conftest import cache_config
 

@@ -13,7 +13,7 @@ from tts_ops.cache import CachedAudio, ResultCache, cache_key, parse_sentinel_ur
 from tts_ops.cache.urls import SENTINEL_PORT, SentinelSpec, validate_url
 from tts_ops.errors import ConfigError
 
-from tests.redis_server import REDIS_SERVER, free_port, ping
+from tests.support.redis_server import REDIS_SERVER, free_port, ping
 
 from .conftest import cache_config
 

@@ -10,10 +10,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.tts_ops.logs.util import emit_access
 from tts_ops.config import Config, LoggingConfig, OutputConfig
-from tts_ops.logs import LogManager, setup_logging
-from tts_ops.maintenance import Maintenance
-from tts_ops.metrics import Metrics
-from tts_ops.output_store import OutputStore
+from tts_ops.logs.manager import LogManager, setup_logging
+from tts_ops.maintenance.scheduler import Maintenance
+from tts_ops.observability.metrics import Metrics
+from tts_ops.storage.output_store import OutputStore
 
 
 def setup(tmp_path: Path, **logging_kw) -> tuple[LogManager, Maintenance, Metrics]:

@@ -15,9 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.tts_ops.logs.util import ACCESS_LINE, configure, emit_access
-from tts_ops.logs import log_synthesis
-from tts_ops.logs_handlers import ReopenableFileHandler
-from tts_ops.server.middleware import request_context
+from tts_ops.logs.manager import log_synthesis
+from tts_ops.logs.handlers import ReopenableFileHandler
+from tts_ops.http.middleware import request_context
 
 
 def emit_mix() -> None:

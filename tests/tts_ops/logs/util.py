@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from tts_ops.config import Config, LoggingConfig
-from tts_ops.logs import LogManager, setup_logging
+from tts_ops.logs.manager import LogManager, setup_logging
 
 ACCESS_LINE = re.compile(
     r'^(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d) (?P<client>\S+) '
@@ -28,7 +28,7 @@ def configure(log_dir: Path, *, verbose: bool = False, **logging_kw) -> tuple[Lo
 
 def emit_access(request_id: str, *, status: int = 200, size: int = 1234, latency_ms: float = 12.34,
                 path: str = "/tts", cache: str | None = "MISS", worker: str | None = "w1") -> None:
-    """The exact call the middleware (tts_ops.server.middleware._log_access) makes."""
+    """The exact call the middleware (tts_ops.http.middleware._log_access) makes."""
     access_log.info(
         "%s %s %s %s %d %d %.1fms cache=%s worker=%s request=%s",
         "127.0.0.1", "POST", path, "HTTP/1.1", status, size, latency_ms, cache or "-", worker or "-", request_id,

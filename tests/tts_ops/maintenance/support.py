@@ -1,5 +1,5 @@
 """Helpers shared by the output store and maintenance tests: a config on tmp dirs, a stand-in log manager
-(the real one, tts_ops.logs, is written separately; only its interface matters here) and file factories."""
+(the real one, tts_ops.logs.manager, is written separately; only its interface matters here) and file factories."""
 
 from __future__ import annotations
 

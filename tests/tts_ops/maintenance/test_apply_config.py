@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 from types import SimpleNamespace
 
-from tts_ops.maintenance import MIB, Maintenance
-from tts_ops.output_store import OutputStore
+from tts_ops.maintenance.scheduler import MIB, Maintenance
+from tts_ops.storage.output_store import OutputStore
 
 from .support import make_config, write
 

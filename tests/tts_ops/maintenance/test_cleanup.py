@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tts_ops.maintenance import Maintenance
-from tts_ops.output_store import OutputStore
+from tts_ops.maintenance.scheduler import Maintenance
+from tts_ops.storage.output_store import OutputStore
 
 from .support import StandInLogManager, make_config, write
 

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tts_ops.maintenance import MIB, Maintenance
-from tts_ops.output_store import OutputStore
+from tts_ops.maintenance.scheduler import MIB, Maintenance
+from tts_ops.storage.output_store import OutputStore
 
 from .support import StandInLogManager, make_config, write
 

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tts_ops.maintenance import JOB_IDS, MIB, Maintenance
-from tts_ops.output_store import OutputStore
+from tts_ops.maintenance.scheduler import JOB_IDS, MIB, Maintenance
+from tts_ops.storage.output_store import OutputStore
 
 from .support import StandInLogManager, make_config, write
 
@@ -162,7 +162,7 @@ async def test_shutdown_waits_for_a_running_job(tmp_path: Path) -> None:
 async def test_scheduled_rotate_is_preferred_over_rotate_all(tmp_path: Path) -> None:
     config = make_config(tmp_path)
 
-    class SizeModeManager(StandInLogManager):  # like tts_ops.logs.LogManager in size mode: check, not force
+    class SizeModeManager(StandInLogManager):  # like tts_ops.logs.manager.LogManager in size mode: check, not force
         def scheduled_rotate(self) -> dict:
             return {"checked": True}
 

@@ -1,4 +1,4 @@
-"""Hung detection in ``Worker.serve`` on a fake clock: probes keep a fixed schedule whatever each one takes, and
+"""Hung detection in ``WorkerHandle.serve`` on a fake clock: probes keep a fixed schedule whatever each one takes, and
 the hung verdict comes by interval x threshold + timeout after the last good answer. No process, no real time."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tts_ops.supervisor import Worker, WorkerState
-from tts_ops.supervisor.worker import WorkerSpec
+from tts_ops.supervisor import WorkerHandle, WorkerState
+from tts_ops.supervisor.handle import WorkerSpec
 
 
 class FakeProc:
@@ -41,7 +41,7 @@ class Scenario:
         self.sent: list[float] = []
         self.verdict: tuple[float, str] | None = None
         self.answers = list(answers)
-        self.worker = worker = Worker("w1", spec, lambda w: None)
+        self.worker = worker = WorkerHandle("w1", spec, lambda w: None)
         worker.state = WorkerState.READY
         worker.proc = self.proc = FakeProc()
         worker.clock = lambda: self.now

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tts_ops.supervisor import Supervisor, Worker, WorkerState
-from tts_ops.supervisor import supervisor as supervisor_module
-from tts_ops.supervisor.supervisor import ReplacementFailed
-from tts_ops.supervisor.worker import WorkerSpec
+from tts_ops.supervisor import Supervisor, WorkerHandle, WorkerState
+from tts_ops.supervisor import pool as supervisor_module
+from tts_ops.supervisor.pool import ReplacementFailed
+from tts_ops.supervisor.handle import WorkerSpec
 
 from .conftest import until
 
@@ -82,14 +82,14 @@ async def test_failed_spawn_is_retried_with_backoff(sleeper, supervisors, monkey
 
 async def test_crashed_lifecycle_task_is_logged_and_replaced(sleeper, supervisors, monkeypatch, caplog):
     monkeypatch.setattr(supervisor_module, "LOST_RESPAWN_INITIAL_S", 0.05)
-    real_boot = Worker.boot
+    real_boot = WorkerHandle.boot
 
     async def buggy_boot(self):
         if self.id == "w1":
             raise RuntimeError("bug in boot")
         return await real_boot(self)
 
-    monkeypatch.setattr(Worker, "boot", buggy_boot)
+    monkeypatch.setattr(WorkerHandle, "boot", buggy_boot)
     caplog.set_level(logging.ERROR, "tts_ops.supervisor")
     sup = Supervisor(sleeper(), 1)
     supervisors.append(sup)
@@ -109,7 +109,7 @@ async def test_lost_worker_not_replaced_beyond_target(sleeper, supervisors, monk
     async def buggy_boot(self):
         raise RuntimeError("bug in boot")
 
-    monkeypatch.setattr(Worker, "boot", buggy_boot)
+    monkeypatch.setattr(WorkerHandle, "boot", buggy_boot)
     sup = Supervisor(sleeper(), 1)
     supervisors.append(sup)
     await sup.start()
@@ -149,7 +149,7 @@ async def test_failed_recycles_back_off_and_double(sleeper, caplog):
     now = [1000.0]
     sup = Supervisor(sleeper(), 1, max_requests=1, recycle_backoff_initial_s=60, recycle_backoff_max_s=300,
                      clock=lambda: now[0])
-    worker = Worker("w1", sup.spec, sup._on_change)
+    worker = WorkerHandle("w1", sup.spec, sup._on_change)
     worker.state, worker.recycle_after, worker.served = S.READY, 1, 5
     sup.workers[worker.id] = worker
     attempts: list[float] = []

@@ -12,10 +12,10 @@ import signal
 
 import pytest
 
-from tts_ops.supervisor import Supervisor, Worker, WorkerState
-from tts_ops.supervisor.supervisor import worker_seq
+from tts_ops.supervisor import Supervisor, WorkerHandle, WorkerState
+from tts_ops.supervisor.pool import worker_seq
 
-from .standin_worker import StandinSpec
+from tests.fakes.standin_worker import StandinSpec
 
 from .conftest import until
 
@@ -48,7 +48,7 @@ def start(supervisors):
     return start
 
 
-async def all_ready(sup: Supervisor, n: int) -> list[Worker]:
+async def all_ready(sup: Supervisor, n: int) -> list[WorkerHandle]:
     return await until(lambda: len(sup.ready_workers()) == n and sup.ready_workers(), BOOT_S, f"{n} ready workers")
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tts_ops.supervisor import Supervisor, Worker, WorkerState
-from tts_ops.supervisor.worker import WorkerSpec
+from tts_ops.supervisor import Supervisor, WorkerHandle, WorkerState
+from tts_ops.supervisor.handle import WorkerSpec
 
 from .conftest import until
 
@@ -67,7 +67,7 @@ def alive(pid: int) -> bool:
         return False
 
 
-async def ready(sup: Supervisor, n: int = 1) -> list[Worker]:
+async def ready(sup: Supervisor, n: int = 1) -> list[WorkerHandle]:
     return await until(lambda: len(sup.ready_workers()) >= n and sup.ready_workers(), BOOT_S, f"{n} ready workers")
 
 
@@ -81,7 +81,7 @@ class ReadySampler:
         sup.add_listener(self._on_change)
         self._task = asyncio.create_task(self._poll())
 
-    def _on_change(self, worker: Worker) -> None:
+    def _on_change(self, worker: WorkerHandle) -> None:
         self.events.append((worker.id, worker.state.value))
         self.samples.append(len(self.sup.ready_workers()))
 
@@ -222,7 +222,7 @@ async def test_retire_while_the_ready_probe_is_in_flight(make_supervisor, monkey
     """Stopping a booting worker while its last boot probe (the one that says "ready") is still answering must
     end in RETIRED, not in IllegalTransition(stopping -> ready) and a worker stuck in STOPPING."""
     gate, reached = asyncio.Event(), asyncio.Event()
-    real_probe = Worker.probe
+    real_probe = WorkerHandle.probe
 
     async def slow_probe(self, quiet: bool = False) -> bool:
         ok = await real_probe(self, quiet)
@@ -231,7 +231,7 @@ async def test_retire_while_the_ready_probe_is_in_flight(make_supervisor, monkey
             await gate.wait()
         return ok
 
-    monkeypatch.setattr(Worker, "probe", slow_probe)
+    monkeypatch.setattr(WorkerHandle, "probe", slow_probe)
     sup = await make_supervisor(1)
     [worker] = sup.workers.values()
     await asyncio.wait_for(reached.wait(), BOOT_S)
@@ -268,7 +268,7 @@ DEATH_SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path
     from tts_ops.supervisor import Supervisor
-    from tts_ops.supervisor.worker import WorkerSpec
+    from tts_ops.supervisor.handle import WorkerSpec
 
     async def main():
         spec = WorkerSpec(engine="fastspeech2-baker", runtime_dir=Path(sys.argv[1]), store_dir=Path(sys.argv[2]),

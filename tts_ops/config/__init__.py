@@ -1,0 +1,32 @@
+"""The configuration of tts-ops (daemon and CLI): frozen models per subsystem (``schema``), loading from YAML,
+environment and flags (``loader``), the generated reference, redaction of secrets, and the reload rules.
+
+Callers import from here::
+
+    from tts_ops.config import Config, ConfigError, load_config
+"""
+
+from tts_ops.config.loader import dump_effective, load_config, redact_url, render_yaml_reference
+from tts_ops.config.schema import (
+    EMOTIONS,
+    ENGINES,
+    OPENAI_VOICES,
+    SAMBERT_VOICES,
+    AdminConfig,
+    CacheConfig,
+    Config,
+    EnginesConfig,
+    LoggingConfig,
+    MetricsConfig,
+    OutputConfig,
+    PathsConfig,
+    ServerConfig,
+    WorkersConfig,
+)
+from tts_ops.errors import ConfigError
+
+__all__ = [
+    "EMOTIONS", "ENGINES", "OPENAI_VOICES", "SAMBERT_VOICES", "AdminConfig", "CacheConfig", "Config",
+    "ConfigError", "EnginesConfig", "LoggingConfig", "MetricsConfig", "OutputConfig", "PathsConfig",
+    "ServerConfig", "WorkersConfig", "dump_effective", "load_config", "redact_url", "render_yaml_reference",
+]

@@ -1,0 +1,148 @@
+"""The admin API on its own listener (default 127.0.0.1:5001), every endpoint behind a bearer token
+(daemon process, event loop).
+
+If no token is configured one is generated at start and written to a 0600 file in the state directory, which the
+``tts-ops`` CLI reads; the daemon writes it only once both its ports are bound. Tokens are compared in constant
+time, as bytes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from tts_ops.http.errors import RequestError
+from tts_ops.http.middleware import MAX_BODY_BYTES, METRICS, json_error, request_context
+from tts_ops.http.validation import load_json
+from tts_ops.supervisor.pool import ReplacementFailed
+
+log = logging.getLogger("tts_ops.admin")
+MAX_WORKERS = 64
+# Admin requests carry at most a small JSON object ({"workers": 2}); anything larger is refused before parsing.
+ADMIN_MAX_BODY_BYTES = 65536
+
+
+def resolve_token(configured: str | None) -> str:
+    """The configured token, else a fresh random one. Nothing is written: see ``write_token_file``."""
+    return configured or secrets.token_urlsafe(32)
+
+
+def write_token_file(token: str, token_file: Path) -> None:
+    """Write ``token`` for the CLI, atomically (temporary file + rename) and readable by the owner only."""
+    token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = token_file.with_name(f".{token_file.name}.{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        os.replace(tmp, token_file)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _header_bytes(value: str) -> bytes:
+    # aiohttp decodes header bytes that are not UTF-8 into lone surrogates; plain encode() would raise (a 500)
+    # where a wrong token must get a 401.
+    return value.encode("utf-8", "surrogateescape")
+
+
+def bearer_auth(token: str) -> Callable:
+    expected = _header_bytes(token)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(_header_bytes(given.strip()), expected):
+            return json_error(401, "missing or invalid admin token (Authorization: Bearer <token>)",
+                              {"WWW-Authenticate": 'Bearer realm="tts-ops admin"'})
+        return await handler(request)
+
+    return middleware
+
+
+class AdminApi:
+    def __init__(self, daemon: Any, token: str) -> None:
+        self.daemon = daemon
+        self.token = token
+        self.started = time.time()
+
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[request_context, bearer_auth(self.token)],
+                              client_max_size=ADMIN_MAX_BODY_BYTES)
+        app[MAX_BODY_BYTES] = ADMIN_MAX_BODY_BYTES
+        app.router.add_get("/admin/status", self.handle_status)
+        app.router.add_post("/admin/workers/{worker_id}/restart", self.handle_restart_worker)
+        app.router.add_post("/admin/restart", self.handle_rolling_restart)
+        app.router.add_post("/admin/scale", self.handle_scale)
+        app.router.add_get("/admin/cache", self.handle_cache)
+        app.router.add_post("/admin/cache/purge", self.handle_cache_purge)
+        app.router.add_post("/admin/maintenance/{job}", self.handle_maintenance)
+        if self.daemon.config.metrics.enabled:
+            app[METRICS] = self.daemon.metrics
+            app.router.add_get("/metrics", self.daemon.metrics.handle)
+        return app
+
+    async def handle_maintenance(self, request: web.Request) -> web.Response:
+        job = request.match_info["job"]
+        try:
+            result = await self.daemon.maintenance.run_now(job)
+        except KeyError:
+            jobs = ", ".join(entry["id"] for entry in self.daemon.maintenance.status())
+            return json_error(404, f"no maintenance job {job!r}; jobs: {jobs}")
+        return web.json_response(result)
+
+    async def handle_cache(self, request: web.Request) -> web.Response:
+        return web.json_response(self.daemon.cache.stats())
+
+    async def handle_cache_purge(self, request: web.Request) -> web.Response:
+        deleted = await self.daemon.cache.purge()
+        stats = self.daemon.cache.stats()
+        if not stats.get("up", True):
+            return json_error(503, f"cache backend {stats.get('backend')} is unavailable; deleted {deleted} keys "
+                                   "before it failed")
+        return web.json_response({"deleted": deleted, "backend": stats.get("backend")})
+
+    async def handle_status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.daemon.status())
+
+    async def handle_restart_worker(self, request: web.Request) -> web.Response:
+        worker_id = request.match_info["worker_id"]
+        try:
+            new = await self.daemon.supervisor.restart_worker(worker_id)
+        except KeyError:
+            known = ", ".join(self.daemon.supervisor.workers) or "none"
+            return json_error(404, f"no worker {worker_id!r}; workers: {known}")
+        except ReplacementFailed as exc:
+            return json_error(409, str(exc))
+        return web.json_response({"restarted": worker_id, "replacement": new.id, "state": new.state.value})
+
+    async def handle_rolling_restart(self, request: web.Request) -> web.Response:
+        try:
+            replaced = await self.daemon.supervisor.rolling_restart("rolling restart (admin)")
+        except ReplacementFailed as exc:
+            return json_error(409, str(exc))
+        return web.json_response({"replaced": replaced})
+
+    async def handle_scale(self, request: web.Request) -> web.Response:
+        try:
+            # read() + load_json, not request.json(): that decodes with the client's charset (an unknown one raised
+            # LookupError) and json.loads raises RecursionError for deep nesting: both were 500s.
+            body = load_json(await request.read())
+        except RequestError as exc:
+            return json_error(400, f"{exc}; expected an object like {{\"workers\": 2}}")
+        count = body.get("workers") if isinstance(body, dict) else None
+        if isinstance(count, float) and count.is_integer():
+            count = int(count)  # JSON Schema's integer includes 2.0
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_WORKERS:
+            return json_error(400, f"'workers' must be an integer between 1 and {MAX_WORKERS}")
+        await self.daemon.supervisor.scale(count)
+        return web.json_response({"workers": count, "status": self.daemon.status()["workers"]})

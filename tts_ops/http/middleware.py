@@ -1,0 +1,92 @@
+"""Middlewares shared by the public and admin listeners (daemon process): request ids, access log, and JSON
+errors for everything, so a client never sees an HTML error page or a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+access_log = logging.getLogger("tts_ops.access")
+log = logging.getLogger("tts_ops.server")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
+# Status logged for requests whose client disconnected before the answer (nginx's convention).
+CLIENT_CLOSED = 499
+# request[FINAL_STATUS]: set by a handler whose response had already been sent (status line and headers) when it
+# failed, e.g. a stream cut mid-body: 499 when the client went away, the failure's 5xx otherwise. The access line
+# and the request metric use it, so an aborted stream is not counted as the 200 its client was first sent.
+FINAL_STATUS = "final_status"
+# Optional tts_ops.observability.metrics.Metrics of the app (both listeners count their requests).
+METRICS = web.AppKey("metrics", object)
+
+
+def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Assign a request id, turn any error into JSON, and write one access-log line."""
+    incoming = request.headers.get("X-Request-ID", "")
+    server_id = uuid.uuid4().hex
+    # A client's id is echoed for tracing; anything derived from the id (saved file names) uses server_id only.
+    request_id = incoming if REQUEST_ID.match(incoming) else server_id
+    request["request_id"] = request_id
+    request["server_id"] = server_id
+    start = time.monotonic()
+    try:
+        response = await handler(request)
+    except asyncio.CancelledError:
+        # The client went away (aiohttp cancels the handler): still one access line and one metric, as nginx's 499.
+        _observe(request, web.Response(status=CLIENT_CLOSED), time.monotonic() - start)
+        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = json_error(exc.status, exc.reason if exc.status != 413 else
+                              f"request body too large (limit {request.app[MAX_BODY_BYTES]} bytes)")
+        for key in ("Allow", "Retry-After"):
+            if key in exc.headers:
+                response.headers[key] = exc.headers[key]
+    except Exception:
+        log.exception("unhandled error in %s %s [request=%s]", request.method, request.path, request_id)
+        response = json_error(500, "internal error; see the server log for request " + request_id)
+    response.headers["X-Request-ID"] = request_id
+    _observe(request, response, time.monotonic() - start)
+    return response
+
+
+def _observe(request: web.Request, response: web.StreamResponse, elapsed: float) -> None:
+    status = request.get(FINAL_STATUS) or response.status
+    _log_access(request, response, status, elapsed)
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.observe_request(_endpoint(request), status, elapsed)
+
+
+def _endpoint(request: web.Request) -> str:
+    """The route's template (``/output/{name}``), never the raw path: raw paths would explode label counts."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _log_access(request: web.Request, response: web.StreamResponse, status: int, seconds: float) -> None:
+    # FileResponse is sent with sendfile(), which bypasses aiohttp's byte counter: fall back to Content-Length.
+    size = (response.body_length if response.prepared else 0) or response.content_length or 0
+    access_log.info(
+        "%s %s %s %s %d %d %.1fms cache=%s worker=%s request=%s",
+        request.remote or "-", request.method, request.path_qs, f"HTTP/{request.version.major}.{request.version.minor}",
+        status, size, seconds * 1000, response.headers.get("X-Cache", "-"),
+        request.get("worker_id", "-"), request["request_id"],
+        extra={"request_id": request["request_id"], "status": status, "latency_ms": seconds * 1000,
+               "path": request.path, "method": request.method, "client": request.remote,
+               "bytes": size, "worker": request.get("worker_id"), "cache": response.headers.get("X-Cache")},
+    )

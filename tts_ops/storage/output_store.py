@@ -1,0 +1,190 @@
+"""Saved synthesized audio (daemon process, event loop): writes each result to ``output.dir`` and serves it back
+at ``GET /output/{name}``.
+
+Every name on disk is generated here from a validated request id and a whitelisted extension, so the only
+names this module ever resolves, serves or lets the maintenance jobs delete are ones matching ``NAME_RE``:
+no slashes, no dots besides the extension, never a symlink. Writes are atomic (temporary file + ``os.replace``)
+and run in a worker thread; serving opens the file once (O_NOFOLLOW) and streams from that descriptor, with
+the open and the reads off the loop so a slow disk never stalls other requests. ``paused`` is owned by the disk
+guard (``tts_ops.maintenance.scheduler``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import stat
+import time
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+
+__all__ = ["OutputStore", "NAME_RE", "TMP_RE", "CONTENT_TYPES"]
+
+log = logging.getLogger("tts_ops.output_store")
+
+# Extension -> content type; the same types inference/audio.py sends when streaming the audio back.
+CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg", "pcm": "audio/pcm"}
+# Format names the rest of the code uses (inference/audio.py) mapped onto the whitelist: Opus lives in Ogg.
+_EXT_ALIASES = {"opus": "ogg", "wave": "wav", "s16le": "pcm", "raw": "pcm"}
+_EXTS = "|".join(CONTENT_TYPES)
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# YYYYMMDD-HHMMSS (UTC) - request id . extension. Used with fullmatch: "$" would accept a trailing newline.
+NAME_RE = re.compile(rf"\d{{8}}-\d{{6}}-[A-Za-z0-9_-]{{1,64}}\.(?:{_EXTS})")
+# In-progress writes: hidden (never served) but still ours, so the cleanup may remove ones left by a crash.
+TMP_RE = re.compile(rf"\.(?:{NAME_RE.pattern})\.[0-9a-f]{{32}}\.tmp")
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+CHUNK_BYTES = 256 * 1024
+
+
+def _normalize_ext(fmt_ext: str) -> str:
+    ext = fmt_ext.strip().lower().lstrip(".")
+    ext = _EXT_ALIASES.get(ext, ext)
+    if ext not in CONTENT_TYPES:
+        raise ValueError(f"unsupported output extension {fmt_ext!r}; allowed: {', '.join(CONTENT_TYPES)}")
+    return ext
+
+
+class OutputStore:
+    """Saved outputs in one flat directory. ``enabled`` = config ``output.save`` (the daemon sets it again on a
+    reload); ``paused`` = disk guard."""
+
+    def __init__(self, directory: Path, *, enabled: bool) -> None:
+        self.directory = Path(directory)
+        self._enabled = bool(enabled)
+        self.paused = False
+        self.saved = 0
+        self.save_errors = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        # Set on the event loop; a save already running in a thread finishes, the next one sees the new value.
+        value = bool(value)
+        if value != self._enabled:
+            log.info("saving outputs to %s %s", self.directory, "enabled" if value else "disabled")
+        self._enabled = value
+
+    # -- names -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def make_name(request_id: str, fmt_ext: str, *, now: float | None = None) -> str:
+        """The file name for a request: only the (validated) id and a whitelisted extension reach the disk."""
+        ext = _normalize_ext(fmt_ext)
+        if not isinstance(request_id, str) or not REQUEST_ID_RE.fullmatch(request_id):
+            request_id = uuid.uuid4().hex
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
+        return f"{stamp}-{request_id}.{ext}"
+
+    @staticmethod
+    def is_output_name(name: str) -> bool:
+        return isinstance(name, str) and NAME_RE.fullmatch(name) is not None
+
+    # -- saving ------------------------------------------------------------------------------------------
+
+    def save(self, request_id: str, data: bytes, fmt_ext: str) -> str | None:
+        """Write ``data`` atomically; the file name, or None when disabled, paused or the write failed.
+
+        Blocking: call it from a thread (``save_async``). A failed write is logged, not raised, because the
+        caller has already got its audio and saving is a side effect. ValueError for an extension outside the
+        whitelist (a caller bug, not a runtime condition). Names have one-second resolution: the same request
+        id saved twice within a second replaces the first file.
+        """
+        if not self.enabled or self.paused:
+            return None
+        name = self.make_name(request_id, fmt_ext)
+        tmp = self.directory / f".{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+            try:
+                os.fchmod(fd, FILE_MODE)  # the umask may have narrowed it; the group reads saved audio
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                # Without it a power loss after the rename can leave an empty file under the final name.
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.directory / name)
+        except OSError as exc:
+            self.save_errors += 1
+            log.warning("could not save output %s: %s", name, exc)
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            return None
+        self.saved += 1
+        return name
+
+    async def save_async(self, request_id: str, data: bytes, fmt_ext: str) -> str | None:
+        if not self.enabled or self.paused:  # skip the thread hop in the common "saving off" case
+            return None
+        return await asyncio.to_thread(self.save, request_id, data, fmt_ext)
+
+    # -- serving -----------------------------------------------------------------------------------------
+
+    def open_output(self, name: str) -> tuple[int, os.stat_result] | None:
+        """An open read-only descriptor of a saved output and its ``fstat``, or None unless ``name`` is one of
+        ours and is a regular file directly inside the directory. The caller closes the descriptor.
+
+        The descriptor is what gets served: checking a path and then serving the path again (re-stat, reopen)
+        would follow a symlink swapped in between. O_NOFOLLOW refuses a symlink as the last component (the name
+        has no separator, so that is the only component we do not control); O_NONBLOCK so a FIFO planted under
+        the name cannot hang us. Blocking: called in a thread."""
+        if not self.is_output_name(name):
+            return None
+        try:
+            fd = os.open(self.directory / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:  # missing, a symlink (ELOOP), unreadable
+            return None
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return None
+        return fd, st
+
+    async def handler(self, request: web.Request) -> web.StreamResponse:
+        """``GET /output/{name}``: the file with its content type, or 404 JSON for anything else.
+
+        Streamed from the descriptor ``open_output`` checked, in chunks read off the loop. Deliberately not
+        ``web.FileResponse``: it re-stats and reopens the path (following a symlink swapped in after the check)
+        and serves a sibling ``<name>.gz`` to clients accepting gzip. No Range support: whole files only."""
+        name = request.match_info.get("name", "")
+        opened = await asyncio.to_thread(self.open_output, name)
+        if opened is None:
+            return web.json_response({"error": "not found"}, status=404)
+        fd, st = opened
+        try:
+            response = web.StreamResponse(headers={
+                "Content-Type": CONTENT_TYPES[name.rsplit(".", 1)[1]],
+                "X-Content-Type-Options": "nosniff",
+                "Content-Disposition": f'inline; filename="{name}"',
+            })
+            # The size of the file we opened: a concurrent os.replace swaps the name, not this inode.
+            response.content_length = st.st_size
+            await response.prepare(request)
+            if request.method != "HEAD":
+                remaining = st.st_size
+                while remaining > 0:
+                    chunk = await asyncio.to_thread(os.read, fd, min(CHUNK_BYTES, remaining))
+                    if not chunk:  # truncated under us; the client sees a short body, not our error
+                        break
+                    remaining -= len(chunk)
+                    await response.write(chunk)
+            await response.write_eof()
+            return response
+        finally:
+            os.close(fd)

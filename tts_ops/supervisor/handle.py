@@ -1,0 +1,413 @@
+"""One supervised inference worker: spawn, boot, probe, drain, stop, and restart per the policy (daemon process).
+
+Each worker runs one lifecycle coroutine (``run``) that reads like a runbook: spawn the process, wait until its
+``/health`` says ready, probe it every ``probe_interval_s`` while noticing its exit at once (``proc.wait()``, not
+polling), then let the restart policy choose BACKOFF or FAILED. Probing is separate from requests: a worker busy
+with a long synthesis still answers ``/health`` (inference runs on its own thread), so it is never killed for
+being slow, only for not answering.
+
+Probes go out on a fixed schedule (ready time + k x ``probe_interval_s``), not "interval after the previous probe
+ended", so a probe that waits out its timeout does not delay the next one. A worker is hung when a probe fails
+and ``failure_threshold`` probe intervals have passed since the slot of the last probe that succeeded (or since
+it became ready). With probes on time (``probe_timeout_s`` < ``probe_interval_s``, as the config enforces) that
+is ``failure_threshold`` failed probes in a row, and the verdict comes at most interval x threshold + timeout
+after the last good answer. Slots a probe overran are skipped, not made up with back-to-back probes; the
+deadline still holds, so a probe that ends past it is the verdict even if fewer probes failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import aiohttp
+
+from inference.errors import EXIT_BOOT_FAILURE
+from tts_ops.supervisor.policy import RestartPolicy
+from tts_ops.supervisor.states import LIVE, WorkerState, check_transition
+
+log = logging.getLogger("tts_ops.supervisor")
+worker_log = logging.getLogger("tts_ops.worker")
+BOOT_POLL_S = 0.1
+OUTPUT_LINE_LIMIT = 1 << 20
+LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
+          "CRITICAL": logging.CRITICAL}
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything needed to start and judge a worker; rebuilt from config on reload."""
+
+    engine: str
+    runtime_dir: Path
+    threads: int = 1
+    store_dir: Path | None = None
+    options_json: str = "{}"
+    boot_timeout_s: float = 180.0
+    probe_interval_s: float = 2.0
+    probe_timeout_s: float = 1.0
+    failure_threshold: int = 3
+    kill_grace_s: float = 5.0
+    policy: dict = field(default_factory=dict)
+    env: dict | None = None
+
+    def command(self, worker_id: str, socket: Path) -> list[str]:
+        cmd = [sys.executable, "-m", "inference.worker", "--engine", self.engine, "--socket", str(socket),
+               "--threads", str(self.threads), "--options", self.options_json, "--worker-id", worker_id,
+               "--parent-pid", str(os.getpid())]
+        if self.store_dir is not None:
+            cmd += ["--store-dir", str(self.store_dir)]
+        return cmd
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code == EXIT_BOOT_FAILURE:
+        return f"boot failure (exit {code})"
+    return f"exit code {code}"
+
+
+def reason_key(reason: str | None) -> str:
+    """A stable category for an exit or recycle reason, without configured numbers (metric label, status key):
+    ``killed by SIGKILL``, ``exit code 1``, ``boot failure``, ``boot timeout``, ``hung``, ``recycle: rss``,
+    ``recycle: requests``."""
+    if not reason:
+        return "unknown"
+    if reason.startswith("recycle: rss"):
+        return "recycle: rss"
+    if reason.startswith("recycle: served"):
+        return "recycle: requests"
+    for prefix in ("boot failure", "boot timeout", "hung"):
+        if reason.startswith(prefix):
+            return prefix
+    return reason.split(":")[0]
+
+
+class WorkerHandle:
+    """A supervised worker process and its restart history."""
+
+    # The probe schedule's clock; tests replace it (and ``_sleep_until``) to drive the schedule deterministically.
+    clock: Callable[[], float] = staticmethod(time.monotonic)
+
+    def __init__(self, worker_id: str, spec: WorkerSpec, on_change: Callable[["WorkerHandle"], None]) -> None:
+        self.id = worker_id
+        self.spec = spec
+        self.state = WorkerState.STARTING
+        self.policy = RestartPolicy(**spec.policy)
+        self._on_change = on_change
+        self.proc: asyncio.subprocess.Process | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.socket = spec.runtime_dir / f"{worker_id}.sock"
+        self.restarts = 0
+        # Bumped at every spawn: identifies one process of this worker even after it has exited (pid is None then).
+        self.generation = 0
+        self.last_exit_reason: str | None = None
+        self.last_exit_code: int | None = None
+        self.started_at: float | None = None
+        self.ready_at: float | None = None
+        self.in_flight = 0
+        self.served = 0
+        self.served_at_start = 0
+        self.recycle_after: int | None = None
+        self.last_probe_ms: float | None = None
+        self.probe_failures = 0
+        self.health: dict = {}
+        self.rss_bytes: int | None = None
+        self.cpu_percent: float | None = None
+        self.replaces: str | None = None
+        self._planned_reason: str | None = None
+        self._retiring = False
+        self._boot_timed_out = False
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.returncode is None else None
+
+    @property
+    def process_alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    @property
+    def tag(self) -> str:
+        return f"[worker={self.id} pid={self.pid or '-'}]"
+
+    def start(self) -> asyncio.Task:
+        self._task = asyncio.create_task(self.run(), name=f"worker-{self.id}")
+        return self._task
+
+    # -- state machine ---------------------------------------------------------------------------------------
+    def _transition(self, new: WorkerState, reason: str = "") -> None:
+        check_transition(self.state, new)
+        old, self.state = self.state, new
+        level = logging.WARNING if new in (WorkerState.FAILED, WorkerState.BACKOFF) else logging.INFO
+        log.log(level, "%s %s -> %s%s", self.tag, old.value, new.value, f": {reason}" if reason else "")
+        self._on_change(self)
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            while True:
+                boot_failure = await self.live_once()
+                if self._retiring:
+                    self._transition(WorkerState.RETIRED)
+                    return
+                if not await self.wait_before_restart(boot_failure):
+                    self._transition(WorkerState.RETIRED)
+                    return
+                self.restarts += 1
+                self._transition(WorkerState.STARTING, f"restart #{self.restarts}")
+        finally:
+            await self._close_session()
+            if self.proc is not None and self.proc.returncode is None:
+                self._signal(signal.SIGKILL)
+
+    async def live_once(self) -> bool:
+        """One process from spawn to exit (ends in EXITED); True if its exit counts as a boot failure."""
+        try:
+            await self.spawn()
+        except OSError as exc:
+            # EMFILE/EAGAIN/ENOMEM from fork/exec: the host is short of something, which usually passes. Treated
+            # as a crash (backoff, crash-loop limit) so the slot is retried instead of losing its supervision.
+            self.last_exit_code, self.last_exit_reason, self._planned_reason = None, f"spawn failed: {exc}", None
+            log.error("%s could not start a process: %s", self.tag, exc)
+            self._transition(WorkerState.EXITED, self.last_exit_reason)
+            return False
+        if await self.boot():
+            await self.serve()
+        code = await self.proc.wait()
+        await self._close_session()
+        reason = self._planned_reason or describe_exit(code)
+        self.last_exit_code, self.last_exit_reason, self._planned_reason = code, reason, None
+        self._transition(WorkerState.EXITED, reason)
+        # A model that never loads in time is as broken as one that fails to load: both must reach FAILED after
+        # boot_failure_limit attempts, not be retried forever as "crashes" spread wider than crash_window_s.
+        return code == EXIT_BOOT_FAILURE or self._boot_timed_out
+
+    async def spawn(self) -> None:
+        self.socket.unlink(missing_ok=True)
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.spec.command(self.id, self.socket), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            # Own session: a Ctrl-C in the operator's terminal reaches only the supervisor, which drains in order.
+            start_new_session=True, env=self.spec.env, limit=OUTPUT_LINE_LIMIT)
+        self.generation += 1
+        self.started_at, self.ready_at, self.probe_failures, self.health = time.monotonic(), None, 0, {}
+        self._boot_timed_out = False
+        self.served_at_start = self.served
+        self.session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket)))
+        self._keep(asyncio.create_task(self._pump_output(self.proc), name=f"output-{self.id}"))
+        log.info("%s spawned (%s)", self.tag, self.spec.engine)
+
+    async def boot(self) -> bool:
+        """Wait until /health says ready; False if the process exited, timed out or we were told to stop."""
+        deadline = time.monotonic() + self.spec.boot_timeout_s
+        exited = asyncio.ensure_future(self.proc.wait())
+        try:
+            while not exited.done():
+                if self._retiring:
+                    await self.terminate("stopped while booting")
+                    return False
+                if time.monotonic() > deadline:
+                    self._boot_timed_out = True
+                    self._planned_reason = f"boot timeout after {self.spec.boot_timeout_s:g}s"
+                    await self.terminate(self._planned_reason)
+                    return False
+                if await self.probe(quiet=True):
+                    if self.state is not WorkerState.STARTING:
+                        # retire() moved us to STOPPING while this probe was in flight: going READY now would
+                        # raise IllegalTransition and leave the worker stuck in STOPPING.
+                        return False
+                    self._transition(WorkerState.READY, f"model {self.health.get('model_version', '?')} "
+                                     f"loaded in {self.health.get('load_s') or 0:.2f}s, "
+                                     f"warm-up {self.health.get('warmup_s') or 0:.2f}s")
+                    self.ready_at = time.monotonic()
+                    return True
+                await asyncio.wait({exited}, timeout=BOOT_POLL_S)
+            return False
+        finally:
+            exited.cancel()
+
+    async def serve(self) -> None:
+        """Probe on a fixed schedule until the process exits; stop it once it is hung (see the module docstring)."""
+        exited = asyncio.ensure_future(self.proc.wait())
+        interval, threshold = self.spec.probe_interval_s, self.spec.failure_threshold
+        # Slots are counted in integers from one origin: summing floats would let slot k drift before k x interval.
+        origin = self.clock()
+        slot = last_ok = 0
+        try:
+            while not exited.done():
+                slot += 1
+                await self._sleep_until(exited, origin + slot * interval)
+                if exited.done() or self.state not in (WorkerState.READY, WorkerState.DRAINING):
+                    break
+                ok = await self.probe()
+                if ok:
+                    last_ok = slot
+                    if self.ready_at and self.policy.on_ready_for(time.monotonic() - self.ready_at):
+                        log.info("%s stable for %.0fs: backoff reset", self.tag, self.policy.backoff_reset_s)
+                elif slot - last_ok >= threshold or self.clock() >= origin + (last_ok + threshold) * interval:
+                    silent_s = self.clock() - (origin + last_ok * interval)
+                    self._planned_reason = (f"hung: {self.probe_failures} health probes failed, "
+                                            f"no answer for {silent_s:.1f}s")
+                    await self.terminate(self._planned_reason)
+                    break
+                # A probe that overran its slot (timeout above the interval, a stalled loop): skip the slots it
+                # covered rather than fire the missed probes back to back.
+                slot = max(slot, math.floor((self.clock() - origin) / interval))
+            await exited
+        finally:
+            exited.cancel()
+
+    async def _sleep_until(self, exited: asyncio.Future, when: float) -> None:
+        """Wait until ``clock()`` reaches ``when`` or the process exits (a seam for fake-clock tests)."""
+        await asyncio.wait({exited}, timeout=max(0.0, when - self.clock()))
+
+    async def wait_before_restart(self, boot_failure: bool) -> bool:
+        decision = self.policy.on_exit(time.monotonic(), boot_failure=boot_failure)
+        if decision.failed:
+            self._transition(WorkerState.FAILED, f"{decision.reason}; retry in {decision.delay_s:g}s")
+        else:
+            self._transition(WorkerState.BACKOFF, f"{decision.reason}; restart in {decision.delay_s:g}s")
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=decision.delay_s)
+        except asyncio.TimeoutError:
+            pass
+        return not self._retiring
+
+    # -- probing ---------------------------------------------------------------------------------------------
+    async def probe(self, quiet: bool = False) -> bool:
+        start = time.monotonic()
+        try:
+            timeout = aiohttp.ClientTimeout(total=self.spec.probe_timeout_s)
+            async with self.session.get("http://worker/health", timeout=timeout) as resp:
+                body = await resp.json(content_type=None)
+            ok = resp.status == 200 and body.get("state") == "ready"
+            if ok or quiet:
+                self.health = body if isinstance(body, dict) else {}
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            ok, body = False, {"error": str(exc) or type(exc).__name__}
+        self.last_probe_ms = (time.monotonic() - start) * 1000
+        if ok:
+            recovered, self.probe_failures = self.probe_failures > 0, 0
+            if recovered:
+                # The balancer skips a worker with failed probes while others are ready: tell it it is usable again.
+                log.info("%s health probe answered again", self.tag)
+                self._on_change(self)
+        elif not quiet:
+            self.probe_failures += 1
+            log.warning("%s health probe failed (%d/%d): %s", self.tag, self.probe_failures,
+                        self.spec.failure_threshold, body.get("error") or body.get("state"))
+        return ok
+
+    # -- stopping --------------------------------------------------------------------------------------------
+    async def retire(self, reason: str, drain_timeout_s: float) -> None:
+        """Stop on purpose: finish the request in flight (up to the deadline), then TERM, KILL after the grace."""
+        self._retiring = True
+        self._wake.set()
+        if self.state is WorkerState.READY:
+            self._transition(WorkerState.DRAINING, reason)
+            try:
+                # Checked first: wait_for with a zero timeout gives up even on an event that is already set.
+                if not self._idle.is_set():
+                    await asyncio.wait_for(self._idle.wait(), timeout=drain_timeout_s)
+            except asyncio.TimeoutError:
+                log.warning("%s drain deadline passed with %d in flight", self.tag, self.in_flight)
+        if self.state in (WorkerState.DRAINING, WorkerState.STARTING):
+            self._planned_reason = self._planned_reason or reason
+            await self.terminate(reason)
+        if self._task is not None:
+            # wait(), not shield(): the lifecycle task may have ended with an error, which the supervisor's done
+            # callback reports and handles; raising it here as well would fail an unrelated replacement or stop.
+            await asyncio.wait({self._task})
+
+    async def terminate(self, reason: str) -> None:
+        """TERM now, KILL after ``kill_grace_s``; a SIGSTOPped (hung) process only yields to KILL."""
+        if self.state in (WorkerState.STARTING, WorkerState.READY, WorkerState.DRAINING):
+            self._transition(WorkerState.STOPPING, reason)
+        if self.proc is None:
+            return  # retired before its first spawn completed: boot() sees _retiring and stops it
+        self._signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.proc.wait()), timeout=self.spec.kill_grace_s)
+        except asyncio.TimeoutError:
+            log.warning("%s did not exit %gs after TERM: KILL", self.tag, self.spec.kill_grace_s)
+            self._signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    def _signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill_now(self) -> None:
+        """Last resort on forced shutdown."""
+        self._retiring = True
+        self._wake.set()
+        self._signal(signal.SIGKILL)
+
+    # -- request accounting (used by the balancer) ------------------------------------------------------------
+    def begin_request(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def end_request(self, ok: bool) -> None:
+        self.in_flight -= 1
+        if ok:
+            self.served += 1
+        if self.in_flight == 0:
+            self._idle.set()
+        self._on_change(self)
+
+    @property
+    def alive(self) -> bool:
+        return self.state in LIVE
+
+    async def _close_session(self) -> None:
+        if self.session is not None:
+            session, self.session = self.session, None
+            await session.close()
+
+    def _keep(self, task: asyncio.Task) -> None:
+        # The loop holds tasks weakly; keep a reference until they finish.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
+        """Relay the worker's stdout/stderr line by line, tagged with its id, at the level it logged."""
+        pid = proc.pid
+        assert proc.stdout is not None
+        while True:
+            try:
+                line = await proc.stdout.readline()
+            except ValueError:
+                # A line longer than the reader's limit: relay what is buffered rather than stop reading, which
+                # would fill the pipe and block the worker.
+                line = await proc.stdout.read(OUTPUT_LINE_LIMIT)
+            if not line:
+                return
+            text = line.decode("utf-8", "replace").rstrip()
+            first, _, rest = text.partition(" ")
+            level = LEVELS.get(first)
+            worker_log.log(level or logging.INFO, "[worker=%s pid=%s] %s", self.id, pid, rest if level else text)

@@ -1,0 +1,122 @@
+"""Send one synthesis job to a worker, retrying once on another worker if the first one dies or breaks the
+connection mid-request (synthesis is idempotent, so the client only sees success). Daemon process, event loop.
+
+A worker is reserved for exactly as long as it synthesises. The HTTP call runs in a task of its own that frees
+the worker when the worker has answered; the caller only awaits it (shielded). When the caller goes away (client
+disconnect, the request deadline, a cancelled stream chunk) the worker's inference thread cannot be stopped, so
+the worker stays reserved until it is done instead of being handed a second job that would wait behind the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from tts_ops.errors import TtsOpsError
+from tts_ops.upstream.balancer import Balancer
+
+log = logging.getLogger("tts_ops.dispatch")
+RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
+
+#: Worker calls in progress. The loop holds tasks weakly: one whose caller has gone must stay referenced until
+#: the worker answers, or it could be collected mid-request and never free its worker.
+_calls: set[asyncio.Task] = set()
+
+
+class WorkerRejected(TtsOpsError):
+    """The worker judged the input invalid (its 4xx); passed through to the client."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UpstreamFailed(TtsOpsError):
+    """Both attempts failed on the worker side (HTTP 502 to the client)."""
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    audio: bytes
+    content_type: str
+    worker_id: str
+    headers: dict[str, str]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+
+
+async def synthesize(balancer: Balancer, job: dict[str, Any], attempts: int = 2, *,
+                     admitted: bool = False) -> Synthesis:
+    """``admitted``: work that belongs to a request already admitted (a stream's later chunks): never shed for a
+    full queue, and queued at the head, like a retry; a stream must not die half-way because of newer load."""
+    avoid: list[str] = []
+    dead: list[tuple[str, int | None]] = []
+    last_error = "no attempt made"
+    for attempt in range(1, attempts + 1):
+        worker = await balancer.acquire(avoid, dead, retry=admitted or attempt > 1)
+        pid, generation = worker.pid, worker.generation
+        try:
+            # The worker is released by the call's done callback, which runs before this await resumes (it was
+            # registered first), so a retry below never sees its own failed worker still reserved.
+            reply = await asyncio.shield(_start_call(balancer, worker, job))
+        except RETRYABLE as exc:
+            last_error = f"worker {worker.id} connection failed: {exc or type(exc).__name__}"
+            dead.append((worker.id, generation))
+        else:
+            if reply.status == 200:
+                return Synthesis(reply.body, reply.content_type, worker.id, reply.headers, attempt)
+            message = _error_message(reply.body, reply.status)
+            if 400 <= reply.status < 500 and reply.status != 429:
+                raise WorkerRejected(reply.status, message)
+            last_error = f"worker {worker.id} answered {reply.status}: {message}"
+            avoid.append(worker.id)
+        log.warning("[worker=%s pid=%s] attempt %d failed (%s)%s", worker.id, pid, attempt, last_error,
+                    "; retrying on another worker" if attempt < attempts else "")
+    raise UpstreamFailed(last_error)
+
+
+def _start_call(balancer: Balancer, worker: Any, job: dict[str, Any]) -> asyncio.Task:
+    task = asyncio.create_task(_post(worker.session, job), name=f"synthesize-{worker.id}")
+    _calls.add(task)
+    task.add_done_callback(functools.partial(_call_done, balancer, worker))
+    return task
+
+
+async def _post(session: aiohttp.ClientSession | None, job: dict[str, Any]) -> _Reply:
+    if session is None:
+        raise aiohttp.ClientConnectionError("worker has no connection")
+    async with session.post("http://worker/synthesize", json=job) as resp:
+        body = await resp.read()
+        return _Reply(resp.status, body, resp.content_type,
+                      {k: v for k, v in resp.headers.items() if k.startswith("X-")})
+
+
+def _call_done(balancer: Balancer, worker: Any, task: asyncio.Task) -> None:
+    _calls.discard(task)
+    ok = False
+    if not task.cancelled():
+        # Retrieved here because a caller that has gone never will (no "exception was never retrieved" noise).
+        error = task.exception()
+        ok = error is None and task.result().status == 200
+    balancer.release(worker, ok)
+
+
+def _error_message(body: bytes, status: int) -> str:
+    import json
+
+    try:
+        return str(json.loads(body).get("error", body[:200].decode("utf-8", "replace")))
+    except (ValueError, AttributeError):
+        return body[:200].decode("utf-8", "replace") or f"HTTP {status}"
