@@ -146,7 +146,7 @@ async def post_audio(session: aiohttp.ClientSession, url: str, body: dict) -> tu
 
 # -- 1. added latency -----------------------------------------------------------------------------------------------
 async def bench_latency(daemon: Daemon, admin: aiohttp.ClientSession, n: int) -> dict[str, Any]:
-    from tts_ops.server.validation import parse_tts
+    from tts_ops.http.validation import parse_tts
 
     body = {"text": SENTENCE}
     job = parse_tts(body, max_text_chars=1000)  # exactly what the front end sends the worker

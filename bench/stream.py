@@ -157,7 +157,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from inference.text.chunking import split_chunks
-    from tts_ops.server.chunk_pipeline import MAX_STREAM_PARALLELISM
+    from tts_ops.service.chunk_pipeline import MAX_STREAM_PARALLELISM
 
     text = long_text()
     chunks = split_chunks(text, 60)

@@ -32,7 +32,7 @@ MAX_BODY_BYTES = 1 << 20
 PR_SET_PDEATHSIG = 1
 
 
-class WorkerState(enum.Enum):
+class WorkerPhase(enum.Enum):
     LOADING = "loading"
     READY = "ready"
     DRAINING = "draining"
@@ -53,12 +53,12 @@ def json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
-class Worker:
+class WorkerServer:
     """One engine behind a Unix-socket HTTP API."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.state = WorkerState.LOADING
+        self.phase = WorkerPhase.LOADING
         self.engine: Any = None
         self.started = time.monotonic()
         self.served = 0
@@ -92,7 +92,7 @@ class Worker:
             socket_path.unlink(missing_ok=True)
             return self._boot_failed(load.exception())
         if load in done:
-            self.state = WorkerState.READY
+            self.phase = WorkerPhase.READY
             info = self.engine.info()
             log.info("ready: %s %s, load %.2fs, warm-up %.2fs", info.id, info.model_version, self.load_s, self.warmup_s)
             await stop
@@ -119,7 +119,7 @@ class Worker:
 
     async def drain(self, runner: web.AppRunner) -> int:
         """Finish the synthesis in progress, then close the socket; the supervisor stops routing to us first."""
-        self.state = WorkerState.DRAINING
+        self.phase = WorkerPhase.DRAINING
         log.info("draining (served %d)", self.served)
         async with self._lock:
             pass
@@ -137,18 +137,18 @@ class Worker:
 
     async def handle_health(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = {
-            "state": self.state.value, "pid": os.getpid(), "engine": self.args.engine,
+            "state": self.phase.value, "pid": os.getpid(), "engine": self.args.engine,
             "requests_served": self.served, "requests_failed": self.failed, "busy": self.busy,
             "uptime_s": round(time.monotonic() - self.started, 3), "load_s": self.load_s, "warmup_s": self.warmup_s,
         }
         if self.engine is not None:
             info = self.engine.info()
             body.update(model_version=info.model_version, sample_rate=info.sample_rate, voices=list(info.voices))
-        return web.json_response(body, status=200 if self.state is WorkerState.READY else 503)
+        return web.json_response(body, status=200 if self.phase is WorkerPhase.READY else 503)
 
     async def handle_synthesize(self, request: web.Request) -> web.Response:
-        if self.state is not WorkerState.READY:
-            return json_error(503, f"worker is {self.state.value}", retryable=True)
+        if self.phase is not WorkerPhase.READY:
+            return json_error(503, f"worker is {self.phase.value}", retryable=True)
         try:
             job = parse_job(await request.json())
         except web.HTTPRequestEntityTooLarge:
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("wetext").setLevel(logging.WARNING)
     die_with_parent(args.parent_pid)
     try:
-        return asyncio.run(Worker(args).run())
+        return asyncio.run(WorkerServer(args).run())
     except Exception:
         log.exception("worker crashed")
         return EXIT_RUNTIME_CRASH
