@@ -24,22 +24,18 @@ import math
 import os
 import struct
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import numpy as np
 
 from inference.errors import EngineFailure, TextError
+from tts_vocab.formats import FORMATS, AudioFormat, format_for_path, normalize_format
+from tts_vocab.limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 # --- Rates ---------------------------------------------------------------------------------------------------------
 
-# Telephone band to full band: below 8 kHz speech is unintelligible, above 48 kHz no codec or player we serve gains
-# anything, and both bounds keep the polyphase filter of resample() a sane size.
-MIN_TARGET_RATE = 8000
-MAX_TARGET_RATE = 48000
-
-# libsndfile refuses any other rate for these codecs ("Opus only supports sample rates of 8000, 12000, ...").
-_OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
-_MPEG_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+# The client's requested rate is bounded in tts_vocab.limits (8 kHz telephone band .. 48 kHz full band).
+MIN_TARGET_RATE = MIN_SAMPLE_RATE
+MAX_TARGET_RATE = MAX_SAMPLE_RATE
 
 # --- Output guard thresholds ---------------------------------------------------------------------------------------
 
@@ -57,61 +53,8 @@ CLIP_LEVEL = 0.999
 MAX_CLIPPED_FRACTION = 0.01
 
 # --- Formats -------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AudioFormat:
-    """One output format. ``sf_format``/``sf_subtype`` are soundfile's names; both are None for raw PCM."""
-
-    name: str
-    content_type: str
-    extension: str  # with the dot, ready for Path.with_suffix()
-    sf_format: str | None
-    sf_subtype: str | None
-    sample_rates: tuple[int, ...] | None = None  # rates the codec accepts; None means any
-
-
-FORMATS: MappingProxyType[str, AudioFormat] = MappingProxyType(
-    {
-        "wav": AudioFormat("wav", "audio/wav", ".wav", "WAV", "PCM_16"),
-        "flac": AudioFormat("flac", "audio/flac", ".flac", "FLAC", "PCM_16"),
-        # RFC 7845: Ogg Opus is served as audio/ogg and saved as .opus.
-        "opus": AudioFormat("opus", "audio/ogg", ".opus", "OGG", "OPUS", _OPUS_RATES),
-        "mp3": AudioFormat("mp3", "audio/mpeg", ".mp3", "MP3", "MPEG_LAYER_III", _MPEG_RATES),
-        # Headerless s16le: the client must learn the rate out of band (EncodedAudio.sample_rate).
-        "pcm": AudioFormat("pcm", "audio/pcm", ".pcm", None, None),
-    }
-)
-
-_ALIASES = {"ogg": "opus", "wave": "wav", "s16le": "pcm", "raw": "pcm"}
-_EXTENSIONS = {".wav": "wav", ".flac": "flac", ".ogg": "opus", ".opus": "opus", ".mp3": "mp3", ".pcm": "pcm",
-               ".raw": "pcm"}
-
-
-def _supported_formats() -> str:
-    aliases: dict[str, list[str]] = {}
-    for alias, name in _ALIASES.items():
-        aliases.setdefault(name, []).append(alias)
-    return ", ".join(f"{name} (alias {', '.join(aliases[name])})" if name in aliases else name for name in FORMATS)
-
-
-def normalize_format(name: str) -> str:
-    """Canonical format name for a client-supplied one; TextError if we cannot produce it."""
-    key = name.strip().lower() if isinstance(name, str) else ""
-    key = _ALIASES.get(key, key)
-    if key not in FORMATS:
-        raise TextError(f"unsupported audio format {name!r}; supported: {_supported_formats()}")
-    return key
-
-
-def format_for_path(path: str | os.PathLike[str]) -> str:
-    """Canonical format name implied by an output file's extension (``tts-ops synth -o out.mp3``)."""
-    suffix = os.path.splitext(os.fspath(path))[1].lower()
-    if suffix not in _EXTENSIONS:
-        raise TextError(f"cannot infer audio format from {os.fspath(path)!r}; "
-                        f"use one of {', '.join(_EXTENSIONS)}")
-    return _EXTENSIONS[suffix]
-
+# The format table, its aliases and the suffix rules are the shared vocabulary's (tts_vocab.formats), re-exported
+# here for the encoder's callers.
 
 # --- Encoding ------------------------------------------------------------------------------------------------------
 

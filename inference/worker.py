@@ -25,7 +25,10 @@ from typing import Any
 
 from aiohttp import web
 
-from inference.errors import EXIT_BOOT_FAILURE, EXIT_OK, EXIT_RUNTIME_CRASH, BootError, EngineFailure, TextError
+from inference.errors import BootError, EngineFailure
+from tts_vocab import SynthesisJob, SynthesisReply
+from tts_vocab.errors import InvalidRequest
+from tts_vocab.exit_codes import EXIT_BOOT_FAILURE, EXIT_OK, EXIT_RUNTIME_CRASH
 
 log = logging.getLogger("tts_ops.worker")
 MAX_BODY_BYTES = 1 << 20
@@ -99,6 +102,7 @@ class WorkerServer:
         return await self.drain(runner)
 
     def _load_engine(self) -> None:
+        # Heavy (the engine's runtime): imported on the loader thread after the socket is bound.
         from inference.engines import create_engine
 
         start = time.monotonic()
@@ -150,19 +154,19 @@ class WorkerServer:
         if self.phase is not WorkerPhase.READY:
             return json_error(503, f"worker is {self.phase.value}", retryable=True)
         try:
-            job = parse_job(await request.json())
+            job = SynthesisJob.from_wire(await request.json())
         except web.HTTPRequestEntityTooLarge:
             return json_error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             return json_error(400, "request body must be JSON")
-        except TextError as exc:
-            return json_error(400, str(exc))
+        except InvalidRequest as exc:
+            return json_error(400, str(exc), field=exc.field)
         async with self._lock:
             self.busy = True
             try:
                 result = await asyncio.get_running_loop().run_in_executor(self._executor, self._synthesize, job)
-            except TextError as exc:
-                return json_error(400, str(exc))
+            except InvalidRequest as exc:
+                return json_error(400, str(exc), field=exc.field)
             except EngineFailure as exc:
                 self.failed += 1
                 log.warning("synthesis failed: %s", exc)
@@ -175,70 +179,32 @@ class WorkerServer:
                 self.busy = False
         self.served += 1
         encoded, seconds = result
-        return web.Response(body=encoded.data, content_type=encoded.content_type, headers={
-            "X-Sample-Rate": str(encoded.sample_rate), "X-Audio-Duration": f"{encoded.duration_s:.3f}",
-            "X-Synthesis-Time": f"{seconds:.3f}", "X-Engine": self.engine.info().id,
-            "X-Model-Version": self.engine.info().model_version, "X-Worker-Pid": str(os.getpid()),
-        })
+        info = self.engine.info()
+        reply = SynthesisReply(encoded.sample_rate, encoded.duration_s, seconds, info.id, info.model_version,
+                               os.getpid())
+        return web.Response(body=encoded.data, content_type=encoded.content_type, headers=reply.to_headers())
 
-    def _synthesize(self, job: dict[str, Any]) -> tuple[Any, float]:
+    def _synthesize(self, job: SynthesisJob) -> tuple[Any, float]:
         import numpy as np
 
         from inference.audio import check_output, encode, silence
 
+        from inference.engines.base import SynthesisParams
+
         start = time.monotonic()
-        params = job["params"]
-        if job["chunk"]:
+        params = SynthesisParams.build(job.emotion, job.speed, job.voice)
+        if job.chunk:
             # One chunk of a stream: no re-splitting; the front end asks for the inter-chunk pause so that
             # compressed chunks (mp3, opus) carry it inside their own frames.
             rate = self.engine.info().sample_rate
-            samples = self.engine.synthesize_chunk(job["text"], params)
+            samples = self.engine.synthesize_chunk(job.text, params)
             check_output(samples, rate)
-            if job["pause_after_s"]:
-                samples = np.concatenate([samples, silence(job["pause_after_s"], rate)])
+            if job.pause_after_s:
+                samples = np.concatenate([samples, silence(job.pause_after_s, rate)])
         else:
-            samples = self.engine.synthesize(job["text"], params)
-        encoded = encode(samples, self.engine.info().sample_rate, job["format"], job["sample_rate"])
+            samples = self.engine.synthesize(job.text, params)
+        encoded = encode(samples, self.engine.info().sample_rate, job.format, job.sample_rate)
         return encoded, time.monotonic() - start
-
-
-def parse_job(body: Any) -> dict[str, Any]:
-    """Validated synthesis job from a request body; TextError names the offending field."""
-    from inference.audio import normalize_format
-    from inference.engines.base import SynthesisParams
-
-    if not isinstance(body, dict):
-        raise TextError("request body must be a JSON object")
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise TextError("'text' must be a non-empty string")
-    rate = body.get("sample_rate")
-    if rate is not None and (not isinstance(rate, int) or isinstance(rate, bool) or not 8000 <= rate <= 48000):
-        raise TextError("'sample_rate' must be an integer between 8000 and 48000")
-    speed = body.get("speed", 1.0)
-    if isinstance(speed, bool):
-        raise TextError("'speed' must be a number")
-    return {
-        "text": text,
-        "params": SynthesisParams.build(body.get("emotion"), speed, body.get("voice")),
-        "format": normalize_format(body.get("format") or "wav"),
-        "sample_rate": rate,
-        "chunk": parse_flag(body.get("chunk", False), "chunk"),
-        "pause_after_s": parse_pause(body.get("pause_after_s", 0.0)),
-    }
-
-
-def parse_flag(value: Any, name: str) -> bool:
-    # bool("false") is True: only real JSON booleans are accepted.
-    if not isinstance(value, bool):
-        raise TextError(f"'{name}' must be true or false")
-    return value
-
-
-def parse_pause(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 5:
-        raise TextError("'pause_after_s' must be a number between 0 and 5")
-    return float(value)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

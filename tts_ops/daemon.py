@@ -3,6 +3,7 @@ notification, and owns signals and the shutdown order (daemon process, one async
 
 Signals only set events: TERM/INT = graceful stop (a second one forces), HUP = reload config + rolling restart,
 USR1 = reopen log files. The daemon's own lifecycle is ``DaemonState``; every move goes through ``_transition``.
+After a successful reload each long-lived component takes over its own part of the new config with its ``apply``.
 """
 
 from __future__ import annotations
@@ -23,19 +24,18 @@ from tts_ops.logs.manager import LogManager
 from tts_ops.maintenance.scheduler import Maintenance
 from tts_ops.observability.metrics import Metrics
 from tts_ops.storage.output_store import OutputStore
-from tts_ops.config import Config, ConfigError
+from tts_vocab.exit_codes import EXIT_FORCED
+from tts_ops.config import Config, ConfigError, effective_config, restart_only_changes
 from tts_ops.config.engine_options import engine_options
 from tts_ops.observability.sdnotify import SystemdNotifier, child_env, run_watchdog
 from tts_ops.http.admin import AdminApi, resolve_token, write_token_file
 from tts_ops.upstream.balancer import Balancer
 from tts_ops.http.public import FrontEnd
-from tts_ops.supervisor import Supervisor
+from tts_ops.supervisor import PoolSettings, Supervisor, WorkerSpec
 from tts_ops.supervisor.states import IllegalTransition
 from tts_ops.supervisor.pool import ReplacementFailed
-from tts_ops.supervisor.handle import WorkerSpec
 
 log = logging.getLogger("tts_ops.daemon")
-EXIT_FORCED = 1
 # How long a forced stop waits for the SIGKILLed workers' exit codes.
 FORCED_REAP_S = 3.0
 STATUS_INTERVAL_S = 1.0
@@ -60,14 +60,7 @@ DAEMON_MOVES: dict[DaemonState, frozenset[DaemonState]] = {
     D.DRAINING: frozenset({D.STOPPED}),
     D.STOPPED: frozenset(),
 }
-# Settings only read when the listeners, cache, logging or metrics are built at start. A reload keeps their
-# running values (so status and every component describe what actually runs) and warns that a restart is needed.
-# graceful_timeout_s is the public runner's shutdown_timeout, fixed when the runner is built (aiohttp offers no
-# public way to change it), so the drain deadline and the supervisor's drain budget keep the start value too.
-# None = the whole section.
-RESTART_ONLY: dict[str, tuple[str, ...] | None] = {
-    "server": ("host", "port", "max_body_bytes", "graceful_timeout_s"), "admin": None, "cache": None,
-    "logging": None, "metrics": None, "paths": None}
+# Which settings a reload can apply, and the config it runs with, are config's knowledge: tts_ops.config.reload.
 
 
 def worker_spec(config: Config) -> WorkerSpec:
@@ -82,31 +75,11 @@ def worker_spec(config: Config) -> WorkerSpec:
         failure_threshold=w.failure_threshold, kill_grace_s=w.kill_grace_s, policy=policy, env=child_env())
 
 
-def restart_only_changes(old: Config, new: Config) -> dict[str, list[str]]:
-    """Per section, the names of changed settings that only a restart applies. Names only, never values: some
-    are secrets (admin.token, cache.redis_url)."""
-    changes = {}
-    for section, fields in RESTART_ONLY.items():
-        before, after = getattr(old, section).model_dump(), getattr(new, section).model_dump()
-        changed = [key for key in (fields or sorted(before)) if before.get(key) != after.get(key)]
-        if changed:
-            changes[section] = changed
-    return changes
-
-
-def effective_config(old: Config, new: Config) -> Config:
-    """``new`` with the restart-only settings kept at the values the running daemon uses."""
-    kept: dict[str, Any] = {section: getattr(old, section) for section, fields in RESTART_ONLY.items() if not fields}
-    server_fields = RESTART_ONLY["server"] or ()
-    kept["server"] = new.server.model_copy(update={key: getattr(old.server, key) for key in server_fields})
-    return new.model_copy(update=kept)
-
-
-def supervisor_settings(config: Config) -> dict[str, Any]:
+def pool_settings(config: Config) -> PoolSettings:
     w = config.workers
-    return {"drain_timeout_s": config.server.graceful_timeout_s, "max_rss_mb": w.max_rss_mb,
-            "max_requests": w.max_requests, "max_requests_jitter": w.max_requests_jitter,
-            "watchdog_interval_s": w.watchdog_interval_s}
+    return PoolSettings(drain_timeout_s=config.server.graceful_timeout_s, max_rss_mb=w.max_rss_mb,
+                        max_requests=w.max_requests, max_requests_jitter=w.max_requests_jitter,
+                        watchdog_interval_s=w.watchdog_interval_s)
 
 
 class Daemon:
@@ -117,13 +90,13 @@ class Daemon:
         self.log_manager = log_manager
         self.state = DaemonState.STARTING
         self.notifier = SystemdNotifier()
-        self.supervisor = Supervisor(worker_spec(config), config.workers.count, **supervisor_settings(config))
+        self.supervisor = Supervisor(worker_spec(config), config.workers.count, pool_settings(config))
         self.balancer = Balancer(self.supervisor, config.server.queue_limit)
         self.cache = ResultCache.from_config(config.cache)
         self.output_store = OutputStore(config.output.dir, enabled=config.output.save)
         self.maintenance = Maintenance(config, log_manager=log_manager, output_store=self.output_store)
         self.metrics = Metrics(supervisor=self.supervisor, balancer=self.balancer, cache=self.cache,
-                               maintenance=self.maintenance)
+                               maintenance=self.maintenance, log_manager=log_manager)
         self.frontend = FrontEnd(config, self.supervisor, self.balancer, self.cache,
                                  output_store=self.output_store,
                                  metrics=self.metrics if config.metrics.enabled else None)
@@ -131,7 +104,7 @@ class Daemon:
         # Decided now (the admin app is built with it) but written only once both ports are ours: a second
         # daemon started by mistake must not replace the running one's token.
         self.token = resolve_token(config.admin.token)
-        self.admin = AdminApi(self, self.token)
+        self.admin = AdminApi(self, self.token, metrics=self.metrics if config.metrics.enabled else None)
         self.started = time.time()
         self.reloads = 0
         self.last_reload: dict[str, Any] | None = None
@@ -309,17 +282,16 @@ class Daemon:
             log.warning("SIGHUP: %s changed in '%s': needs a restart to take effect; the running values stay",
                         ", ".join(keys), section)
         effective = effective_config(old, new)
-        settings = supervisor_settings(effective)
-        old_spec, old_settings = self.supervisor.spec, {key: getattr(self.supervisor, key) for key in settings}
+        old_spec, old_settings = self.supervisor.spec, self.supervisor.settings
         # Successors started by the rollout need the new spec and request budget; both are undone on failure.
-        self.supervisor.apply_spec(worker_spec(effective), **settings)
+        self.supervisor.apply(worker_spec(effective), pool_settings(effective))
         try:
             await self.supervisor.rolling_restart("reload")
             if effective.workers.count != self.supervisor.target:
                 await self.supervisor.scale(effective.workers.count)
         except Exception as exc:
             # Later recycles, restarts and scale-ups must not spawn workers from a spec that just failed.
-            self.supervisor.apply_spec(old_spec, **old_settings)
+            self.supervisor.apply(old_spec, old_settings)
             log.error("SIGHUP: reload failed, keeping the running config (engine %s): %s", old.workers.engine, exc,
                       exc_info=not isinstance(exc, ReplacementFailed))
             self.last_reload = {"ok": False, "at": time.time(), "error": str(exc)}
@@ -330,7 +302,7 @@ class Daemon:
         self.last_reload = {"ok": True, "at": time.time(), "error": None}
         log.info("SIGHUP: reload applied (engine %s, %d workers)", effective.workers.engine, effective.workers.count)
 
-    async def _roll_back(self, old_spec: Any) -> None:
+    async def _roll_back(self, old_spec: WorkerSpec) -> None:
         """Workers replaced before the rollout stopped run the new spec; put them back on the running one."""
         try:
             await self.supervisor.rolling_restart("reload rollback", only=lambda w: w.spec is not old_spec)
@@ -338,15 +310,12 @@ class Daemon:
             log.error("SIGHUP: could not move every worker back to the running config: %s", exc)
 
     def _switch_config(self, config: Config) -> None:
+        """Every long-lived component takes over its part of the new config (the supervisor did in ``_roll_out``)."""
         self.config = config
-        self.frontend.config = config
-        self.balancer.queue_limit = config.server.queue_limit
-        if config.output.dir != self.output_store.directory:
-            log.warning("SIGHUP: outputs are now saved to %s; files in %s are no longer served nor cleaned up",
-                        config.output.dir, self.output_store.directory)
-            self.output_store.directory = config.output.dir
-        self.output_store.enabled = config.output.save
-        self.maintenance.apply_config(config)
+        self.frontend.apply(config)
+        self.balancer.apply(config.server.queue_limit)
+        self.output_store.apply(config.output.dir, enabled=config.output.save)
+        self.maintenance.apply(config)
 
     # -- shutdown --------------------------------------------------------------------------------------------
     async def shutdown(self) -> int:

@@ -11,19 +11,19 @@ from typing import Any
 
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
 from inference.errors import BootError
+from tts_vocab.engines import ENGINE_IDS, FASTSPEECH2_BAKER, SAMBERT_HIFIGAN
 
-ENGINE_IDS = ("fastspeech2-baker", "sambert-hifigan")
 
 
 def create_engine(engine_id: str, *, store_dir: Path | None = None, threads: int = 1,
                   options: dict[str, Any] | None = None) -> Engine:
     """An unloaded engine; call ``load()`` then ``warm_up()``."""
     options = options or {}
-    if engine_id == "fastspeech2-baker":
+    if engine_id == FASTSPEECH2_BAKER.id:
         from inference.engines.fastspeech2 import FastSpeech2Engine
 
         return FastSpeech2Engine(store_dir=store_dir, threads=threads, **options)
-    if engine_id == "sambert-hifigan":
+    if engine_id == SAMBERT_HIFIGAN.id:
         from inference.engines.sambert import SambertEngine
 
         return SambertEngine(store_dir=store_dir, threads=threads, **options)

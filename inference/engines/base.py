@@ -16,24 +16,23 @@ from typing import Iterator
 import numpy as np
 
 from inference.errors import TextError
+from tts_vocab.emotions import EMOTION_ALIASES, EMOTIONS
+from tts_vocab.emotions import normalize_emotion as _normalize_emotion
+from tts_vocab.errors import InvalidRequest
+from tts_vocab.limits import SPEED_MAX, SPEED_MIN
 
 log = logging.getLogger("tts_ops.engine")
 
-EMOTIONS = ("neutral", "happy", "sad", "angry", "fear", "surprise", "disgust")
-# Sambert's own label for disgust is "hate" in some voices; accept both spellings.
-EMOTION_ALIASES = {"hate": "disgust"}
-SPEED_MIN, SPEED_MAX = 0.5, 2.0
+__all__ = ["EMOTIONS", "EMOTION_ALIASES", "SPEED_MIN", "SPEED_MAX", "normalize_emotion", "check_speed",
+           "SynthesisParams", "EngineInfo", "Engine"]
 
 
 def normalize_emotion(emotion: str | None) -> str:
-    """Canonical emotion name, or TextError naming the accepted ones."""
-    if emotion is not None and not isinstance(emotion, str):
-        raise TextError(f"emotion must be a string, got {type(emotion).__name__}")
-    name = (emotion or "neutral").strip().lower()
-    name = EMOTION_ALIASES.get(name, name)
-    if name not in EMOTIONS:
-        raise TextError(f"unknown emotion {emotion!r}; expected one of: {', '.join(EMOTIONS)} (alias: hate)")
-    return name
+    """Canonical emotion (the shared vocabulary's spellings), or TextError naming the accepted ones."""
+    try:
+        return _normalize_emotion(emotion)
+    except InvalidRequest as exc:
+        raise TextError(str(exc), exc.field) from None
 
 
 def check_speed(speed: float) -> float:

@@ -19,13 +19,14 @@ import numpy as np
 
 from inference.engines.base import Engine, EngineInfo, SynthesisParams
 from inference.errors import BootError, EngineFailure, TextError
+from tts_vocab.engines import SAMBERT_HIFIGAN
 
 log = logging.getLogger("tts_ops.engine")
 
-MODEL_ID = "sambert-hifigan"
+MODEL_ID = SAMBERT_HIFIGAN.id
 MODELSCOPE_ID = "damo/speech_sambert-hifigan_tts_zh-cn_16k"
 SAMPLE_RATE = 16000
-VOICES = ("zhitian_emo", "zhiyan_emo", "zhizhe_emo", "zhibei_emo")
+VOICES = SAMBERT_HIFIGAN.voices
 # ModelScope hosts kantts and ttsfrd on its own find-links page (documented in ModelScope's install guide).
 MODELSCOPE_FIND_LINKS = "https://modelscope.oss-cn-beijing.aliyuncs.com/releases/repo.html"
 INSTALL_HINT = (
@@ -58,11 +59,12 @@ def modelscope_pipeline(model_dir: str) -> Callable[..., dict]:
 
 class SambertEngine(Engine):
     id = MODEL_ID
-    max_chunk_chars = 100
+    max_chunk_chars = SAMBERT_HIFIGAN.max_chunk_chars
 
     def __init__(self, *, store_dir: Path | None = None, threads: int = 1, model_dir: Path | str | None = None,
-                 default_voice: str = "zhitian_emo", emotion_intensity: float = 1.0, pause_s: float = 0.25,
-                 max_chunk_chars: int = 100, pipeline_factory: PipelineFactory | None = None) -> None:
+                 default_voice: str = SAMBERT_HIFIGAN.default_voice, emotion_intensity: float = 1.0,
+                 pause_s: float = SAMBERT_HIFIGAN.pause_s, max_chunk_chars: int = SAMBERT_HIFIGAN.max_chunk_chars,
+                 pipeline_factory: PipelineFactory | None = None) -> None:
         if default_voice not in VOICES:
             raise BootError(f"unknown Sambert voice {default_voice!r}; available: {', '.join(VOICES)}")
         self._store_dir = store_dir

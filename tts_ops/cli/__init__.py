@@ -10,11 +10,10 @@ import argparse
 import logging
 import sys
 
-from inference.errors import InferenceError, TextError
+from inference.errors import InferenceError
 from tts_ops.errors import ConfigError, TtsOpsError
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from tts_vocab.errors import InvalidRequest
+from tts_vocab.exit_codes import EXIT_FAILED, EXIT_USAGE
 
 
 class CliError(Exception):
@@ -26,12 +25,12 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tts_ops.cli import admin, models, serve, synth
+    from tts_ops.cli import admin, models, quality, serve, synth
 
     parser = argparse.ArgumentParser(prog="tts-ops", description="Supervisor daemon for Chinese multi-emotion TTS.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serve, synth, models, admin):
+    for module in (serve, synth, models, admin, quality):
         module.register(sub)
     return parser
 
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"tts-ops {args.command}: {exc}", file=sys.stderr)
         return exc.code
-    except TextError as exc:
+    except InvalidRequest as exc:
         print(f"tts-ops {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except InferenceError as exc:

@@ -14,6 +14,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tts_vocab.limits import MAX_WORKERS
+
 SYSTEMD_TOKEN_FILE = Path("/var/lib/tts-ops/admin.token")
 
 
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     restart.set_defaults(handler=run_restart)
     scale = sub.add_parser("scale", help="set the number of workers")
     common(scale)
-    scale.add_argument("count", type=int, help="number of workers (1-64)")
+    scale.add_argument("count", type=int, help=f"number of workers (1-{MAX_WORKERS})")
     scale.set_defaults(handler=run_scale)
 
 
@@ -132,8 +134,8 @@ def run_restart(args: argparse.Namespace) -> int:
 def run_scale(args: argparse.Namespace) -> int:
     from tts_ops.cli import CliError
 
-    if not 1 <= args.count <= 64:
-        raise CliError("count must be between 1 and 64", code=2)
+    if not 1 <= args.count <= MAX_WORKERS:
+        raise CliError(f"count must be between 1 and {MAX_WORKERS}", code=2)
     result = call(args, "POST", "/admin/scale", {"workers": args.count})
     print(f"scaled to {result['workers']} workers")
     return 0

@@ -13,6 +13,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from tts_vocab import ENGINES
+
 # Asked of systemd before a model pull and again at each progress line: TimeoutStartSec= (300 s) is sized for a
 # start with the model present, not for a 40 MB download on a slow link.
 PULL_EXTEND_USEC = 300 * 1_000_000
@@ -124,7 +126,7 @@ def prepare_model(config: Any) -> None:
     from inference.models.store import ModelStore
     from tts_ops.observability.sdnotify import SystemdNotifier
 
-    if config.workers.engine != "fastspeech2-baker":
+    if not ENGINES[config.workers.engine].pullable:
         return
     store = ModelStore(config.engines.model_dir)
     if store.is_pulled(config.workers.engine):

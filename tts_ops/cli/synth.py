@@ -7,6 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+from tts_vocab import engine_descriptor
+from tts_vocab.errors import InvalidRequest
+from tts_vocab.exit_codes import EXIT_USAGE
+from tts_vocab.formats import format_for_path, normalize_format
+from tts_vocab.limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="synthesise text to a file in-process (no server needed)")
@@ -33,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
     params = SynthesisParams.build(args.emotion, args.speed, args.voice)
     fmt = choose_format(args.format, args.output)
-    if args.sample_rate is not None and not 8000 <= args.sample_rate <= 48000:
-        raise CliError("--sample-rate must be between 8000 and 48000", code=2)
+    if args.sample_rate is not None and not MIN_SAMPLE_RATE <= args.sample_rate <= MAX_SAMPLE_RATE:
+        raise CliError(f"--sample-rate must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE}", code=EXIT_USAGE)
     config = load_config(args.config)
     engine_id = args.engine or config.workers.engine
-    if engine_id == "fastspeech2-baker":
+    if engine_descriptor(engine_id).pullable:
         # Pull before loading so a first run shows the download instead of a silent 40 MB wait.
         from inference.models.store import ModelStore
 
@@ -63,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
 def choose_format(flag: str | None, output: Path) -> str:
     """The format from ``--format`` or the file's extension; both given and disagreeing is an error, since a
     ``.wav`` file holding Ogg data fools every player."""
-    from inference.audio import format_for_path, normalize_format
-    from inference.errors import TextError
     from tts_ops.cli import CliError
 
     if flag is None:
@@ -72,9 +76,9 @@ def choose_format(flag: str | None, output: Path) -> str:
     fmt = normalize_format(flag)
     try:
         implied = format_for_path(output)
-    except TextError:
+    except InvalidRequest:
         return fmt  # an unusual extension: --format decides
     if implied != fmt:
         raise CliError(f"--format {flag} contradicts the output file's extension ({output.suffix}); "
-                       "change one of them", code=2)
+                       "change one of them", code=EXIT_USAGE)
     return fmt

@@ -24,20 +24,19 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from pydantic_core import PydanticCustomError
 
 from tts_ops.errors import ConfigError, TtsOpsError
+from tts_vocab.emotions import EMOTIONS
+from tts_vocab.engines import ENGINE_IDS, FASTSPEECH2_PRESETS, SAMBERT_VOICES, VOICE_IDS
+from tts_vocab.limits import MAX_WORKERS
 
 
 MIB = 1024 * 1024
-MAX_WORKERS = 64
+# Literal types for pydantic's strict validation and JSON schema; tests/tts_ops/config/test_vocabulary.py checks
+# they list exactly the shared vocabulary's ids (tts_vocab.engines), which every other module uses.
 EngineName = Literal["fastspeech2-baker", "sambert-hifigan"]
 SambertVoice = Literal["zhitian_emo", "zhiyan_emo", "zhizhe_emo", "zhibei_emo"]
-ENGINES: tuple[str, ...] = get_args(EngineName)
-SAMBERT_VOICES: tuple[str, ...] = get_args(SambertVoice)
-EMOTIONS = ("neutral", "happy", "sad", "angry", "fear", "surprise", "disgust")
+ENGINES: tuple[str, ...] = ENGINE_IDS
 OPENAI_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer", "ash", "coral", "sage", "ballad", "verse",
                  "marin", "cedar")
-# "default" = the engine's own voice: the bundled speaker ("baker", inference/engines/fastspeech2.py VOICE,
-# not imported: that module pulls in the runtime) or sambert_hifigan.default_voice.
-VOICE_IDS = ("default", "baker", *SAMBERT_VOICES)
 # JSON clients escape CJK as \uXXXX (json.dumps default): 6 bytes per character is the realistic worst case.
 JSON_BYTES_PER_CHAR = 6
 
@@ -214,10 +213,8 @@ class EmotionPreset(_Section):
 
 
 def _default_emotions() -> dict[str, EmotionPreset]:
-    # One source of truth: the engine's own defaults (measured there).
-    from inference.engines.fastspeech2 import DEFAULT_PRESETS
-
-    return {name: EmotionPreset(**values) for name, values in DEFAULT_PRESETS.items()}
+    # One source of truth: the engine's defaults in the shared vocabulary (measured in inference/engines).
+    return {name: EmotionPreset(**values) for name, values in FASTSPEECH2_PRESETS.items()}
 
 
 class FastSpeech2BakerConfig(_Section):

@@ -4,6 +4,9 @@
 If no token is configured one is generated at start and written to a 0600 file in the state directory, which the
 ``tts-ops`` CLI reads; the daemon writes it only once both its ports are bound. Tokens are compared in constant
 time, as bytes.
+
+The routes see the daemon only through ``AdminTarget`` (status, the worker pool, the cache, the maintenance jobs),
+which ``tts_ops.daemon.Daemon`` satisfies structurally; the metrics, when enabled, are handed over on their own.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from aiohttp import web
 
 from tts_ops.http.errors import RequestError
 from tts_ops.http.middleware import MAX_BODY_BYTES, METRICS, json_error, request_context
 from tts_ops.http.validation import load_json
+from tts_ops.observability.metrics import Metrics
+from tts_ops.supervisor.handle import WorkerHandle
 from tts_ops.supervisor.pool import ReplacementFailed
+from tts_vocab.limits import MAX_WORKERS
 
 log = logging.getLogger("tts_ops.admin")
-MAX_WORKERS = 64
 # Admin requests carry at most a small JSON object ({"workers": 2}); anything larger is refused before parsing.
 ADMIN_MAX_BODY_BYTES = 65536
 
@@ -69,10 +74,57 @@ def bearer_auth(token: str) -> Callable:
     return middleware
 
 
+class AdminPool(Protocol):
+    """The worker pool's admin operations (``tts_ops.supervisor.pool.Supervisor``)."""
+
+    @property
+    def workers(self) -> Mapping[str, WorkerHandle]: ...
+
+    async def restart_worker(self, worker_id: str) -> WorkerHandle: ...
+
+    async def rolling_restart(self, reason: str = ...) -> list[str]: ...
+
+    async def scale(self, count: int) -> None: ...
+
+
+class AdminCache(Protocol):
+    """``tts_ops.cache.ResultCache``: its stats and a purge of every entry."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+    async def purge(self) -> int: ...
+
+
+class AdminMaintenance(Protocol):
+    """``tts_ops.maintenance.scheduler.Maintenance``: run a job now, list the jobs."""
+
+    async def run_now(self, job_id: str) -> dict: ...
+
+    def status(self) -> list[dict]: ...
+
+
+class AdminTarget(Protocol):
+    """What the admin routes need from the daemon, and nothing else."""
+
+    @property
+    def supervisor(self) -> AdminPool: ...
+
+    @property
+    def cache(self) -> AdminCache: ...
+
+    @property
+    def maintenance(self) -> AdminMaintenance: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
 class AdminApi:
-    def __init__(self, daemon: Any, token: str) -> None:
+    """``metrics``: served at ``/metrics`` on this listener; None = metrics disabled (no route)."""
+
+    def __init__(self, daemon: AdminTarget, token: str, *, metrics: Metrics | None = None) -> None:
         self.daemon = daemon
         self.token = token
+        self.metrics = metrics
         self.started = time.time()
 
     def build_app(self) -> web.Application:
@@ -86,9 +138,9 @@ class AdminApi:
         app.router.add_get("/admin/cache", self.handle_cache)
         app.router.add_post("/admin/cache/purge", self.handle_cache_purge)
         app.router.add_post("/admin/maintenance/{job}", self.handle_maintenance)
-        if self.daemon.config.metrics.enabled:
-            app[METRICS] = self.daemon.metrics
-            app.router.add_get("/metrics", self.daemon.metrics.handle)
+        if self.metrics is not None:
+            app[METRICS] = self.metrics
+            app.router.add_get("/metrics", self.metrics.handle)
         return app
 
     async def handle_maintenance(self, request: web.Request) -> web.Response:

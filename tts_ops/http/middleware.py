@@ -13,6 +13,8 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from tts_vocab import headers as h
+
 access_log = logging.getLogger("tts_ops.access")
 log = logging.getLogger("tts_ops.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -35,7 +37,7 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None)
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Assign a request id, turn any error into JSON, and write one access-log line."""
-    incoming = request.headers.get("X-Request-ID", "")
+    incoming = request.headers.get(h.REQUEST_ID, "")
     server_id = uuid.uuid4().hex
     # A client's id is echoed for tracing; anything derived from the id (saved file names) uses server_id only.
     request_id = incoming if REQUEST_ID.match(incoming) else server_id
@@ -53,13 +55,13 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             raise
         response = json_error(exc.status, exc.reason if exc.status != 413 else
                               f"request body too large (limit {request.app[MAX_BODY_BYTES]} bytes)")
-        for key in ("Allow", "Retry-After"):
+        for key in ("Allow", h.RETRY_AFTER):
             if key in exc.headers:
                 response.headers[key] = exc.headers[key]
     except Exception:
         log.exception("unhandled error in %s %s [request=%s]", request.method, request.path, request_id)
         response = json_error(500, "internal error; see the server log for request " + request_id)
-    response.headers["X-Request-ID"] = request_id
+    response.headers[h.REQUEST_ID] = request_id
     _observe(request, response, time.monotonic() - start)
     return response
 
@@ -84,9 +86,9 @@ def _log_access(request: web.Request, response: web.StreamResponse, status: int,
     access_log.info(
         "%s %s %s %s %d %d %.1fms cache=%s worker=%s request=%s",
         request.remote or "-", request.method, request.path_qs, f"HTTP/{request.version.major}.{request.version.minor}",
-        status, size, seconds * 1000, response.headers.get("X-Cache", "-"),
+        status, size, seconds * 1000, response.headers.get(h.CACHE, "-"),
         request.get("worker_id", "-"), request["request_id"],
         extra={"request_id": request["request_id"], "status": status, "latency_ms": seconds * 1000,
                "path": request.path, "method": request.method, "client": request.remote,
-               "bytes": size, "worker": request.get("worker_id"), "cache": response.headers.get("X-Cache")},
+               "bytes": size, "worker": request.get("worker_id"), "cache": response.headers.get(h.CACHE)},
     )

@@ -37,11 +37,11 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from inference.engines.base import SPEED_MAX, SPEED_MIN
-from tts_ops.config import ENGINES
 from tts_ops.http.errors import HttpError, RequestError
-from tts_ops.http.validation import (ENGINE_VOICES, as_float, canonical_voice, check_content_type,
-                                       engine_default_voice, load_json, parse_emotion)
+from tts_ops.http.validation import canonical_voice, check_content_type, engine_default_voice, load_json, parse_emotion
+from tts_vocab import ENGINES, SynthesisJob
+from tts_vocab import headers as h
+from tts_vocab.limits import SPEED_MAX, SPEED_MIN
 
 log = logging.getLogger("tts_ops.openai")
 
@@ -52,9 +52,8 @@ MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "tts-1-1106", "tts-1-hd
 #: Also the OpenAPI ``pattern`` (ECMA-262, where ``$`` is the end); Python's ``$`` would accept a trailing newline.
 MODEL_ALIAS_PATTERN = r"^(?:tts-1|gpt-4o-mini-tts)(?:-[a-z0-9]+)*$"
 _MODEL_ALIAS_RE = re.compile(MODEL_ALIAS_PATTERN[:-1] + r"\Z")
+#: OpenAI's response_format names that this server produces (the names are ours too: tts_vocab.formats).
 RESPONSE_FORMATS = ("mp3", "opus", "flac", "wav", "pcm")
-CONTENT_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav",
-                 "pcm": "audio/pcm"}
 STREAM_FORMATS = ("audio", "sse")
 OPENAI_SPEED_MIN, OPENAI_SPEED_MAX = 0.25, 4.0
 #: OpenAI's pcm is 24 kHz; the bundled voice is 24 kHz already, Sambert (16 kHz) is resampled for pcm.
@@ -110,7 +109,7 @@ def emotion_from_instructions(instructions: str | None) -> str:
 class SpeechRequest:
     """A validated ``/v1/audio/speech`` body: the worker job plus what the response reports."""
 
-    job: dict[str, Any]
+    job: SynthesisJob
     model: str
     voice: str
     speed_requested: float
@@ -121,7 +120,7 @@ class SpeechRequest:
         return self.stream_format == "sse"
 
     def headers(self) -> dict[str, str]:
-        return {"X-Speed-Applied": f"{self.job['speed']:g}", "X-Model": self.model}
+        return {h.SPEED_APPLIED: f"{self.job.speed:g}", h.MODEL: self.model}
 
 
 def clamp_speed(speed: float) -> float:
@@ -131,7 +130,7 @@ def clamp_speed(speed: float) -> float:
 
 def available_voices(config: Any) -> list[str]:
     """Voice names this server accepts for the configured engine: mapped OpenAI names, then the engine's ids."""
-    own = ENGINE_VOICES.get(config.workers.engine, ())
+    own = _engine_voices(config.workers.engine)
     mapped = [name for name, target in config.engines.voice_map.items() if target == "default" or target in own]
     return mapped + [voice for voice in ("default", *own) if voice not in mapped]
 
@@ -139,7 +138,7 @@ def available_voices(config: Any) -> list[str]:
 def resolve_voice(name: str, config: Any) -> str | None:
     """The engine voice id for a requested voice; None for the engine's default voice."""
     engine = config.workers.engine
-    own = ENGINE_VOICES.get(engine, ())
+    own = _engine_voices(engine)
     if name in config.engines.voice_map:
         target = config.engines.voice_map[name]
     elif name in ("default", *own):
@@ -152,6 +151,11 @@ def resolve_voice(name: str, config: Any) -> str | None:
                                 f"available voices: {', '.join(available_voices(config))}",
                            param="voice", code="invalid_value")
     return canonical_voice(target, engine_default_voice(config))
+
+
+def _engine_voices(engine_id: str) -> tuple[str, ...]:
+    descriptor = ENGINES.get(engine_id)
+    return descriptor.voices if descriptor else ()
 
 
 def is_model_alias(model: str) -> bool:
@@ -216,7 +220,7 @@ def parse_speech(body: Any, config: Any) -> SpeechRequest:
                            param="response_format", code="invalid_value")
 
     speed = _optional(body, "speed", 1.0)
-    number = None if isinstance(speed, bool) or not isinstance(speed, (int, float)) else as_float(speed)
+    number = None if isinstance(speed, bool) or not isinstance(speed, (int, float)) else _as_float(speed)
     if number is None or not math.isfinite(number):
         raise RequestError(400, "Invalid type for 'speed': expected a number.", param="speed", code="invalid_type")
     speed = number
@@ -236,12 +240,17 @@ def parse_speech(body: Any, config: Any) -> SpeechRequest:
         raise RequestError(400, f"Invalid 'stream_format': {stream_format!r}; supported: audio, sse.",
                            param="stream_format", code="invalid_value")
 
-    job: dict[str, Any] = {"text": text, "emotion": emotion, "speed": clamp_speed(float(speed)), "format": fmt}
-    if engine_voice is not None:
-        job["voice"] = engine_voice
-    if fmt == "pcm":
-        job["sample_rate"] = PCM_SAMPLE_RATE
+    job = SynthesisJob(text=text, emotion=emotion, speed=clamp_speed(float(speed)), voice=engine_voice, format=fmt,
+                       sample_rate=PCM_SAMPLE_RATE if fmt == "pcm" else None)
     return SpeechRequest(job, model, voice, float(speed), stream_format)
+
+
+def _as_float(value: int | float) -> float | None:
+    """``float(value)``, or None for an integer too large for a float (JSON allows 400-digit numbers)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 def _optional(body: dict[str, Any], name: str, default: Any) -> Any:
@@ -351,7 +360,7 @@ def make_middleware(frontend: Any) -> Callable:
                 message = f"Method {request.method} is not allowed for {path}."
             else:
                 message = exc.reason
-            headers = {key: exc.headers[key] for key in ("Allow", "Retry-After") if key in exc.headers}
+            headers = {key: exc.headers[key] for key in ("Allow", h.RETRY_AFTER) if key in exc.headers}
             return openai_error(exc.status, message, headers=headers)
         except HttpError as exc:
             return openai_error(exc.status, str(exc), param=exc.param, code=exc.code, headers=exc.headers)

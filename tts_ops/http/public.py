@@ -24,6 +24,8 @@ from tts_ops.http.middleware import MAX_BODY_BYTES, METRICS, json_error, request
 from tts_ops.http.errors import HttpError, RequestError, ServiceError
 from tts_ops.http.validation import check_content_type, engine_default_voice, load_json, parse_tts
 from tts_ops.supervisor import Supervisor, WorkerState
+from tts_vocab import SynthesisJob, headers as h
+from tts_vocab.formats import extension_for
 
 log = logging.getLogger("tts_ops.server")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -94,9 +96,10 @@ class FrontEnd:
         try:
             self.admit()
             check_content_type(request.content_type)
-            job = parse_tts(load_json(await request.read()), max_text_chars=self.config.server.max_text_chars,
+            tts = parse_tts(load_json(await request.read()), max_text_chars=self.config.server.max_text_chars,
                             default_voice=engine_default_voice(self.config))
-            if job.pop("stream", False):
+            job = tts.job
+            if tts.stream:
                 from tts_ops.http.streaming import stream_job
 
                 return await stream_job(self, request, job, sse=False)
@@ -109,10 +112,10 @@ class FrontEnd:
         headers = dict(result.headers)
         headers.update(await self.record(request, job, result.cached, result.cache, result.worker_id,
                                          shared=result.shared))
-        headers["Content-Disposition"] = 'inline; filename="speech.' + _extension(job["format"]) + '"'
+        headers["Content-Disposition"] = f'inline; filename="speech.{extension_for(job.format)}"'
         return web.Response(body=result.audio, content_type=result.content_type, headers=headers)
 
-    async def synthesize(self, job: dict[str, Any], request: web.Request) -> Result:
+    async def synthesize(self, job: SynthesisJob, request: web.Request) -> Result:
         """A whole text to audio, through the cache: the one path every non-streamed synthesis takes. Identical
         requests in flight at the same time share one synthesis (single flight)."""
         key = self.cache_key(job)
@@ -123,23 +126,21 @@ class FrontEnd:
         worker = audio.meta.get("worker") if status == "MISS" else None
         if worker:
             request["worker_id"] = worker
-        headers = {"X-Cache": status, "X-Sample-Rate": str(audio.sample_rate),
-                   "X-Audio-Duration": f"{audio.duration_s:.3f}", **audio.meta.get("headers", {})}
+        headers = {h.CACHE: status, h.SAMPLE_RATE: str(audio.sample_rate),
+                   h.AUDIO_DURATION: f"{audio.duration_s:.3f}", **audio.meta.get("headers", {})}
         if worker:
-            headers["X-Worker"] = worker
-            headers["X-Synthesis-Time"] = f"{audio.meta.get('synthesis_s', 0.0):.3f}"
+            headers[h.WORKER] = worker
+            headers[h.SYNTHESIS_TIME] = f"{audio.meta.get('synthesis_s', 0.0):.3f}"
         return Result(audio.data, audio.content_type, headers, status, worker, audio, shared=role == "follower")
 
-    async def _synthesize_uncached(self, job: dict[str, Any]) -> CachedAudio:
+    async def _synthesize_uncached(self, job: SynthesisJob) -> CachedAudio:
         synthesis = await self.run_job(job)
-        h = synthesis.headers
-        kept = {k: h[k] for k in ("X-Engine", "X-Model-Version") if k in h}
-        return CachedAudio(synthesis.audio, synthesis.content_type, int(h.get("X-Sample-Rate", 0) or 0),
-                           float(h.get("X-Audio-Duration", 0) or 0),
-                           {"worker": synthesis.worker_id, "synthesis_s": float(h.get("X-Synthesis-Time", 0) or 0),
-                            "headers": kept})
+        reply = synthesis.reply
+        return CachedAudio(synthesis.audio, synthesis.content_type, reply.sample_rate, reply.duration_s,
+                           {"worker": synthesis.worker_id, "synthesis_s": reply.synthesis_s,
+                            "headers": reply.model_headers()})
 
-    async def record(self, request: web.Request, job: dict[str, Any], audio: CachedAudio | None, cache: str,
+    async def record(self, request: web.Request, job: SynthesisJob, audio: CachedAudio | None, cache: str,
                      worker: str | None, *, shared: bool = False) -> dict[str, str]:
         """After a successful answer (whole or streamed): the saved copy when the output store is enabled, one
         synthesis.log line (naming that copy), metrics. Returns extra response headers (the saved file's URL).
@@ -152,35 +153,35 @@ class FrontEnd:
         if self.output_store is not None:
             try:
                 # Named from the server's own id, never from the client's X-Request-ID.
-                name = await self.output_store.save_async(request["server_id"], audio.data, job["format"])
+                name = await self.output_store.save_async(request["server_id"], audio.data, job.format)
             except Exception as exc:  # e.g. disk full: the client still gets its audio
                 log.warning("could not save the output of request %s: %s", request.get("request_id"), exc)
         synthesized = cache.upper() != "HIT" and not shared
         synthesis_s = float(audio.meta.get("synthesis_s", 0.0)) if synthesized else 0.0
-        entry = {"request_id": request.get("request_id"), "emotion": job["emotion"], "speed": job["speed"],
-                 "voice": job.get("voice") or "default", "format": job["format"],
+        entry = {"request_id": request.get("request_id"), "emotion": job.emotion, "speed": job.speed,
+                 "voice": job.voice or "default", "format": job.format,
                  "audio_s": round(audio.duration_s, 3), "synthesis_s": round(synthesis_s, 3),
                  "worker": worker, "cache": cache, "status": 200, "output": name}
         if shared:
             entry["shared"] = True
         try:
-            log_synthesis(entry, text=job["text"], log_text=self.config.logging.log_text)
+            log_synthesis(entry, text=job.text, log_text=self.config.logging.log_text)
             if self.metrics is not None and synthesized:
                 self.metrics.observe_synthesis(synthesis_s, audio.duration_s, cache)
         except Exception as exc:
             log.warning("could not record the synthesis of request %s: %s", request.get("request_id"), exc)
-        return {"X-Output-URL": f"/output/{name}"} if name else {}
+        return {h.OUTPUT_URL: f"/output/{name}"} if name else {}
 
-    def cache_key(self, job: dict[str, Any]) -> str | None:
+    def cache_key(self, job: SynthesisJob) -> str | None:
         """Key of a whole-text job, or None while no ready worker has told us its model version."""
         version = self.model_version()
         if version is None:
             return None
         # The default voice by its id, so a reload that changes it does not serve the old voice.
-        voice = job.get("voice") or engine_default_voice(self.config) or "default"
+        voice = job.voice or engine_default_voice(self.config) or "default"
         return cache_key(self.config.cache.prefix, engine=self.config.workers.engine, model_version=version,
-                         voice=voice, emotion=job["emotion"], speed=job["speed"], fmt=job["format"],
-                         sample_rate=job.get("sample_rate"), text=job["text"])
+                         voice=voice, emotion=job.emotion, speed=job.speed, fmt=job.format,
+                         sample_rate=job.sample_rate, text=job.text)
 
     def model_version(self) -> str | None:
         """The model version a ready worker reports; while none is ready, the last one seen (so cached audio is
@@ -198,7 +199,7 @@ class FrontEnd:
         if not self.accepting:
             raise ServiceError(503, "server is shutting down", headers=self._retry_after())
 
-    async def run_job(self, job: dict[str, Any], *, admitted: bool = False) -> Synthesis:
+    async def run_job(self, job: SynthesisJob, *, admitted: bool = False) -> Synthesis:
         """Queue, dispatch with one retry, and enforce the per-request deadline; raises HttpError. ``admitted``:
         part of a request already admitted (a stream's later chunks), so never shed for a full queue."""
         try:
@@ -225,7 +226,7 @@ class FrontEnd:
         return result
 
     def _retry_after(self) -> dict[str, str]:
-        return {"Retry-After": str(self.config.server.retry_after_s)}
+        return {h.RETRY_AFTER: str(self.config.server.retry_after_s)}
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,3 @@ class Result:
     cached: CachedAudio | None = None
     shared: bool = False  # a MISS that got another request's synthesis (single flight)
 
-
-def _extension(fmt: str) -> str:
-    return {"opus": "ogg"}.get(fmt, fmt)

@@ -51,17 +51,15 @@ from inference.text.chunking import split_chunks
 from tts_ops.cache.singleflight import StreamFlights
 from tts_ops.http.errors import HttpError, RequestError, ServiceError
 from tts_ops.http.middleware import CLIENT_CLOSED, FINAL_STATUS
-from tts_ops.service.chunk_pipeline import ChunkPipeline, chunk_settings, header_float, stream_parallelism
+from tts_ops.service.chunk_pipeline import ChunkPipeline, chunk_settings, stream_parallelism
 from tts_ops.http.sse import SSE_PIECE_BYTES, sse_delta, sse_done
 from tts_ops.service.assemblers import ASSEMBLERS, Assembler, ChunkAudio
+from tts_vocab import SynthesisJob, headers as h
+from tts_vocab.formats import extension_for
 
 log = logging.getLogger("tts_ops.stream")
 
 # --- the HTTP side ----------------------------------------------------------------------------------------------
-
-
-def _extension(fmt: str) -> str:
-    return {"opus": "ogg"}.get(fmt, fmt)
 
 
 @dataclass
@@ -74,15 +72,15 @@ class StreamHead:
     content_type: str
 
 
-async def stream_job(frontend: Any, request: web.Request, job: dict[str, Any], *, sse: bool = False,
+async def stream_job(frontend: Any, request: web.Request, job: SynthesisJob, *, sse: bool = False,
                      headers: dict[str, str] | None = None) -> web.StreamResponse:
     """Answer ``job`` (a validated worker job: text, emotion, speed, format, optional voice/sample_rate) as a
     stream. Raises HttpError while nothing has been sent; the caller renders it in its API's error shape."""
-    fmt = job["format"]
-    base_headers = {"X-Request-ID": request.get("request_id", ""), "Cache-Control": "no-store",
+    fmt = job.format
+    base_headers = {h.REQUEST_ID: request.get("request_id", ""), "Cache-Control": "no-store",
                     **(headers or {})}
     if not sse:
-        base_headers["Content-Disposition"] = f'inline; filename="speech.{_extension(fmt)}"'
+        base_headers["Content-Disposition"] = f'inline; filename="speech.{extension_for(fmt)}"'
 
     cache, key = getattr(frontend, "cache", None), None
     if cache is not None:
@@ -95,7 +93,7 @@ async def stream_job(frontend: Any, request: web.Request, job: dict[str, Any], *
             return response
 
     max_chars, pause_s = chunk_settings(frontend.config)
-    chunks = split_chunks(job["text"], max_chars)
+    chunks = split_chunks(job.text, max_chars)
     if not chunks:
         raise RequestError(400, "text contains nothing speakable", param="text")
 
@@ -120,7 +118,7 @@ async def stream_job(frontend: Any, request: web.Request, job: dict[str, Any], *
                 response = await _prepare(request, _head_of(audio), sse, base_headers, len(audio.data))
                 await response.write(sse_delta(audio.data) if sse else audio.data)
             if sse:
-                await response.write(sse_done(len(job["text"]), audio.duration_s))
+                await response.write(sse_done(len(job.text), audio.duration_s))
             await response.write_eof()
         except HttpError as exc:
             if response is None:
@@ -153,11 +151,11 @@ async def stream_job(frontend: Any, request: web.Request, job: dict[str, Any], *
     return response
 
 
-async def _produce(frontend: Any, job: dict[str, Any], chunks: list[str], pause_s: float, request_id: str | None,
+async def _produce(frontend: Any, job: SynthesisJob, chunks: list[str], pause_s: float, request_id: str | None,
                    emit: Callable[[Any], None]) -> Any:
     """The production shared by identical streams: runs the chunk pipeline, emits a ``StreamHead`` then the bytes
     to send as they are assembled, and returns the whole file (CachedAudio). Raises HttpError on any failure."""
-    fmt = job["format"]
+    fmt = job.format
     assembler = ASSEMBLERS[fmt](fmt)
     pipeline = ChunkPipeline(frontend, job, chunks, assembler.wire_format, pause_s, stream_parallelism(frontend))
     started = time.monotonic()
@@ -170,13 +168,13 @@ async def _produce(frontend: Any, job: dict[str, Any], chunks: list[str], pause_
             if chunk is None:
                 continue
             duration += chunk.duration_s
-            synthesis_s += header_float(chunk.headers.get("X-Synthesis-Time"))
+            synthesis_s += chunk.reply.synthesis_s if chunk.reply else 0.0
             data = await assembler.add(chunk)
             if first is None:
                 first = chunk
                 if assembler.streams:
                     emit(StreamHead(assembler.sample_rate or chunk.sample_rate, chunk.worker_id,
-                                    _kept(chunk.headers), assembler.content_type))
+                                    _model_headers(chunk), assembler.content_type))
             if assembler.streams and data:
                 emit(data)
             produced += 1
@@ -211,7 +209,7 @@ async def _prepare(request: web.Request, head: StreamHead, sse: bool, base_heade
     """``content_length``: the size of a buffered format's body (None: a chunked stream)."""
     request["worker_id"] = head.worker_id
     headers = dict(base_headers)
-    headers.update({"X-Cache": "MISS", "X-Sample-Rate": str(head.sample_rate), "X-Worker": head.worker_id,
+    headers.update({h.CACHE: "MISS", h.SAMPLE_RATE: str(head.sample_rate), h.WORKER: head.worker_id,
                     **head.headers})
     response = web.StreamResponse(headers=headers)
     response.content_type = "text/event-stream" if sse else head.content_type
@@ -230,7 +228,11 @@ def _head_of(audio: Any) -> StreamHead:
 
 
 def _kept(headers: dict[str, str]) -> dict[str, str]:
-    return {k: headers[k] for k in ("X-Engine", "X-Model-Version") if k in headers}
+    return {k: headers[k] for k in h.MODEL_HEADERS if k in headers}
+
+
+def _model_headers(chunk: ChunkAudio) -> dict[str, str]:
+    return chunk.reply.model_headers() if chunk.reply else {}
 
 
 def _count_ok(frontend: Any) -> None:
@@ -246,11 +248,11 @@ def _abort(request: web.Request) -> None:
         transport.close()
 
 
-async def _send_hit(request: web.Request, hit: Any, fmt: str, job: dict[str, Any], sse: bool,
+async def _send_hit(request: web.Request, hit: Any, fmt: str, job: SynthesisJob, sse: bool,
                     base_headers: dict[str, str]) -> web.StreamResponse:
     headers = dict(base_headers)
-    headers.update({"X-Cache": "HIT", "X-Sample-Rate": str(hit.sample_rate),
-                    "X-Audio-Duration": f"{hit.duration_s:.3f}"})
+    headers.update({h.CACHE: "HIT", h.SAMPLE_RATE: str(hit.sample_rate),
+                    h.AUDIO_DURATION: f"{hit.duration_s:.3f}"})
     stored = hit.meta.get("headers") if isinstance(hit.meta, dict) else None
     if isinstance(stored, dict):
         headers.update({k: str(v) for k, v in _kept(stored).items()})
@@ -261,7 +263,7 @@ async def _send_hit(request: web.Request, hit: Any, fmt: str, job: dict[str, Any
     await response.prepare(request)
     for start in range(0, len(hit.data), SSE_PIECE_BYTES):
         await response.write(sse_delta(hit.data[start:start + SSE_PIECE_BYTES]))
-    await response.write(sse_done(len(job["text"]), hit.duration_s))
+    await response.write(sse_done(len(job.text), hit.duration_s))
     await response.write_eof()
     return response
 
@@ -284,11 +286,11 @@ def _complete_audio(assembler: Assembler, duration: float, synthesis_s: float, f
 
     meta: dict[str, Any] = {"streamed": True, "synthesis_s": round(synthesis_s, 3)}
     if first is not None:
-        meta.update({"worker": first.worker_id, "headers": _kept(first.headers)})
+        meta.update({"worker": first.worker_id, "headers": _model_headers(first)})
     return CachedAudio(assembler.complete(), assembler.content_type, assembler.sample_rate, round(duration, 3), meta)
 
 
-async def _record(frontend: Any, request: web.Request, job: dict[str, Any], audio: Any, cache: str,
+async def _record(frontend: Any, request: web.Request, job: SynthesisJob, audio: Any, cache: str,
                   worker: str | None, *, shared: bool = False) -> dict[str, str]:
     """``FrontEnd.record`` (synthesis log, metrics, saved output); best effort, like the cache. ``shared``: the
     audio came from another request's synthesis, which that request accounts for."""

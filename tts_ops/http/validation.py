@@ -11,17 +11,24 @@ same audio has one cache key whichever endpoint or spelling asked for it.
 from __future__ import annotations
 
 import json
-import math
+from dataclasses import dataclass
 from typing import Any
 
-from inference.audio import normalize_format
-from inference.engines.base import EMOTION_ALIASES, EMOTIONS, SPEED_MAX, SPEED_MIN
-from inference.errors import TextError
-from tts_ops.config import SAMBERT_VOICES
 from tts_ops.http.errors import RequestError
+from tts_vocab import ENGINES, SynthesisJob, normalize_emotion
+from tts_vocab.errors import InvalidRequest
+from tts_vocab.fields import parse_flag, parse_sample_rate, parse_speed, parse_text, parse_voice
+from tts_vocab.formats import normalize_format
 
-#: Voices of each engine (inference/engines/*: not imported, they pull in the runtime).
-ENGINE_VOICES: dict[str, tuple[str, ...]] = {"fastspeech2-baker": ("baker",), "sambert-hifigan": SAMBERT_VOICES}
+TTS_FIELDS = frozenset({"text", "emotion", "speed", "voice", "format", "sample_rate", "stream"})
+
+
+@dataclass(frozen=True)
+class TtsRequest:
+    """A validated ``POST /tts`` body: the worker job and how to answer it."""
+
+    job: SynthesisJob
+    stream: bool = False
 
 
 def load_json(raw: bytes) -> Any:
@@ -36,12 +43,12 @@ def load_json(raw: bytes) -> Any:
 
 
 def engine_default_voice(config: Any) -> str | None:
-    """The voice id the configured engine uses when a job names none (None for an engine without voice ids)."""
+    """The voice id the configured engine uses when a job names none."""
     engine = config.workers.engine
     if engine == "sambert-hifigan":
-        return config.engines.sambert_hifigan.default_voice
-    own = ENGINE_VOICES.get(engine, ())
-    return own[0] if own else None
+        return str(config.engines.sambert_hifigan.default_voice)
+    descriptor = ENGINES.get(engine)
+    return descriptor.default_voice if descriptor else None
 
 
 def canonical_voice(voice: str, default_voice: str | None) -> str | None:
@@ -56,80 +63,41 @@ def check_content_type(content_type: str) -> None:
         raise RequestError(415, f"Content-Type must be application/json, got {content_type}")
 
 
-def parse_tts(body: Any, *, max_text_chars: int, default_voice: str | None = None) -> dict[str, Any]:
-    """``POST /tts`` body -> worker job (``text``, ``emotion``, ``speed``, ``voice``, ``format``).
+def as_request_error(exc: InvalidRequest, status: int = 400) -> RequestError:
+    """The vocabulary's field error as the HTTP error a client sees (``param`` names the field)."""
+    return RequestError(status, str(exc), param=exc.field)
+
+
+def parse_tts(body: Any, *, max_text_chars: int, default_voice: str | None = None) -> TtsRequest:
+    """``POST /tts`` body -> worker job and streaming flag.
     ``default_voice``: ``engine_default_voice(config)``, so naming it gives the same job as naming none."""
     if not isinstance(body, dict):
         raise RequestError(400, "request body must be a JSON object")
-    unknown = set(body) - {"text", "emotion", "speed", "voice", "format", "sample_rate", "stream"}
+    unknown = set(body) - TTS_FIELDS
     if unknown:
         raise RequestError(400, f"unknown field(s): {', '.join(sorted(unknown))}", param=sorted(unknown)[0])
-    text = body.get("text")
-    if text is None:
-        raise RequestError(400, "'text' is required", param="text")
-    if not isinstance(text, str):
-        raise RequestError(400, "'text' must be a string", param="text")
-    if not text.strip():
-        raise RequestError(400, "'text' must not be empty", param="text")
-    if len(text) > max_text_chars:
-        raise RequestError(413, f"'text' is {len(text)} characters; the limit is {max_text_chars}", param="text")
-    job: dict[str, Any] = {"text": text, "emotion": parse_emotion(body.get("emotion", "neutral")),
-                           "speed": parse_speed(body.get("speed", 1.0))}
-    voice = body.get("voice")
-    if voice is not None and (not isinstance(voice, str) or not voice.strip()):
-        raise RequestError(400, "'voice' must be a non-empty string", param="voice")
-    voice = canonical_voice(voice.strip(), default_voice) if voice else None
-    if voice:
-        job["voice"] = voice
-    fmt = body.get("format")
-    fmt = "wav" if fmt is None else fmt
-    if not isinstance(fmt, str):
-        raise RequestError(400, "'format' must be a string", param="format")
     try:
-        job["format"] = normalize_format(fmt)
-    except TextError as exc:
-        raise RequestError(400, str(exc), param="format") from None
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise RequestError(400, "'stream' must be true or false", param="stream")
-    if stream:
-        job["stream"] = True
-    rate = body.get("sample_rate")
-    if isinstance(rate, float) and rate.is_integer():
-        rate = int(rate)  # JSON Schema's integer includes 16000.0
-    if rate is not None:
-        if not isinstance(rate, int) or isinstance(rate, bool) or not 8000 <= rate <= 48000:
-            raise RequestError(400, "'sample_rate' must be an integer between 8000 and 48000", param="sample_rate")
-        job["sample_rate"] = rate
-    return job
+        text = parse_text(body.get("text"))
+        if len(text) > max_text_chars:
+            raise RequestError(413, f"'text' is {len(text)} characters; the limit is {max_text_chars}", param="text")
+        voice = parse_voice(body.get("voice"))
+        fmt = body.get("format")
+        if fmt is not None and not isinstance(fmt, str):
+            raise InvalidRequest("'format' must be a string", "format")
+        job = SynthesisJob(
+            text=text, emotion=parse_emotion(body.get("emotion")), speed=parse_speed(body.get("speed")),
+            voice=canonical_voice(voice, default_voice) if voice else None,
+            format=normalize_format("wav" if fmt is None else fmt),
+            sample_rate=parse_sample_rate(body.get("sample_rate")))
+        stream = body.get("stream")
+        return TtsRequest(job, stream is not None and parse_flag(stream, "stream"))
+    except InvalidRequest as exc:
+        raise as_request_error(exc) from None
 
 
 def parse_emotion(value: Any) -> str:
-    if value is None:
-        return "neutral"
-    if not isinstance(value, str):
-        raise RequestError(400, "'emotion' must be a string", param="emotion")
-    name = EMOTION_ALIASES.get(value.strip().lower(), value.strip().lower())
-    if name not in EMOTIONS:
-        raise RequestError(400, f"unknown emotion {value!r}; expected one of: {', '.join(EMOTIONS)}", param="emotion")
-    return name
-
-
-def parse_speed(value: Any) -> float:
-    if value is None:
-        return 1.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RequestError(400, f"'speed' must be a number between {SPEED_MIN} and {SPEED_MAX}", param="speed")
-    number = as_float(value)
-    if number is None or not math.isfinite(number) or not SPEED_MIN <= number <= SPEED_MAX:
-        shown = value if number is not None else "a number too large"
-        raise RequestError(400, f"'speed' must be between {SPEED_MIN} and {SPEED_MAX}, got {shown}", param="speed")
-    return number
-
-
-def as_float(value: int | float) -> float | None:
-    """``float(value)``, or None for an integer too large for a float (JSON allows 400-digit numbers)."""
+    """Canonical emotion (English, Chinese or alias spelling); RequestError 400 naming the accepted ones."""
     try:
-        return float(value)
-    except OverflowError:
-        return None
+        return normalize_emotion(value)
+    except InvalidRequest as exc:
+        raise as_request_error(exc) from None

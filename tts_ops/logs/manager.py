@@ -29,6 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
+from tts_ops.config import Config, LoggingConfig
+
 from tts_ops.logs.formatters import AccessFormatter, JsonFormatter, SynthesisFormatter, TextFormatter, iso_time
 from tts_ops.logs.handlers import (ReopenableFileHandler, Rotated, StderrHandler, compress, prune, recover, report,
                                    rotated_files)
@@ -239,7 +241,7 @@ def _as_datetime(now: datetime | float | None) -> datetime:
     return datetime.fromtimestamp(now) if isinstance(now, (int, float)) else now
 
 
-def setup_logging(config: Any, verbose: bool = False, *, stream: TextIO | None = None) -> LogManager:
+def setup_logging(config: Config, verbose: bool = False, *, stream: TextIO | None = None) -> LogManager:
     """Configure the root and tts_ops loggers from ``config.logging``; return the manager of the log files.
 
     Calling it again (tests, config reload) closes the previous manager first, so handlers never pile up.
@@ -264,9 +266,8 @@ def setup_logging(config: Any, verbose: bool = False, *, stream: TextIO | None =
         handlers["synthesis"].setFormatter(SynthesisFormatter())
         handlers["error"].setFormatter(TextFormatter())
         handlers["error"].addFilter(_ErrorLogFilter())
-        output = getattr(config, "output", None)
         manager = LogManager(directory, handlers, when=lc.rotate_when, max_bytes=lc.rotate_max_bytes, keep=lc.keep,
-                             compress=lc.compress, max_age_days=getattr(output, "rotated_log_retention_days", None))
+                             compress=lc.compress, max_age_days=config.output.rotated_log_retention_days)
 
         console, journald_error = _console_handler(lc, stream)
         console.setLevel(level)
@@ -297,12 +298,7 @@ def setup_logging(config: Any, verbose: bool = False, *, stream: TextIO | None =
     return manager
 
 
-def current_manager() -> LogManager | None:
-    """The manager of the last ``setup_logging`` (serve.py does not keep the return value)."""
-    return _current
-
-
-def _console_handler(lc: Any, stream: TextIO | None) -> tuple[logging.Handler, Exception | None]:
+def _console_handler(lc: LoggingConfig, stream: TextIO | None) -> tuple[logging.Handler, Exception | None]:
     if lc.journald:
         try:
             from systemd.journal import JournalHandler  # type: ignore[import-not-found]

@@ -30,15 +30,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from tts_ops.config import Config
 from tts_ops.maintenance import jobs
 from tts_ops.maintenance.jobs import DAY_S, DiskUsage, Tally
 
-__all__ = ["Maintenance", "JOB_IDS"]
+__all__ = ["Maintenance", "JOB_IDS", "RotatingLogs", "PausableStore"]
 
 log = logging.getLogger("tts_ops.maintenance")
 MIB = 1024 * 1024
@@ -53,6 +54,34 @@ TMP_MAX_AGE_S = 3600.0
 ROTATE_MISFIRE_GRACE_S = 3600
 EXECUTOR = "maintenance"
 FILE_KINDS = ("outputs", "tmp", "rotated_logs")
+
+
+class RotatingLogs(Protocol):
+    """What the jobs need of the log files' owner (``tts_ops.logs.manager.LogManager``)."""
+
+    @property
+    def schedule(self) -> tuple[str, Mapping[str, Any]]:
+        """The apscheduler trigger of ``scheduled_rotate``: ``(trigger, kwargs)``."""
+        ...
+
+    @property
+    def paths(self) -> Mapping[str, Path]:
+        """The live log files, by log name: never deleted."""
+        ...
+
+    def scheduled_rotate(self) -> Mapping[str, Any] | Awaitable[Mapping[str, Any]]:
+        """One scheduled run; runs in a thread (an awaitable result is awaited on the loop)."""
+        ...
+
+    def rotated_files(self) -> list[Path]:
+        """Every rotated file, oldest first per log; blocking (lists a directory)."""
+        ...
+
+
+class PausableStore(Protocol):
+    """The disk guard's handle on the output store (``tts_ops.storage.output_store.OutputStore``)."""
+
+    paused: bool
 
 
 @dataclass
@@ -74,15 +103,13 @@ def _iso(moment: datetime | None) -> str | None:
 
 class Maintenance:
     """The three maintenance jobs. ``config`` is the whole ``tts_ops.config.schema.Config`` (output + logging); a
-    reload hands over the new one with ``apply_config``.
+    reload hands over the new one with ``apply``.
 
-    ``log_manager`` (``tts_ops.logs.manager``): ``rotate_all() -> dict`` (``scheduled_rotate()`` preferred when it
-    exists), ``rotated_files() -> list[Path]``,
-    ``schedule -> (trigger, kwargs)``, ``paths: dict[str, Path]``; None = no file logging (rotation is
-    skipped, no logs are cleaned). ``disk_usage`` and ``clock`` are injectable for tests.
+    ``log_manager``: see ``RotatingLogs``; None = no file logging (rotation is skipped, no logs are cleaned).
+    ``disk_usage`` and ``clock`` are injectable for tests.
     """
 
-    def __init__(self, config: Any, *, log_manager: Any, output_store: Any,
+    def __init__(self, config: Config, *, log_manager: RotatingLogs | None, output_store: PausableStore,
                  disk_usage: DiskUsage = shutil.disk_usage, clock: Callable[[], float] = time.time,
                  disk_guard_interval_s: float = DISK_GUARD_INTERVAL_S) -> None:
         self.output = config.output
@@ -143,7 +170,7 @@ class Maintenance:
                 state.last_error = f"not scheduled: {type(exc).__name__}: {exc}"
                 log.error("maintenance job %s not scheduled: %s", job_id, exc)
 
-    def apply_config(self, config: Any) -> None:
+    def apply(self, config: Config) -> None:
         """Take over a reloaded config. Retention, thresholds and directories are read at every run, so the next
         run uses them; a changed cleanup interval reschedules that job now. Called on the event loop."""
         old_interval = float(self.output.cleanup_interval_s)
@@ -167,6 +194,7 @@ class Maintenance:
             log.error("cleanup could not be rescheduled to every %gs: %s", interval, exc)
 
     def _rotate_trigger(self) -> tuple[str, dict]:
+        assert self.log_manager is not None  # not scheduled without one
         trigger, kwargs = self.log_manager.schedule
         return trigger, dict(kwargs)
 
@@ -265,11 +293,10 @@ class Maintenance:
     async def _rotate_logs(self) -> dict:
         if self.log_manager is None:
             return {"skipped": "no log manager"}
-        # tts_ops.logs.manager.LogManager has scheduled_rotate(): rotate_all() on its cron schedules but only a size
-        # check on its interval schedule (size mode) - calling rotate_all() there would rotate every minute.
-        rotate = getattr(self.log_manager, "scheduled_rotate", None) or self.log_manager.rotate_all
+        # scheduled_rotate(), not rotate_all(): on its interval schedule (size mode) the log manager only checks
+        # the sizes - rotating there would rotate every minute.
         # Rotation renames and may compress files: a thread. An async rotate returns a coroutine, awaited here.
-        result = await asyncio.to_thread(rotate)
+        result = await asyncio.to_thread(self.log_manager.scheduled_rotate)
         if inspect.isawaitable(result):
             result = await result
         return dict(result or {})
@@ -300,7 +327,7 @@ class Maintenance:
         lm = self.log_manager
         if lm is None:
             return [], set()
-        return list(lm.rotated_files()), {Path(p).name for p in (getattr(lm, "paths", None) or {}).values()}
+        return list(lm.rotated_files()), {Path(p).name for p in lm.paths.values()}
 
     def _free_logs_sync(self, need_bytes: int) -> Tally:
         rotated, active = self._log_files_sync()

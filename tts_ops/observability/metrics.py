@@ -5,11 +5,11 @@ Two kinds of metric live in one dedicated ``CollectorRegistry`` per ``Metrics`` 
 
 * Event-driven, recorded by the front end as requests finish: request counts and latency, synthesis time, audio
   produced and real-time factor.
-* Pull-based, read by ``_Collector`` from the attached supervisor / balancer / cache / maintenance objects at
-  scrape time, so a gauge can never be stale and those objects need no knowledge of Prometheus. Maintenance
-  counters are read this way too (from ``maintenance.counters`` and ``maintenance.log_manager.stats()``)
-  rather than pushed with ``observe_*`` calls: those modules already keep the totals, and a second copy here
-  could drift from them.
+* Pull-based, read by ``_Collector`` from the supervisor / balancer / cache / maintenance / log manager given to
+  the constructor, at scrape time, so a gauge can never be stale and those objects need no knowledge of
+  Prometheus (each is typed by the small ``Protocol`` below that says what is read). Maintenance counters are
+  read this way too (from ``maintenance.counters`` and ``log_manager.stats()``) rather than pushed with
+  ``observe_*`` calls: those modules already keep the totals, and a second copy here could drift from them.
 
 Plus ``process_*`` metrics of the daemon process itself (``ProcessCollector``; Linux only, empty elsewhere).
 
@@ -25,8 +25,9 @@ Choices worth knowing when reading dashboards:
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -49,13 +50,56 @@ MAX_ENDPOINTS = 64
 OVERFLOW_ENDPOINT = "other"
 
 
+# -- what is read from each source (``tts_ops.supervisor.pool.Supervisor``, ``tts_ops.upstream.balancer.Balancer``,
+# ``tts_ops.cache.ResultCache``, ``tts_ops.maintenance.scheduler.Maintenance``, ``tts_ops.logs.manager.LogManager``)
+class WorkerGauges(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def state(self) -> WorkerState: ...
+    @property
+    def rss_bytes(self) -> int | None: ...
+    @property
+    def served(self) -> int: ...
+
+
+class PoolGauges(Protocol):
+    @property
+    def workers(self) -> Mapping[str, WorkerGauges]: ...
+    @property
+    def restarts_by_reason(self) -> Mapping[str, int]: ...
+
+
+class QueueGauges(Protocol):
+    @property
+    def queue_depth(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+
+
+class StatsSource(Protocol):
+    """The cache and the log manager: counters as a dict, read at every scrape."""
+
+    def stats(self) -> Mapping[str, Any]: ...
+
+
+class MaintenanceCounters(Protocol):
+    @property
+    def counters(self) -> Mapping[str, Any]: ...
+
+
 class Metrics:
-    def __init__(self, *, supervisor: Any = None, balancer: Any = None, cache: Any = None,
-                 maintenance: Any = None) -> None:
+    """A source left out (None) exports none of its metrics; with ``maintenance`` but no ``log_manager``
+    (stderr-only logging) rotations and pruning count as 0."""
+
+    def __init__(self, *, supervisor: PoolGauges | None = None, balancer: QueueGauges | None = None,
+                 cache: StatsSource | None = None, maintenance: MaintenanceCounters | None = None,
+                 log_manager: StatsSource | None = None) -> None:
         self.supervisor = supervisor
         self.balancer = balancer
         self.cache = cache
         self.maintenance = maintenance
+        self.log_manager = log_manager
         self.registry = CollectorRegistry()
         self._endpoints: set[str] = set()
         r = self.registry
@@ -74,18 +118,6 @@ class Metrics:
                              buckets=RTF_BUCKETS, registry=r)
         ProcessCollector(registry=r)
         r.register(_Collector(self))
-
-    def attach(self, *, supervisor: Any = None, balancer: Any = None, cache: Any = None,
-               maintenance: Any = None) -> None:
-        """Set sources that exist only later in start-up; ``None`` leaves a source as it was."""
-        if supervisor is not None:
-            self.supervisor = supervisor
-        if balancer is not None:
-            self.balancer = balancer
-        if cache is not None:
-            self.cache = cache
-        if maintenance is not None:
-            self.maintenance = maintenance
 
     # -- event-driven ----------------------------------------------------------------------------------------
     def observe_request(self, endpoint: str, status: int, latency_s: float) -> None:
@@ -130,43 +162,49 @@ def _num(value: Any) -> float:
 
 
 class _Collector:
-    """Reads the attached objects at scrape time. Each source is collected separately and any error is logged
+    """Reads the sources at scrape time. Each source is collected separately and any error is logged
     and skipped, so one broken source (e.g. Redis stats raising) still leaves every other metric on /metrics."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.m = metrics
 
+    def _sources(self) -> Iterable[tuple[str, Callable[[], Iterable[Metric]]]]:
+        """(name, reader) of every source present, in exposition order."""
+        m = self.m
+        if m.balancer is not None:
+            yield "balancer", functools.partial(self._balancer, m.balancer)
+        if m.supervisor is not None:
+            yield "supervisor", functools.partial(self._supervisor, m.supervisor)
+        if m.cache is not None:
+            yield "cache", functools.partial(self._cache, m.cache)
+        if m.maintenance is not None:
+            yield "maintenance", functools.partial(self._maintenance, m.maintenance)
+
     def collect(self) -> Iterable[Metric]:
-        for name, source, reader in (("balancer", self.m.balancer, self._balancer),
-                                     ("supervisor", self.m.supervisor, self._supervisor),
-                                     ("cache", self.m.cache, self._cache),
-                                     ("maintenance", self.m.maintenance, self._maintenance)):
-            if source is None:
-                continue
+        for name, reader in self._sources():
             try:
                 # Built fully before yielding, so a failure never leaves half a source in the output.
-                families = list(reader(source))
+                families = list(reader())
             except Exception as exc:  # noqa: BLE001 - a scrape must survive any source bug
                 log.warning("metrics: reading %s failed: %r", name, exc)
                 continue
             yield from families
 
     @staticmethod
-    def _balancer(balancer: Any) -> Iterable[Metric]:
+    def _balancer(balancer: QueueGauges) -> Iterable[Metric]:
         yield GaugeMetricFamily("tts_ops_queue_depth", "Requests waiting for a free worker.",
                                 value=_num(balancer.queue_depth))
         yield GaugeMetricFamily("tts_ops_in_flight", "Requests being synthesised by workers right now.",
                                 value=_num(balancer.in_flight))
 
     @staticmethod
-    def _supervisor(supervisor: Any) -> Iterable[Metric]:
+    def _supervisor(supervisor: PoolGauges) -> Iterable[Metric]:
         workers = list(supervisor.workers.values())
         # Every state is exported, 0 included, so "workers{state="failed"} > 0" has a series to compare against
         # before the first failure, and sum() over states is always the pool size.
         counts = {state.value: 0 for state in WorkerState}
         for w in workers:
-            state = getattr(w.state, "value", w.state)
-            counts[str(state)] = counts.get(str(state), 0) + 1
+            counts[w.state.value] += 1
         states = GaugeMetricFamily("tts_ops_workers", "Workers by lifecycle state.", labels=["state"])
         for state, n in counts.items():
             states.add_metric([state], n)
@@ -180,7 +218,7 @@ class _Collector:
         for w in workers:
             if w.rss_bytes is not None:
                 rss.add_metric([str(w.id)], _num(w.rss_bytes))
-            served.add_metric([str(w.id)], _num(getattr(w, "served", 0)))
+            served.add_metric([str(w.id)], _num(w.served))
         yield rss
         yield served
 
@@ -191,7 +229,7 @@ class _Collector:
         yield restarts
 
     @staticmethod
-    def _cache(cache: Any) -> Iterable[Metric]:
+    def _cache(cache: StatsSource) -> Iterable[Metric]:
         stats = cache.stats() or {}
         for key, help_text in (("hits", "Synthesis cache hits."), ("misses", "Synthesis cache misses."),
                                ("errors", "Synthesis cache backend errors (the request still succeeds).")):
@@ -200,14 +238,13 @@ class _Collector:
             yield GaugeMetricFamily("tts_ops_redis_up", "1 if the Redis cache backend is reachable, else 0.",
                                     value=1.0 if stats.get("up") else 0.0)
 
-    @staticmethod
-    def _maintenance(maintenance: Any) -> Iterable[Metric]:
-        counters = getattr(maintenance, "counters", None) or {}
+    def _maintenance(self, maintenance: MaintenanceCounters) -> Iterable[Metric]:
+        counters = maintenance.counters or {}
         runs = counters.get("runs") or {}
         # Rotations and keep-N pruning happen inside the log manager (a rotate_logs run in size mode is only a
         # size check, and pruning runs in its background thread), so its own counters are the truth for those.
-        log_stats = getattr(getattr(maintenance, "log_manager", None), "stats", None)  # None: stderr-only logging
-        logs = (log_stats() or {}) if log_stats is not None else {}
+        log_manager = self.m.log_manager  # None: stderr-only logging
+        logs = (log_manager.stats() or {}) if log_manager is not None else {}
         yield CounterMetricFamily("tts_ops_log_rotations", "Log files rotated.", value=_num(logs.get("rotations")))
         yield CounterMetricFamily("tts_ops_cleanup_runs", "Cleanup runs.", value=_num(runs.get("cleanup")))
         yield CounterMetricFamily(

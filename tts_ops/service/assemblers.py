@@ -24,10 +24,11 @@ import abc
 import asyncio
 import io
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from inference.audio import FORMATS, wav_stream_header
+from inference.audio import wav_stream_header
+from tts_vocab import FORMATS, SynthesisReply
 from tts_ops.service.ogg import OggOpusJoiner, wav_header
 
 #: Constant-bitrate MP3 for streams: libsndfile's compression level 0.75 = 48 kbit/s at 16 and 24 kHz.
@@ -41,7 +42,8 @@ class ChunkAudio:
     sample_rate: int
     duration_s: float
     worker_id: str
-    headers: dict[str, str] = field(default_factory=dict)
+    #: The worker's reply metadata (synthesis time, model); None for audio made without a worker (tests).
+    reply: SynthesisReply | None = None
 
 
 # --- per-format assembly ----------------------------------------------------------------------------------------

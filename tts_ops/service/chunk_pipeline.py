@@ -7,29 +7,26 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from inference.audio import FORMATS
 from tts_ops.http.errors import RequestError
 from tts_ops.service.assemblers import ChunkAudio
+from tts_vocab import ENGINES, FORMATS, SynthesisJob
 
-__all__ = ["ChunkPipeline", "chunk_settings", "stream_parallelism", "header_int", "header_float",
-           "MAX_STREAM_PARALLELISM", "MAX_CHUNKS_AHEAD"]
+__all__ = ["ChunkPipeline", "chunk_settings", "stream_parallelism", "MAX_STREAM_PARALLELISM", "MAX_CHUNKS_AHEAD"]
 
 #: Most chunks of one stream synthesized at once (the lookahead window also never exceeds the READY workers).
 MAX_STREAM_PARALLELISM = 4
 #: Most finished chunks held in memory ahead of the one being sent.
 MAX_CHUNKS_AHEAD = 8
-#: Sambert has no chunking settings in the config: its engine defaults (inference/engines/sambert.py).
-SAMBERT_MAX_CHUNK_CHARS = 100
-SAMBERT_PAUSE_S = 0.25
 _UNSPEAKABLE = "speakable"
 
 
 def chunk_settings(config: Any) -> tuple[int, float]:
-    """(max_chunk_chars, pause_s) of the configured engine: the same split the engine would make itself."""
-    if config.workers.engine == "fastspeech2-baker":
-        section = config.engines.fastspeech2_baker
-        return section.max_chunk_chars, section.pause_s
-    return SAMBERT_MAX_CHUNK_CHARS, SAMBERT_PAUSE_S
+    """(max_chunk_chars, pause_s) of the configured engine: the same split the engine would make itself (its config
+    section's settings where it has them, else the engine's defaults)."""
+    descriptor = ENGINES[config.workers.engine]
+    section = getattr(config.engines, descriptor.config_section)
+    return (getattr(section, "max_chunk_chars", descriptor.max_chunk_chars),
+            getattr(section, "pause_s", descriptor.pause_s))
 
 
 def stream_parallelism(frontend: Any) -> int:
@@ -41,7 +38,7 @@ class ChunkPipeline:
     ``ChunkAudio``, None for a skipped (unspeakable) chunk, or raises the chunk's HttpError; ``close()`` cancels
     whatever is still queued or running (always call it)."""
 
-    def __init__(self, frontend: Any, job: dict[str, Any], chunks: list[str], wire_format: str, pause_s: float,
+    def __init__(self, frontend: Any, job: SynthesisJob, chunks: list[str], wire_format: str, pause_s: float,
                  parallelism: int) -> None:
         self.frontend = frontend
         self.job = job
@@ -60,15 +57,15 @@ class ChunkPipeline:
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def _chunk_job(self, index: int) -> dict[str, Any]:
+    def _chunk_job(self, index: int) -> SynthesisJob:
         last = index == len(self.chunks) - 1
-        job = {**self.job, "text": self.chunks[index], "format": self.wire_format, "chunk": True,
-               "pause_after_s": 0.0 if last else self.pause_s}
-        if self.job["format"] == "mp3" and job.get("sample_rate"):
+        rate = self.job.sample_rate
+        if self.job.format == "mp3" and rate:
             # PCM for the front end's MP3 encoder, at a rate MPEG audio has (the worker would pick it for mp3).
             rates = FORMATS["mp3"].sample_rates or ()
-            job["sample_rate"] = next((rate for rate in rates if rate >= job["sample_rate"]), rates[-1])
-        return job
+            rate = next((allowed for allowed in rates if allowed >= rate), rates[-1])
+        return self.job.replace(text=self.chunks[index], format=self.wire_format, chunk=True, sample_rate=rate,
+                                pause_after_s=0.0 if last else self.pause_s)
 
     async def _run(self, index: int, admitted: bool) -> ChunkAudio | None:
         try:
@@ -80,9 +77,8 @@ class ChunkPipeline:
                 return None
             raise
         self.admitted = True
-        headers = synthesis.headers
-        return ChunkAudio(index, synthesis.audio, header_int(headers.get("X-Sample-Rate")),
-                          header_float(headers.get("X-Audio-Duration")), synthesis.worker_id, dict(headers))
+        reply = synthesis.reply
+        return ChunkAudio(index, synthesis.audio, reply.sample_rate, reply.duration_s, synthesis.worker_id, reply)
 
     def _fill(self) -> None:
         running = sum(1 for task in self.tasks[self.consumed:] if not task.done())
@@ -125,17 +121,3 @@ class ChunkPipeline:
     @property
     def not_started(self) -> int:
         return len(self.chunks) - len(self.tasks)
-
-
-def header_int(value: str | None) -> int:
-    try:
-        return int(value) if value else 0
-    except ValueError:
-        return 0
-
-
-def header_float(value: str | None) -> float:
-    try:
-        return float(value) if value else 0.0
-    except ValueError:
-        return 0.0

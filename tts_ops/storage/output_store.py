@@ -50,8 +50,8 @@ def _normalize_ext(fmt_ext: str) -> str:
 
 
 class OutputStore:
-    """Saved outputs in one flat directory. ``enabled`` = config ``output.save`` (the daemon sets it again on a
-    reload); ``paused`` = disk guard."""
+    """Saved outputs in one flat directory. ``enabled`` = config ``output.save`` (``apply`` takes a reloaded one);
+    ``paused`` = disk guard."""
 
     def __init__(self, directory: Path, *, enabled: bool) -> None:
         self.directory = Path(directory)
@@ -64,13 +64,19 @@ class OutputStore:
     def enabled(self) -> bool:
         return self._enabled
 
-    @enabled.setter
-    def enabled(self, value: bool) -> None:
-        # Set on the event loop; a save already running in a thread finishes, the next one sees the new value.
-        value = bool(value)
-        if value != self._enabled:
-            log.info("saving outputs to %s %s", self.directory, "enabled" if value else "disabled")
-        self._enabled = value
+    def apply(self, directory: Path, *, enabled: bool) -> None:
+        """Take over a reloaded ``output.dir`` and ``output.save``. Called on the event loop; a save already running
+        in a thread finishes where it started, the next one sees the new values. Files in a previous directory
+        stay where they are, no longer served nor cleaned up."""
+        directory = Path(directory)
+        if directory != self.directory:
+            log.warning("SIGHUP: outputs are now saved to %s; files in %s are no longer served nor cleaned up",
+                        directory, self.directory)
+            self.directory = directory
+        enabled = bool(enabled)
+        if enabled != self._enabled:
+            log.info("saving outputs to %s %s", self.directory, "enabled" if enabled else "disabled")
+        self._enabled = enabled
 
     # -- names -------------------------------------------------------------------------------------------
 

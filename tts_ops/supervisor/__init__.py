@@ -3,5 +3,6 @@
 from tts_ops.supervisor.states import WorkerState
 from tts_ops.supervisor.pool import Supervisor
 from tts_ops.supervisor.handle import WorkerHandle
+from tts_ops.supervisor.spec import PoolSettings, WorkerSpec
 
-__all__ = ["Supervisor", "WorkerHandle", "WorkerState"]
+__all__ = ["PoolSettings", "Supervisor", "WorkerHandle", "WorkerSpec", "WorkerState"]

@@ -22,16 +22,14 @@ import logging
 import math
 import os
 import signal
-import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import aiohttp
 
 from inference.errors import EXIT_BOOT_FAILURE
 from tts_ops.supervisor.policy import RestartPolicy
+from tts_ops.supervisor.spec import WorkerSpec  # re-exported: where it lived before spec.py
 from tts_ops.supervisor.states import LIVE, WorkerState, check_transition
 
 log = logging.getLogger("tts_ops.supervisor")
@@ -40,32 +38,6 @@ BOOT_POLL_S = 0.1
 OUTPUT_LINE_LIMIT = 1 << 20
 LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
           "CRITICAL": logging.CRITICAL}
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """Everything needed to start and judge a worker; rebuilt from config on reload."""
-
-    engine: str
-    runtime_dir: Path
-    threads: int = 1
-    store_dir: Path | None = None
-    options_json: str = "{}"
-    boot_timeout_s: float = 180.0
-    probe_interval_s: float = 2.0
-    probe_timeout_s: float = 1.0
-    failure_threshold: int = 3
-    kill_grace_s: float = 5.0
-    policy: dict = field(default_factory=dict)
-    env: dict | None = None
-
-    def command(self, worker_id: str, socket: Path) -> list[str]:
-        cmd = [sys.executable, "-m", "inference.worker", "--engine", self.engine, "--socket", str(socket),
-               "--threads", str(self.threads), "--options", self.options_json, "--worker-id", worker_id,
-               "--parent-pid", str(os.getpid())]
-        if self.store_dir is not None:
-            cmd += ["--store-dir", str(self.store_dir)]
-        return cmd
 
 
 def describe_exit(code: int | None) -> str:

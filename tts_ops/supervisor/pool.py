@@ -21,7 +21,8 @@ import psutil
 
 from tts_ops.errors import TtsOpsError
 from tts_ops.supervisor.states import WorkerState
-from tts_ops.supervisor.handle import WorkerHandle, WorkerSpec, reason_key
+from tts_ops.supervisor.handle import WorkerHandle, reason_key
+from tts_ops.supervisor.spec import PoolSettings, WorkerSpec
 
 log = logging.getLogger("tts_ops.supervisor")
 # replace() waits boot_timeout_s for the successor, then up to kill_grace_s for a timed-out one to be killed and
@@ -51,18 +52,13 @@ def worker_seq(worker: WorkerHandle) -> int:
 
 
 class Supervisor:
-    def __init__(self, spec: WorkerSpec, count: int, *, drain_timeout_s: float = 30.0, max_rss_mb: int = 0,
-                 max_requests: int = 0, max_requests_jitter: int = 0, watchdog_interval_s: float = 5.0,
+    def __init__(self, spec: WorkerSpec, count: int, settings: PoolSettings | None = None, *,
                  recycle_backoff_initial_s: float = RECYCLE_BACKOFF_INITIAL_S,
                  recycle_backoff_max_s: float = RECYCLE_BACKOFF_MAX_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.spec = spec
+        self.settings = settings or PoolSettings()
         self.target = count
-        self.drain_timeout_s = drain_timeout_s
-        self.max_rss_mb = max_rss_mb
-        self.max_requests = max_requests
-        self.max_requests_jitter = max_requests_jitter
-        self.watchdog_interval_s = watchdog_interval_s
         self.recycle_backoff_initial_s = recycle_backoff_initial_s
         self.recycle_backoff_max_s = recycle_backoff_max_s
         self._clock = clock
@@ -84,6 +80,27 @@ class Supervisor:
         self._recycle_retry: dict[str, tuple[float, float]] = {}
         self._recycling: set[str] = set()
         self._lost_streak = 0
+
+    # Read-only views of the settings in force (status, tests); ``apply`` is the one way to change them.
+    @property
+    def drain_timeout_s(self) -> float:
+        return self.settings.drain_timeout_s
+
+    @property
+    def max_rss_mb(self) -> int:
+        return self.settings.max_rss_mb
+
+    @property
+    def max_requests(self) -> int:
+        return self.settings.max_requests
+
+    @property
+    def max_requests_jitter(self) -> int:
+        return self.settings.max_requests_jitter
+
+    @property
+    def watchdog_interval_s(self) -> float:
+        return self.settings.watchdog_interval_s
 
     # -- observers -------------------------------------------------------------------------------------------
     def add_listener(self, listener: Callable[[WorkerHandle], None]) -> None:
@@ -268,11 +285,12 @@ class Supervisor:
                                        for w in victims[:len(active) - count]))
         log.info("scaled to %d workers", count)
 
-    def apply_spec(self, spec: WorkerSpec, **settings: Any) -> None:
-        """New workers use the new spec; existing ones are replaced by the caller's rolling restart."""
+    def apply(self, spec: WorkerSpec, settings: PoolSettings) -> None:
+        """Take over a reloaded spec and settings. New workers use the new spec; existing ones are replaced by the
+        caller's rolling restart. Limits and the drain budget apply from the next recycle or replacement, the
+        watchdog pace from its next round. Called on the event loop."""
         self.spec = spec
-        for key, value in settings.items():
-            setattr(self, key, value)
+        self.settings = settings
 
     # -- watchdog --------------------------------------------------------------------------------------------
     async def watchdog(self) -> None:

@@ -42,6 +42,11 @@ class Balancer:
         self.closed = False
         supervisor.add_listener(self._on_change)
 
+    def apply(self, queue_limit: int) -> None:
+        """Take over a reloaded ``server.queue_limit``. Requests already queued keep their place even when the new
+        limit is smaller; it only decides whether the next one is shed."""
+        self.queue_limit = queue_limit
+
     @property
     def queue_depth(self) -> int:
         return len(self._waiters)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ import aiohttp
 
 from tts_ops.errors import TtsOpsError
 from tts_ops.upstream.balancer import Balancer
+from tts_vocab import SynthesisJob, SynthesisReply
+from tts_vocab.errors import InvalidRequest
 
 log = logging.getLogger("tts_ops.dispatch")
 RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
@@ -42,10 +45,12 @@ class UpstreamFailed(TtsOpsError):
 
 @dataclass(frozen=True)
 class Synthesis:
+    """A worker's successful answer: the encoded audio and its metadata."""
+
     audio: bytes
     content_type: str
     worker_id: str
-    headers: dict[str, str]
+    reply: SynthesisReply
     attempts: int
 
 
@@ -54,10 +59,11 @@ class _Reply:
     status: int
     body: bytes
     content_type: str
-    headers: dict[str, str]
+    #: Parsed from the headers of a 200 (None for an error answer).
+    meta: SynthesisReply | None
 
 
-async def synthesize(balancer: Balancer, job: dict[str, Any], attempts: int = 2, *,
+async def synthesize(balancer: Balancer, job: SynthesisJob, attempts: int = 2, *,
                      admitted: bool = False) -> Synthesis:
     """``admitted``: work that belongs to a request already admitted (a stream's later chunks): never shed for a
     full queue, and queued at the head, like a retry; a stream must not die half-way because of newer load."""
@@ -75,8 +81,8 @@ async def synthesize(balancer: Balancer, job: dict[str, Any], attempts: int = 2,
             last_error = f"worker {worker.id} connection failed: {exc or type(exc).__name__}"
             dead.append((worker.id, generation))
         else:
-            if reply.status == 200:
-                return Synthesis(reply.body, reply.content_type, worker.id, reply.headers, attempt)
+            if reply.status == 200 and reply.meta is not None:
+                return Synthesis(reply.body, reply.content_type, worker.id, reply.meta, attempt)
             message = _error_message(reply.body, reply.status)
             if 400 <= reply.status < 500 and reply.status != 429:
                 raise WorkerRejected(reply.status, message)
@@ -87,20 +93,25 @@ async def synthesize(balancer: Balancer, job: dict[str, Any], attempts: int = 2,
     raise UpstreamFailed(last_error)
 
 
-def _start_call(balancer: Balancer, worker: Any, job: dict[str, Any]) -> asyncio.Task:
+def _start_call(balancer: Balancer, worker: Any, job: SynthesisJob) -> asyncio.Task:
     task = asyncio.create_task(_post(worker.session, job), name=f"synthesize-{worker.id}")
     _calls.add(task)
     task.add_done_callback(functools.partial(_call_done, balancer, worker))
     return task
 
 
-async def _post(session: aiohttp.ClientSession | None, job: dict[str, Any]) -> _Reply:
+async def _post(session: aiohttp.ClientSession | None, job: SynthesisJob) -> _Reply:
     if session is None:
         raise aiohttp.ClientConnectionError("worker has no connection")
-    async with session.post("http://worker/synthesize", json=job) as resp:
+    async with session.post("http://worker/synthesize", json=job.to_wire()) as resp:
         body = await resp.read()
-        return _Reply(resp.status, body, resp.content_type,
-                      {k: v for k, v in resp.headers.items() if k.startswith("X-")})
+        if resp.status != 200:
+            return _Reply(resp.status, body, resp.content_type, None)
+        try:
+            meta = SynthesisReply.from_headers(resp.headers)
+        except InvalidRequest as exc:  # a worker breaking the protocol: a worker failure, retried elsewhere
+            return _Reply(502, json.dumps({"error": str(exc)}).encode(), resp.content_type, None)
+        return _Reply(resp.status, body, resp.content_type, meta)
 
 
 def _call_done(balancer: Balancer, worker: Any, task: asyncio.Task) -> None:
@@ -114,8 +125,6 @@ def _call_done(balancer: Balancer, worker: Any, task: asyncio.Task) -> None:
 
 
 def _error_message(body: bytes, status: int) -> str:
-    import json
-
     try:
         return str(json.loads(body).get("error", body[:200].decode("utf-8", "replace")))
     except (ValueError, AttributeError):

@@ -74,7 +74,7 @@ def test_whitespace_only_and_empty_give_no_chunks():
 
 
 def test_max_chars_must_be_positive():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^max_chars must be at least 1, got 0$"):
         split_chunks("你好", max_chars=0)
 
 

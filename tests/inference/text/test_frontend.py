@@ -14,14 +14,14 @@ CASES = {
     # The reference sentence of the TensorFlowTTS Baker processor.
     "今天天气真好": "j in1 #0 t ian1 #0 t ian1 #0 q i4 #0 zh en1 #0 h ao3",
     # Text normalisation: numbers, dates, times, money, percentages, phone numbers, ordinals, decimals.
-    "我有3个苹果": "^ uo3 #0 ^ iou3 #0 s an1 #0 g e4 #0 p ing2 #0 g uo3",
+    "我有3个苹果": "^ uo2 #0 ^ iou3 #0 s an1 #0 g e4 #0 p ing2 #0 g uo3",
     "2024年3月5日": "^ er4 #0 l ing2 #0 ^ er4 #0 s ii4 #0 n ian2 #0 s an1 #0 ^ ve4 #0 ^ u3 #0 r iii4",
     "下午3:30": "x ia4 #0 ^ u3 #0 s an1 #0 d ian3 #0 s an1 #0 sh iii2 #0 f en1",
-    "¥12.5": "sh iii2 #0 ^ er4 #0 d ian3 #0 ^ u3 #0 ^ van2",
+    "¥12.5": "sh iii2 #0 ^ er4 #0 d ian2 #0 ^ u3 #0 ^ van2",
     "50%": "b ai3 #0 f en1 #0 zh iii1 #0 ^ u3 #0 sh iii2",
     "５０％": "b ai3 #0 f en1 #0 zh iii1 #0 ^ u3 #0 sh iii2",
     "13812345678": "^ iao1 #0 s an1 #0 b a1 #0 ^ iao1 #0 ^ er4 #0 s an1 #0 s ii4 #0 ^ u3 #0 l iou4 #0 q i1 #0 b a1",
-    "第1名": "d i4 #0 ^ i4 #0 m ing2",
+    "第1名": "d i4 #0 ^ i1 #0 m ing2",
     "3.14": "s an1 #0 d ian3 #0 ^ i1 #0 s ii4",
     "1,000,000": "^ i4 #0 b ai3 #0 ^ uan4",
     # Polyphones.
@@ -174,7 +174,7 @@ def test_normalisation_of_lists_thousands_ordinals_and_full_width(frontend, text
 
 @pytest.mark.parametrize("text, expected", [
     ("他跑得很快", "t a1 #0 p ao3 #0 d e5 #0 h en3 #0 k uai4"),   # 得 particle before a complement
-    ("我得走了", "^ uo3 #0 d ei3 #0 z ou3 #0 l e5"),            # 得 = must
+    ("我得走了", "^ uo3 #0 d ei2 #0 z ou3 #0 l e5"),            # 得 = must
     ("得到", "d e2 #0 d ao4"),                                 # 得 = obtain (unchanged)
     ("不一样", "b u4 #0 ^ i2 #0 ^ iang4"),
 ])

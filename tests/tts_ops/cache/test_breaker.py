@@ -93,7 +93,7 @@ def test_trip(clock):
 
 
 def test_rejects_bad_parameters():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^failures must be >= 1$"):
         CircuitBreaker(0, 1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^reset_s must be > 0$"):
         CircuitBreaker(1, 0)

@@ -16,6 +16,15 @@ def key(**changes) -> str:
     return cache_key("tts-ops:", **{**BASE, **changes})
 
 
+def test_golden_key_is_pinned():
+    # The key scheme is a deployed contract: changing it (the document's fields, their normalisation, the JSON
+    # encoding, the hash or KEY_VERSION) turns every entry in every deployed cache into a miss. If this literal
+    # has to change, the change must be deliberate: bump KEY_VERSION and say so in the release notes.
+    assert cache_key("tts-ops:", engine="sambert-hifigan", model_version="1.0.2", voice="zhitian_emo",
+                     emotion="happy", speed=1.0, fmt="wav", sample_rate=16000, text="今天天气不错。") == (
+        "tts-ops:audio:553406b4e333e27f0b4d6711bf5f69a3db1444d2f3ebe4758edeb7abc7a5e72c")
+
+
 def test_shape_and_determinism():
     k = key()
     assert re.fullmatch(r"tts-ops:audio:[0-9a-f]{64}", k)
@@ -53,5 +62,5 @@ def test_nfkc_and_whitespace_collapse():
 def test_speed_rounding_and_types():
     assert key(speed=1) == key(speed=1.0) == key(speed=1.0000001)
     assert key(speed=1.2344) != key(speed=1.2346)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^speed must be finite, got nan$"):
         key(speed=float("nan"))

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tts_ops.cache import CachedAudio, ResultCache, cache_key
+from tts_ops.cache.breaker import Transition
 
 from .conftest import cache_config
 
@@ -56,24 +57,42 @@ class Load:
         await asyncio.gather(*self._tasks)
 
 
-async def wait_for(predicate, timeout: float = 5.0) -> None:
+async def wait_for(predicate, timeout: float = 5.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
+        assert time.monotonic() < deadline, f"{what}: not reached within {timeout} s"
         await asyncio.sleep(0.01)
 
 
+def count_failed_probes(cache: ResultCache, monkeypatch) -> list[Transition]:
+    """Record each failed half-open probe (HALF_OPEN -> OPEN) of the Redis backend's breaker. The breaker is
+    private to the backend and logs nothing on a re-open, so this wrapper is the only way to wait for probes."""
+    breaker = cache._backend.breaker
+    reopened: list[Transition] = []
+    original = breaker.record_failure
+
+    def record_failure() -> Transition:
+        transition = original()
+        if transition is Transition.REOPENED:
+            reopened.append(transition)
+        return transition
+
+    monkeypatch.setattr(breaker, "record_failure", record_failure)
+    return reopened
+
+
 @pytest.mark.parametrize("failure", ["killed", "frozen"])
-async def test_outage_under_load_and_recovery(redis_own, caplog, failure):
+async def test_outage_under_load_and_recovery(redis_own, caplog, monkeypatch, failure):
     caplog.set_level(logging.DEBUG, logger="tts_ops.cache")
     cache = ResultCache.from_config(cache_config(redis_url=redis_own.url, op_timeout_s=OP_TIMEOUT,
                                                  connect_timeout_s=OP_TIMEOUT, breaker_reset_s=RESET))
     await cache.start()
     assert cache.up
+    reopened = count_failed_probes(cache, monkeypatch)
     load = Load(cache)
     try:
-        await asyncio.sleep(0.2)
-        assert cache.stats()["hits"] > 0 and cache.stats()["errors"] == 0
+        await wait_for(lambda: cache.stats()["hits"] > 0, what="hits under load")
+        assert cache.stats()["errors"] == 0
         if failure == "killed":
             await asyncio.to_thread(redis_own.stop)
         else:
@@ -85,14 +104,18 @@ async def test_outage_under_load_and_recovery(redis_own, caplog, failure):
         calls = [cache.get(key(i)) for i in range(25)] + [cache.put(key(i), AUDIO) for i in range(25)]
         assert set(await asyncio.gather(*calls)) == {None, False}
         assert cache.stats()["bypassed"] - bypassed >= 49
-        await asyncio.sleep(3 * RESET)              # several failed half-open probes: still one WARNING
+        # Several failed half-open probes (each RESET apart): still one WARNING, checked after the load stops.
+        await wait_for(lambda: len(reopened) >= 2, timeout=5 * (RESET + 2 * OP_TIMEOUT), what="2 failed probes")
         assert not cache.up and cache.stats()["bypassed"] > 0
         if failure == "killed":
             await asyncio.to_thread(redis_own.start)
         else:
             redis_own.resume()
-        await wait_for(lambda: cache.up, timeout=RESET + 2 * OP_TIMEOUT + 2)
-        await asyncio.sleep(0.1)
+        await wait_for(lambda: cache.up, timeout=RESET + 2 * OP_TIMEOUT + 2, what="recovery")
+        # The load goes on through the recovered cache: hits again, and over a thousand calls in all.
+        hits = cache.stats()["hits"]
+        await wait_for(lambda: cache.stats()["hits"] > hits and load.calls > 1000, timeout=10,
+                       what="hits after recovery and 1000 calls")
     finally:
         await load.stop()
     try:
@@ -140,9 +163,9 @@ async def test_cancelled_probe_does_not_wedge_the_breaker(redis_own):
         redis_own.pause()
         await asyncio.gather(*[cache.get(key("p")) for _ in range(3)])
         assert cache.stats()["breaker"] == "open"
-        await asyncio.sleep(RESET)
+        await wait_for(lambda: cache.stats()["breaker"] == "half_open", timeout=RESET + 2, what="half-open")
         probe = asyncio.create_task(cache.get(key("p")))       # the half-open probe, stuck on a frozen Redis
-        await asyncio.sleep(0.05)
+        await wait_for(lambda: cache.stats()["in_flight"] == 1, what="probe sent to Redis")
         probe.cancel()                                         # its client went away
         with pytest.raises(asyncio.CancelledError):
             await probe

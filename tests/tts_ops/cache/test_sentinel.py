@@ -38,12 +38,19 @@ def test_parse_repeated_scheme_is_tolerated():
     assert parse_sentinel_url("sentinel://h1:1,sentinel://h2:2/1").hosts == (("h1", 1), ("h2", 2))
 
 
-@pytest.mark.parametrize("url", [
-    "sentinel://", "sentinel://h1,,h2", "sentinel://h1:0", "sentinel://h1:99999", "sentinel://h1:port",
-    "sentinel://h1/x", "sentinel://h1?bogus=1", "sentinel://h1?ssl=maybe", "redis://h1",
+@pytest.mark.parametrize("url, message", [
+    ("sentinel://", r"^a Sentinel URL needs at least one host and no empty entries$"),
+    ("sentinel://h1,,h2", r"^a Sentinel URL needs at least one host and no empty entries$"),
+    ("sentinel://h1:0", r"^bad Sentinel port 0 in 'h1:0'$"),
+    ("sentinel://h1:99999", r"^bad Sentinel port 99999 in 'h1:99999'$"),
+    ("sentinel://h1:port", r"^bad Sentinel host 'h1:port' \(expected host\[:port\] or \[ipv6\]:port\)$"),
+    ("sentinel://h1/x", r"^bad database number 'x'$"),
+    ("sentinel://h1?bogus=1", r"^unknown Sentinel URL option\(s\): bogus$"),
+    ("sentinel://h1?ssl=maybe", r"^bad ssl option 'maybe' \(use true or false\)$"),
+    ("redis://h1", r"^a Sentinel URL starts with sentinel://$"),
 ])
-def test_parse_rejects(url):
-    with pytest.raises(ValueError):
+def test_parse_rejects(url, message):
+    with pytest.raises(ValueError, match=message):
         parse_sentinel_url(url)
 
 
@@ -73,7 +80,8 @@ def sentinel(redis_own):
     while not ping(port):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.skip("redis-server --sentinel did not start")
+            pytest.fail(f"redis-server --sentinel did not answer PING on port {port} within 10 s "
+                        f"(exit code {proc.wait()})")
         time.sleep(0.02)
     yield port
     proc.kill()

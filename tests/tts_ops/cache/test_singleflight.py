@@ -16,17 +16,25 @@ def audio(payload: bytes = b"pcm" * 1000) -> CachedAudio:
 
 
 class Factory:
-    def __init__(self, delay: float = 0.2, error: Exception | None = None) -> None:
+    """A stand-in synthesis: sleeps ``delay`` seconds, or with ``gated`` runs until the test sets ``release``."""
+
+    def __init__(self, delay: float = 0.2, error: Exception | None = None, gated: bool = False) -> None:
         self.calls = 0
         self.cancelled = False
         self.finished = False
         self.delay = delay
         self.error = error
+        self.started = asyncio.Event()
+        self.release = asyncio.Event() if gated else None
 
     async def __call__(self) -> CachedAudio:
         self.calls += 1
+        self.started.set()
         try:
-            await asyncio.sleep(self.delay)
+            if self.release is not None:
+                await self.release.wait()
+            else:
+                await asyncio.sleep(self.delay)
         except asyncio.CancelledError:
             self.cancelled = True
             raise
@@ -34,6 +42,21 @@ class Factory:
             raise self.error
         self.finished = True
         return audio(b"call%d" % self.calls)
+
+
+async def until(predicate, what: str, timeout: float = 5.0) -> None:
+    """Poll ``predicate`` on the loop; fail when it is not true within ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"{what}: not reached within {timeout} s"
+        await asyncio.sleep(0.001)
+
+
+def waiters(cache, key: str = KEY) -> int:
+    """Callers currently waiting on the flight of ``key``: the only observable proof that a caller has joined a
+    flight before the test cancels it (private state, read-only)."""
+    flight = cache._flights._flights.get(key)
+    return 0 if flight is None else flight.waiters
 
 
 async def test_twenty_concurrent_share_one_call(cache):
@@ -63,27 +86,33 @@ async def test_exception_reaches_every_waiter_and_nothing_is_stored(cache):
 
 
 async def test_cancelled_follower_does_not_cancel_the_leader(cache):
-    factory = Factory(delay=0.3)
+    factory = Factory(gated=True)
     leader = asyncio.create_task(cache.get_or_create(KEY, factory))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(factory.started.wait(), 5)
     follower = asyncio.create_task(cache.get_or_create(KEY, factory))
-    await asyncio.sleep(0.05)
+    await until(lambda: waiters(cache) == 2, "follower joined the flight")
     follower.cancel()
     with pytest.raises(asyncio.CancelledError):
         await follower
-    result, status, role = await leader
+    assert waiters(cache) == 1 and not factory.cancelled
+    factory.release.set()
+    result, status, role = await asyncio.wait_for(leader, 5)
     assert result.data == b"call1" and (status, role) == ("MISS", "leader")
     assert factory.calls == 1 and factory.finished and not factory.cancelled
 
 
 async def test_cancelled_leader_does_not_cancel_the_follower(cache):
-    factory = Factory(delay=0.3)
+    factory = Factory(gated=True)
     leader = asyncio.create_task(cache.get_or_create(KEY, factory))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(factory.started.wait(), 5)
     follower = asyncio.create_task(cache.get_or_create(KEY, factory))
-    await asyncio.sleep(0.05)
+    await until(lambda: waiters(cache) == 2, "follower joined the flight")
     leader.cancel()
-    result, status, role = await follower
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert waiters(cache) == 1 and not factory.cancelled
+    factory.release.set()
+    result, status, role = await asyncio.wait_for(follower, 5)
     assert result.data == b"call1" and factory.calls == 1 and not factory.cancelled
     # The request that started the call is gone: the one that got the result accounts for the synthesis.
     assert (status, role) == ("MISS", "leader")
@@ -91,14 +120,15 @@ async def test_cancelled_leader_does_not_cancel_the_follower(cache):
 
 
 async def test_all_waiters_gone_cancels_the_factory(cache):
-    factory = Factory(delay=5)
+    factory = Factory(gated=True)  # never released: only the waiters leaving can end it
     tasks = [asyncio.create_task(cache.get_or_create(KEY, factory)) for _ in range(3)]
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(factory.started.wait(), 5)
+    await until(lambda: waiters(cache) == 3, "all three joined the flight")
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.sleep(0)   # let the factory task see its cancellation
-    assert factory.cancelled and factory.calls == 1
+    await until(lambda: factory.cancelled, "the factory task saw its cancellation")
+    assert factory.calls == 1 and not factory.finished
     assert cache.stats()["single_flight_in_progress"] == 0 and await cache.get(KEY) is None
     # A new request right after starts a fresh call rather than joining the dead one.
     fresh = Factory(delay=0)

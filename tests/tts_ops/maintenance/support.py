@@ -14,7 +14,8 @@ DAY = 86400.0
 
 
 class StandInLogManager:
-    """The interface Maintenance uses: rotate_all(), rotated_files(), schedule, paths."""
+    """Satisfies ``tts_ops.maintenance.scheduler.RotatingLogs``: scheduled_rotate() (a forced rotate_all(), as the
+    real manager does on a cron schedule), rotated_files(), schedule, paths."""
 
     def __init__(self, log_dir: Path, schedule: tuple[str, dict] = ("cron", {"hour": 0, "minute": 0})) -> None:
         self.log_dir = log_dir
@@ -26,6 +27,9 @@ class StandInLogManager:
     def rotate_all(self) -> dict:
         self.rotations += 1
         return {"access": True, "events": True}
+
+    def scheduled_rotate(self):
+        return self.rotate_all()  # a subclass's async rotate_all returns a coroutine: awaited by Maintenance
 
     def rotated_files(self) -> list[Path]:
         return sorted(self.log_dir.glob("*.log.*")) + list(self.extra_rotated)

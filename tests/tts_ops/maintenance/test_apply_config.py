@@ -28,7 +28,7 @@ async def test_new_retention_and_directory_are_used_by_the_next_cleanup(tmp_path
     await maint.run_now("cleanup")
     assert aged.exists()  # 10 days < 30
 
-    maint.apply_config(config.model_copy(update={"output": config.output.model_copy(
+    maint.apply(config.model_copy(update={"output": config.output.model_copy(
         update={"retention_days": 7, "dir": other_dir})}))
     await maint.run_now("cleanup")
     assert not aged_elsewhere.exists() and aged.exists()  # the new directory, with the new retention
@@ -42,13 +42,13 @@ async def test_changed_cleanup_interval_reschedules_the_job(tmp_path: Path, capl
     caplog.set_level(logging.INFO, "tts_ops.maintenance")
     try:
         assert {e["id"]: e for e in maint.status()}["cleanup"]["trigger"] == "interval[1:00:00]"
-        maint.apply_config(config.model_copy(update={"output": config.output.model_copy(
+        maint.apply(config.model_copy(update={"output": config.output.model_copy(
             update={"cleanup_interval_s": 120.0})}))
         assert {e["id"]: e for e in maint.status()}["cleanup"]["trigger"] == "interval[0:02:00]"
         assert maint._scheduler.get_job("cleanup").misfire_grace_time == 120
         assert any("cleanup rescheduled" in r.getMessage() for r in caplog.records)
         caplog.clear()
-        maint.apply_config(config.model_copy(update={"output": config.output.model_copy(
+        maint.apply(config.model_copy(update={"output": config.output.model_copy(
             update={"cleanup_interval_s": 120.0, "retention_days": 3})}))
         assert not any("rescheduled" in r.getMessage() for r in caplog.records)  # same interval: untouched
     finally:
@@ -62,7 +62,7 @@ async def test_disabling_the_guard_during_low_space_resumes_saving(tmp_path: Pat
                         disk_usage=lambda path: SimpleNamespace(free=1 * MIB))
     await maint.run_now("disk_guard")
     assert store.paused and maint.low_space
-    maint.apply_config(config.model_copy(update={"output": config.output.model_copy(update={"min_free_mb": 0})}))
+    maint.apply(config.model_copy(update={"output": config.output.model_copy(update={"min_free_mb": 0})}))
     assert not store.paused and not maint.low_space
 
 
@@ -70,9 +70,9 @@ def test_output_store_enabled_can_change_at_run_time(tmp_path: Path, caplog) -> 
     store = OutputStore(tmp_path / "out", enabled=False)
     assert store.save("req1", b"RIFF", "wav") is None
     caplog.set_level(logging.INFO, "tts_ops.output_store")
-    store.enabled = True
+    store.apply(store.directory, enabled=True)
     name = store.save("req1", b"RIFF", "wav")
     assert name and (tmp_path / "out" / name).read_bytes() == b"RIFF"
     assert any("enabled" in r.getMessage() for r in caplog.records)
-    store.enabled = False
+    store.apply(store.directory, enabled=False)
     assert store.save("req2", b"RIFF", "wav") is None

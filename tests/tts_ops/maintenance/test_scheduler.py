@@ -17,6 +17,11 @@ from tts_ops.storage.output_store import OutputStore
 from .support import StandInLogManager, make_config, write
 
 
+# How long a negative check watches for something that must not happen; each one has a positive control showing
+# that the thing does happen within the same window when it should (cleanup runs every 0.2 s in these tests).
+QUIET_WINDOW_S = 0.5
+
+
 def roomy(path: str) -> SimpleNamespace:
     return SimpleNamespace(free=100_000 * MIB)
 
@@ -59,10 +64,14 @@ async def test_jobs_run_by_themselves_and_report_status(tmp_path: Path) -> None:
         assert manual["runs"] == maint.counters["runs"]["cleanup"]
         with pytest.raises(KeyError):
             await maint.run_now("nope")
+        # Positive control for the check after shutdown: while running, the same window does see runs.
+        runs = dict(maint.counters["runs"])
+        await asyncio.sleep(QUIET_WINDOW_S)
+        assert maint.counters["runs"]["cleanup"] > runs["cleanup"]
     finally:
         await maint.shutdown()
     runs = dict(maint.counters["runs"])
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(QUIET_WINDOW_S)
     assert maint.counters["runs"] == runs  # nothing runs after shutdown
     assert all(entry["next_run"] is None for entry in maint.status())
 
@@ -141,10 +150,11 @@ async def test_shutdown_waits_for_a_running_job(tmp_path: Path) -> None:
     run = asyncio.create_task(maint.run_now("rotate_logs"))
     await wait_for(lambda: by_id(maint)["rotate_logs"]["running"])
     stopping = asyncio.create_task(maint.shutdown(timeout=5))
-    await asyncio.sleep(0.1)
-    assert not stopping.done()
+    done, _ = await asyncio.wait({stopping}, timeout=QUIET_WINDOW_S)
+    assert not done  # still waiting for the job
     release.set()
-    await stopping
+    # Positive control: once the job ends, shutdown finishes within the same window.
+    await asyncio.wait_for(stopping, timeout=QUIET_WINDOW_S)
     assert (await run)["last_result"] == {"slow": True}
 
     stuck = Maintenance(config, log_manager=SlowLogManager(config.logging.dir),

@@ -49,7 +49,6 @@ class FakeMaintenance:
     # 40 rotate_logs runs (size checks) but only 2 real rotations: the metric must say 2.
     counters = {"runs": {"rotate_logs": 40, "cleanup": 3, "disk_guard": 9}, "failures": {"cleanup": 1},
                 "files_deleted": 12, "bytes_freed": 4096}
-    log_manager = FakeLogManager()
 
 
 def scrape(metrics: Metrics) -> dict[str, dict[tuple, float]]:
@@ -66,7 +65,7 @@ def full_metrics(**cache_stats) -> Metrics:
     return Metrics(supervisor=FakeSupervisor(), balancer=FakeBalancer(),
                    cache=FakeCache(cache_stats or {"backend": "redis", "up": True, "hits": 10, "misses": 4,
                                                    "errors": 1}),
-                   maintenance=FakeMaintenance())
+                   maintenance=FakeMaintenance(), log_manager=FakeLogManager())
 
 
 def test_request_counters_and_latency_histogram():
@@ -129,7 +128,7 @@ def test_collector_reads_sources_at_scrape_time():
     assert s["tts_ops_bytes_freed_total"][()] == 4096 + 1000
     assert s["tts_ops_maintenance_failures_total"] == {(("task", "cleanup"),): 1}
 
-    # Values follow the live objects, not a snapshot taken at attach time.
+    # Values follow the live objects, not a snapshot taken at construction.
     m.supervisor.workers["w3"].state = WorkerState.FAILED
     m.supervisor.restarts_by_reason["crash"] += 1
     m.balancer = type("B", (), {"queue_depth": 0, "in_flight": 0})()
@@ -148,16 +147,17 @@ def test_redis_up_zero_when_down_and_absent_for_memory_backend():
     assert s["tts_ops_cache_misses_total"][()] == 0  # missing keys count as 0
 
 
-def test_attach_later_and_missing_sources():
-    m = Metrics()
-    s = scrape(m)
+def test_missing_sources_export_nothing():
+    s = scrape(Metrics())
     assert "tts_ops_workers" not in s and "tts_ops_queue_depth" not in s
-    m.attach(supervisor=FakeSupervisor())
-    m.attach(cache=FakeCache({}))
-    s = scrape(m)
+    s = scrape(Metrics(supervisor=FakeSupervisor(), cache=FakeCache({})))
     assert sum(s["tts_ops_workers"].values()) == 4
     assert s["tts_ops_cache_hits_total"][()] == 0
-    assert "tts_ops_redis_up" not in s
+    assert "tts_ops_redis_up" not in s and "tts_ops_queue_depth" not in s and "tts_ops_cleanup_runs_total" not in s
+    # Maintenance without a log manager (stderr-only logging): its counters, rotations and pruning as 0.
+    s = scrape(Metrics(maintenance=FakeMaintenance()))
+    assert s["tts_ops_log_rotations_total"][()] == 0
+    assert s["tts_ops_files_deleted_total"][()] == 12 and s["tts_ops_bytes_freed_total"][()] == 4096
 
 
 def test_broken_source_does_not_break_scrape():

@@ -162,6 +162,32 @@ def _wd_notifier(addr: str, **extra: str) -> SystemdNotifier:
                             "WATCHDOG_PID": str(os.getpid()), **extra})
 
 
+async def until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
+    """Poll ``predicate`` on the loop; fail when it is not true within ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"{what}: not reached within {timeout} s"
+        await asyncio.sleep(0.01)
+
+
+class Ticks:
+    """A ``healthy`` callback that counts the watchdog's ticks (it is called once per tick, before the ping),
+    so a test waits for N ticks instead of sleeping and hoping the loop ran."""
+
+    def __init__(self, ok: bool = True, raises: bool = False) -> None:
+        self.ok, self.raises, self.calls = ok, raises, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        if self.raises:
+            raise RuntimeError("supervisor state unreadable")
+        return self.ok
+
+    async def wait(self, more: int, what: str) -> None:
+        target = self.calls + more
+        await until(lambda: self.calls >= target, what=what)
+
+
 async def test_run_watchdog_pings_and_stops(notify_listener):
     sock, addr = notify_listener
     n = _wd_notifier(addr)
@@ -172,6 +198,9 @@ async def test_run_watchdog_pings_and_stops(notify_listener):
     pings = drain_datagrams(sock)
     assert set(pings) == {b"WATCHDOG=1"}
     assert 3 <= len(pings) <= 8  # ~6 expected; loose for a loaded CI box
+    # Positive control for the check below: a running watchdog does ping within a 0.25 s window.
+    await asyncio.sleep(0.25)
+    assert len(drain_datagrams(sock)) >= 1
     stop.set()
     await asyncio.wait_for(task, timeout=1.0)
     await asyncio.sleep(0.25)
@@ -183,8 +212,10 @@ async def test_blocked_loop_sends_no_pings(notify_listener):
     n = _wd_notifier(addr)
     stop = asyncio.Event()
     task = asyncio.create_task(run_watchdog(n, stop))
-    await asyncio.sleep(0.35)
-    assert len(drain_datagrams(sock)) >= 2
+    await until(lambda: len(drain_datagrams(sock)) >= 1, what="first ping")
+    # Positive control: with the loop turning, the same 0.6 s window holds several pings.
+    await asyncio.sleep(0.6)
+    assert len(drain_datagrams(sock)) >= 3
 
     during_block: list[int] = []
 
@@ -197,11 +228,9 @@ async def test_blocked_loop_sends_no_pings(notify_listener):
         during_block.append(len(drain_datagrams(sock)))
 
     asyncio.get_running_loop().call_soon(blocker)
-    while not during_block:
-        await asyncio.sleep(0.01)
+    await until(lambda: bool(during_block), what="blocker ran")
     assert during_block == [0]
-    await asyncio.sleep(0.3)
-    assert len(drain_datagrams(sock)) >= 1  # pings resume once the loop turns again
+    await until(lambda: len(drain_datagrams(sock)) >= 1, what="pings resume once the loop turns again")
     stop.set()
     await asyncio.wait_for(task, timeout=1.0)
 
@@ -209,14 +238,15 @@ async def test_blocked_loop_sends_no_pings(notify_listener):
 async def test_unhealthy_gate_withholds_pings(notify_listener, caplog):
     sock, addr = notify_listener
     n = _wd_notifier(addr)
-    state = {"ok": False}
+    ticks = Ticks(ok=False)
     stop = asyncio.Event()
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        task = asyncio.create_task(run_watchdog(n, stop, healthy=lambda: state["ok"]))
-        await asyncio.sleep(0.35)
+        task = asyncio.create_task(run_watchdog(n, stop, healthy=ticks))
+        await ticks.wait(3, "three unhealthy ticks")
         assert drain_datagrams(sock) == []
-        state["ok"] = True
-        await asyncio.sleep(0.35)
+        # Positive control: the same number of ticks, healthy this time, does send pings.
+        ticks.ok = True
+        await ticks.wait(3, "three healthy ticks")
         assert len(drain_datagrams(sock)) >= 2
         stop.set()
         await asyncio.wait_for(task, timeout=1.0)
@@ -227,13 +257,15 @@ async def test_unhealthy_gate_withholds_pings(notify_listener, caplog):
 async def test_raising_health_check_counts_as_unhealthy(notify_listener):
     sock, addr = notify_listener
     stop = asyncio.Event()
-
-    def broken() -> bool:
-        raise RuntimeError("supervisor state unreadable")
-
-    task = asyncio.create_task(run_watchdog(_wd_notifier(addr), stop, healthy=broken))
-    await asyncio.sleep(0.3)
+    ticks = Ticks(raises=True)
+    task = asyncio.create_task(run_watchdog(_wd_notifier(addr), stop, healthy=ticks))
+    await ticks.wait(3, "three raising health checks")
     assert drain_datagrams(sock) == []
+    assert not task.done()  # the exception did not end the watchdog
+    # Positive control: once the check stops raising, the same number of ticks sends pings.
+    ticks.raises = False
+    await ticks.wait(3, "three passing health checks")
+    assert len(drain_datagrams(sock)) >= 2
     stop.set()
     await asyncio.wait_for(task, timeout=1.0)
 
@@ -257,8 +289,10 @@ async def test_run_watchdog_without_watchdog_returns(notify_listener):
 async def test_run_watchdog_survives_missing_socket(tmp_path):
     n = _wd_notifier(str(tmp_path / "gone.sock"))
     stop = asyncio.Event()
-    task = asyncio.create_task(run_watchdog(n, stop))
-    await asyncio.sleep(0.25)
+    ticks = Ticks()
+    task = asyncio.create_task(run_watchdog(n, stop, healthy=ticks))
+    await ticks.wait(3, "three ticks")  # each passing tick tries a ping on the missing socket
+    assert n.watchdog() is False  # the sends do fail
     assert not task.done()  # send failures do not kill the task
     stop.set()
     await asyncio.wait_for(task, timeout=1.0)

@@ -4,6 +4,7 @@ the store's own regular files (no traversal, no symlinks, no directories)."""
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import re
 import stat
@@ -52,10 +53,23 @@ def test_invalid_request_id_gets_generated_name(store: OutputStore, request_id: 
 def test_extension_whitelist(store: OutputStore) -> None:
     assert store.save("r", b"d", ".FLAC").endswith("-r.flac")
     assert store.save("r2", b"d", "opus").endswith("-r2.ogg")  # the format name inference/audio.py uses
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^unsupported output extension 'sh'; allowed: wav, flac, ogg, mp3, pcm$"):
         store.save("r", b"d", "sh")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^unsupported output extension 'wav/\.\./\.\./x'; allowed: "):
         store.save("r", b"d", "wav/../../x")
+
+
+def test_applied_directory_is_used_and_the_move_is_warned_about(store: OutputStore, tmp_path: Path, caplog) -> None:
+    first = store.save("r1", b"one", "wav")
+    caplog.set_level(logging.INFO, "tts_ops.output_store")
+    store.apply(tmp_path / "out", enabled=True)  # unchanged: nothing to say (control for the warning below)
+    assert not caplog.records
+    store.apply(tmp_path / "out2", enabled=True)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"saved to {tmp_path / 'out2'}" in warning and f"files in {tmp_path / 'out'} are no longer" in warning
+    second = store.save("r2", b"two", "wav")
+    assert (tmp_path / "out2" / second).read_bytes() == b"two"
+    assert served(store, first) is None and (tmp_path / "out" / first).exists()  # left behind, no longer served
 
 
 async def test_disabled_or_paused_store_saves_nothing(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tts_ops.supervisor import WorkerHandle, WorkerState
-from tts_ops.supervisor.handle import WorkerSpec
+from tts_ops.supervisor.spec import WorkerSpec
 
 
 class FakeProc:

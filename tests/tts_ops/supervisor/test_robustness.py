@@ -8,15 +8,15 @@ import asyncio
 import errno
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from tts_ops.supervisor import Supervisor, WorkerHandle, WorkerState
+from tts_ops.supervisor import PoolSettings, Supervisor, WorkerHandle, WorkerState
 from tts_ops.supervisor import pool as supervisor_module
 from tts_ops.supervisor.pool import ReplacementFailed
-from tts_ops.supervisor.handle import WorkerSpec
+from tts_ops.supervisor.spec import WorkerSpec
 
 from .conftest import until
 
@@ -122,7 +122,7 @@ async def test_lost_worker_not_replaced_beyond_target(sleeper, supervisors, monk
 # -- watchdog -----------------------------------------------------------------------------------------------------
 async def test_watchdog_survives_an_error_in_sample(sleeper, supervisors, monkeypatch, caplog):
     caplog.set_level(logging.ERROR, "tts_ops.supervisor")
-    sup = Supervisor(sleeper(), 1, watchdog_interval_s=0.02)
+    sup = Supervisor(sleeper(), 1, PoolSettings(watchdog_interval_s=0.02))
     supervisors.append(sup)
     calls: list[object] = []
     real_sample = sup._sample
@@ -144,11 +144,24 @@ async def test_watchdog_survives_an_error_in_sample(sleeper, supervisors, monkey
     assert any("watchdog round failed" in r.getMessage() for r in caplog.records)
 
 
+# -- reload -------------------------------------------------------------------------------------------------------
+def test_applied_settings_decide_the_next_recycle(sleeper):
+    spec = sleeper()
+    sup = Supervisor(spec, 1, PoolSettings(max_rss_mb=100, drain_timeout_s=7))
+    worker = WorkerHandle("w1", sup.spec, sup._on_change)
+    worker.state, worker.rss_bytes = S.READY, 50 * 2**20
+    assert sup._recycle_reason(worker) is None  # control: under the running limit
+    new_spec = replace(spec, kill_grace_s=2.0)
+    sup.apply(new_spec, PoolSettings(max_rss_mb=10, drain_timeout_s=3))
+    assert sup.spec is new_spec and sup.drain_timeout_s == 3 and sup.max_rss_mb == 10
+    assert sup._recycle_reason(worker) == "recycle: rss 50 MB > max_rss_mb 10"
+
+
 # -- recycle backoff ----------------------------------------------------------------------------------------------
 async def test_failed_recycles_back_off_and_double(sleeper, caplog):
     now = [1000.0]
-    sup = Supervisor(sleeper(), 1, max_requests=1, recycle_backoff_initial_s=60, recycle_backoff_max_s=300,
-                     clock=lambda: now[0])
+    sup = Supervisor(sleeper(), 1, PoolSettings(max_requests=1), recycle_backoff_initial_s=60,
+                     recycle_backoff_max_s=300, clock=lambda: now[0])
     worker = WorkerHandle("w1", sup.spec, sup._on_change)
     worker.state, worker.recycle_after, worker.served = S.READY, 1, 5
     sup.workers[worker.id] = worker

@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from tts_ops.supervisor import Supervisor, WorkerHandle, WorkerState
+from tts_ops.supervisor import PoolSettings, Supervisor, WorkerHandle, WorkerState
 from tts_ops.supervisor.pool import worker_seq
 
 from tests.fakes.standin_worker import StandinSpec
@@ -40,7 +40,7 @@ def start(supervisors):
     async def start(spec: StandinSpec, count: int = 1, **settings) -> Supervisor:
         settings.setdefault("drain_timeout_s", 1.0)
         settings.setdefault("watchdog_interval_s", 3600)  # recycles are triggered by hand
-        sup = Supervisor(spec, count, **settings)
+        sup = Supervisor(spec, count, PoolSettings(**settings))
         supervisors.append(sup)
         await sup.start()
         return sup
@@ -119,8 +119,8 @@ async def test_reload_during_a_recycle_replaces_everyone_onto_the_new_spec(stand
     w1.end_request(True)  # past its request budget
     sup.check_recycles()
     successor = await until(lambda: sup.workers.get("w3"), 5, "the recycle's successor")
-    new_spec = dataclasses.replace(spec, kill_grace_s=0.6)  # what SIGHUP's apply_spec does
-    sup.apply_spec(new_spec)
+    new_spec = dataclasses.replace(spec, kill_grace_s=0.6)  # what SIGHUP's apply does
+    sup.apply(new_spec, sup.settings)
     replaced = await asyncio.wait_for(sup.rolling_restart("reload"), 60)
     # w1 was done by the recycle; its successor started on the old spec before the reload, so it goes too.
     assert replaced == ["w2->w4", "w3->w5"]
@@ -149,9 +149,9 @@ async def test_rollback_only_replaces_the_selected_workers(standin, start):
     sup = await start(spec, 2)
     await all_ready(sup, 2)
     new_spec = dataclasses.replace(spec, kill_grace_s=0.6)
-    sup.apply_spec(new_spec)
+    sup.apply(new_spec, sup.settings)
     await sup.restart_worker("w1")  # w3 on the new spec, w2 still on the old one
-    sup.apply_spec(spec)  # the reload failed: back to the running spec
+    sup.apply(spec, sup.settings)  # the reload failed: back to the running spec
     replaced = await asyncio.wait_for(sup.rolling_restart("reload rollback", only=lambda w: w.spec is not spec), 60)
     assert replaced == ["w3->w4"]
     assert [w.id for w in sup.active_workers()] == ["w2", "w4"]

@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tts_ops.supervisor import Supervisor, WorkerHandle, WorkerState
-from tts_ops.supervisor.handle import WorkerSpec
+from tts_ops.supervisor import PoolSettings, Supervisor, WorkerHandle, WorkerState
+from tts_ops.supervisor.spec import WorkerSpec
 
 from .conftest import until
 
@@ -45,7 +45,7 @@ async def make_supervisor(make_spec):
 
     async def make(count: int = 1, spec: WorkerSpec | None = None, **settings) -> Supervisor:
         settings.setdefault("drain_timeout_s", 5.0)
-        sup = Supervisor(spec or make_spec(), count, **settings)
+        sup = Supervisor(spec or make_spec(), count, PoolSettings(**settings))
         sup.add_listener(lambda w: w.pid and pids.add(w.pid))
         started.append(sup)
         await sup.start()
@@ -268,7 +268,7 @@ DEATH_SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path
     from tts_ops.supervisor import Supervisor
-    from tts_ops.supervisor.handle import WorkerSpec
+    from tts_ops.supervisor.spec import WorkerSpec
 
     async def main():
         spec = WorkerSpec(engine="fastspeech2-baker", runtime_dir=Path(sys.argv[1]), store_dir=Path(sys.argv[2]),

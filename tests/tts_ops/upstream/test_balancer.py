@@ -207,6 +207,27 @@ async def test_queue_limit_sheds_immediately(sup):
     assert balancer.queue_depth == 0
 
 
+async def test_applied_queue_limit_decides_the_next_admission(sup):
+    sup.add("w1", 101)
+    balancer = make(sup, queue_limit=1)
+    await balancer.acquire()
+    [waiter] = queue(balancer, 1)
+    await settle()
+    with pytest.raises(Overloaded, match="1 requests already queued"):
+        await asyncio.wait_for(balancer.acquire(), 0.5)
+    balancer.apply(3)  # a reload raised it: the next request queues (positive control for the shed above)
+    second = asyncio.create_task(balancer.acquire())
+    await settle()
+    assert balancer.queue_depth == 2 and not second.done()
+    balancer.apply(1)  # lowered below the queue: who waits keeps waiting, the next one is shed
+    with pytest.raises(Overloaded, match="1 requests already queued"):
+        await asyncio.wait_for(balancer.acquire(), 0.5)
+    assert balancer.queue_depth == 2
+    for task in (waiter, second):
+        task.cancel()
+    await asyncio.gather(waiter, second, return_exceptions=True)
+
+
 async def test_queue_limit_zero_sheds_when_no_worker_is_idle(sup):
     w1 = sup.add("w1", 101)
     balancer = make(sup, queue_limit=0)

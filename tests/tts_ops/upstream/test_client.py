@@ -8,6 +8,8 @@ import asyncio
 
 import pytest
 
+from tts_vocab import SynthesisJob
+
 from tts_ops.upstream import client as dispatch
 from tts_ops.upstream.balancer import Balancer, Overloaded
 from tts_ops.upstream.client import UpstreamFailed, WorkerRejected, synthesize
@@ -15,7 +17,7 @@ from tts_ops.upstream.client import UpstreamFailed, WorkerRejected, synthesize
 from tests.fakes.standin_workers import Pool, pcm_for, wait_for
 from tests.fakes.pool import settle
 
-JOB = {"text": "你好，世界。", "emotion": "neutral", "speed": 1.0, "format": "pcm"}
+JOB = SynthesisJob(text="你好，世界。", emotion="neutral", speed=1.0, format="pcm")
 
 
 @pytest.fixture
@@ -43,7 +45,7 @@ async def test_cancelled_caller_keeps_the_worker_reserved_until_it_answers(pool)
     # w1's inference is still running: it must not be handed out again.
     assert w1.in_flight == 1 and balancer.in_flight == 1
 
-    second = await asyncio.wait_for(synthesize(balancer, {**JOB, "text": "第二个"}), 5)
+    second = await asyncio.wait_for(synthesize(balancer, JOB.replace(text="第二个")), 5)
     assert second.worker_id == "w2" and second.audio == pcm_for("第二个")
     assert w1.in_flight == 1
 
@@ -64,7 +66,7 @@ async def test_timed_out_caller_keeps_the_worker_reserved_and_the_next_request_w
     await settle()
     assert w1.in_flight == 1
 
-    second = asyncio.create_task(synthesize(balancer, {**JOB, "text": "第二个"}))
+    second = asyncio.create_task(synthesize(balancer, JOB.replace(text="第二个")))
     await asyncio.sleep(0.2)
     assert not second.done() and balancer.queue_depth == 1 and slow.received == 1  # queued, not sent to w1
 
@@ -117,12 +119,12 @@ async def test_admitted_request_waits_at_the_head_instead_of_being_shed(pool):
     server.gate = asyncio.Event()
     first = asyncio.create_task(synthesize(balancer, JOB))
     await asyncio.wait_for(server.started.wait(), 5)
-    queued = asyncio.create_task(synthesize(balancer, {**JOB, "text": "排队的"}))
+    queued = asyncio.create_task(synthesize(balancer, JOB.replace(text="排队的")))
     await settle()
     assert balancer.queue_depth == 1
     with pytest.raises(Overloaded):  # a new request is shed ...
-        await synthesize(balancer, {**JOB, "text": "新的"})
-    admitted = asyncio.create_task(synthesize(balancer, {**JOB, "text": "后续块"}, admitted=True))
+        await synthesize(balancer, JOB.replace(text="新的"))
+    admitted = asyncio.create_task(synthesize(balancer, JOB.replace(text="后续块"), admitted=True))
     await settle()
     assert not admitted.done() and balancer.queue_depth == 2  # ... an admitted one waits, ahead of the queue
     server.gate.set()
@@ -138,7 +140,7 @@ async def test_connection_failure_retries_on_another_worker(pool):
     w2.served = 10  # w1 is tried first
     balancer = Balancer(pool.sup, queue_limit=4)
     result = await asyncio.wait_for(synthesize(balancer, JOB), 5)
-    assert result.worker_id == "w2" and result.attempts == 2 and result.audio == pcm_for(JOB["text"])
+    assert result.worker_id == "w2" and result.attempts == 2 and result.audio == pcm_for(JOB.text)
     assert balancer.in_flight == 0 and pool.sup.workers["w1"].served == 0
 
 

@@ -91,9 +91,9 @@ def test_instructions_select_the_emotion(instructions, emotion):
 
 
 def test_emotion_field_wins_over_instructions(config):
-    assert speech(config, instructions="speak happily", emotion="sad").job["emotion"] == "sad"
-    assert speech(config, instructions="speak happily").job["emotion"] == "happy"
-    assert speech(config).job["emotion"] == "neutral"
+    assert speech(config, instructions="speak happily", emotion="sad").job.emotion == "sad"
+    assert speech(config, instructions="speak happily").job.emotion == "happy"
+    assert speech(config).job.emotion == "neutral"
     assert rejected(config, emotion="bored").param == "emotion"
 
 
@@ -101,7 +101,7 @@ def test_emotion_field_wins_over_instructions(config):
     (0.25, 0.5), (0.4, 0.5), (0.5, 0.5), (1, 1.0), (1.5, 1.5), (2.0, 2.0), (3, 2.0), (4.0, 2.0)])
 def test_speed_is_clamped_into_the_engine_range(config, requested, applied):
     request = speech(config, speed=requested)
-    assert request.job["speed"] == applied == clamp_speed(requested)
+    assert request.job.speed == applied == clamp_speed(requested)
     assert request.headers()["X-Speed-Applied"] == f"{applied:g}"
     assert request.speed_requested == requested
 
@@ -120,13 +120,13 @@ def test_speed_must_be_a_number(config, speed):
 @pytest.mark.parametrize("fmt", ["mp3", "opus", "flac", "wav", "pcm"])
 def test_supported_formats(config, fmt):
     job = speech(config, response_format=fmt).job
-    assert job["format"] == fmt
-    assert job.get("sample_rate") == (24000 if fmt == "pcm" else None)
+    assert job.format == fmt
+    assert job.sample_rate == (24000 if fmt == "pcm" else None)
 
 
 def test_default_format_is_mp3(config):
-    assert speech(config).job["format"] == "mp3"
-    assert speech(config, response_format=None).job["format"] == "mp3"
+    assert speech(config).job.format == "mp3"
+    assert speech(config, response_format=None).job.format == "mp3"
 
 
 @pytest.mark.parametrize("fmt", ["aac", "ogg", "MP3", "wave", "", 3])
@@ -162,7 +162,7 @@ def test_other_engine_model_names_the_available_one(config):
 @pytest.mark.parametrize("voice, engine_voice", [
     ("alloy", None), ("nova", None), ("baker", None), ("default", None), ({"id": "echo"}, None)])
 def test_voices_of_the_bundled_engine(config, voice, engine_voice):
-    assert speech(config, voice=voice).job.get("voice") == engine_voice
+    assert speech(config, voice=voice).job.voice == engine_voice
 
 
 @pytest.mark.parametrize("voice", ["zhitian_emo", "robot", "Alloy", " alloy", ""])
@@ -175,10 +175,10 @@ def test_unknown_voice_lists_the_voices(config, voice):
 
 def test_sambert_voices_and_mapping(tmp_path):
     config = sambert_config(tmp_path, voice_map={"alloy": "zhiyan_emo", "echo": "default", "nova": "baker"})
-    assert speech(config, voice="alloy").job["voice"] == "zhiyan_emo"
-    assert "voice" not in speech(config, voice="echo").job
-    assert "voice" not in speech(config, voice="zhitian_emo").job  # the configured default voice
-    assert speech(config, voice="zhizhe_emo").job["voice"] == "zhizhe_emo"
+    assert speech(config, voice="alloy").job.voice == "zhiyan_emo"
+    assert speech(config, voice="echo").job.voice is None
+    assert speech(config, voice="zhitian_emo").job.voice is None  # the configured default voice
+    assert speech(config, voice="zhizhe_emo").job.voice == "zhizhe_emo"
     error = rejected(config, voice="nova")
     assert "baker" in str(error) and "sambert-hifigan" in str(error)
     assert available_voices(config) == ["alloy", "echo", "default", "zhitian_emo", "zhiyan_emo", "zhizhe_emo",
@@ -204,7 +204,7 @@ def test_request_errors_name_the_parameter(config, fields, param, fragment):
 
 
 def test_input_at_the_limit_is_accepted(config):
-    assert len(speech(config, input="好" * 4096).job["text"]) == 4096
+    assert len(speech(config, input="好" * 4096).job.text) == 4096
 
 
 def test_body_must_be_an_object(config):

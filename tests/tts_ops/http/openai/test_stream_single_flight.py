@@ -11,6 +11,8 @@ import logging
 import aiohttp
 import numpy as np
 import pytest
+
+from tts_vocab import SynthesisJob
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -23,7 +25,7 @@ from tts_ops.http.streaming import stream_job
 
 from .test_streaming import SENTENCES, TEXT, StandIn, expected_pcm, make_config, until
 
-JOB = {"text": TEXT, "emotion": "neutral", "speed": 1.0, "format": "pcm"}
+JOB = SynthesisJob(text=TEXT, emotion="neutral", speed=1.0, format="pcm")
 
 
 @pytest.fixture
@@ -43,7 +45,7 @@ async def serve(frontend) -> tuple[TestClient, Metrics]:
     """POST /s streams JOB, with the real middleware and a real Metrics, as the public app has them."""
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
-            return await stream_job(frontend, request, dict(JOB))
+            return await stream_job(frontend, request, JOB)
         except HttpError as exc:
             return json_error(exc.status, str(exc), exc.headers)
 
@@ -128,7 +130,7 @@ async def test_error_mid_stream_aborts_every_reader_and_is_counted_as_the_error(
         await until(lambda: len(access_statuses(caplog)) == 2, what="both access lines")
     finally:
         await client.close()
-    assert [c["text"] for c in frontend.calls].count(SENTENCES[5]) == 1
+    assert [c.text for c in frontend.calls].count(SENTENCES[5]) == 1
     assert access_statuses(caplog) == [503, 503]
     assert requests_total(metrics, 503) == 2 and requests_total(metrics, 200) == 0
     assert frontend.recorded == [] and await cache.get(frontend.cache_key(JOB)) is None

@@ -13,6 +13,8 @@ import re
 import aiohttp
 import numpy as np
 import pytest
+
+from tts_vocab import SynthesisJob, SynthesisReply
 import soundfile as sf
 
 from inference.audio import encode
@@ -92,10 +94,10 @@ class StandIn:
         return {"X-Output-URL": "/output/x.wav"}
 
     def cache_key(self, job):
-        return json.dumps(job, sort_keys=True, ensure_ascii=False)
+        return json.dumps(job.to_wire(), sort_keys=True, ensure_ascii=False)
 
     async def run_job(self, job, *, admitted=False):
-        index = next(i for i, s in enumerate(SENTENCES) if s == job["text"])
+        index = next(i for i, s in enumerate(SENTENCES) if s == job.text)
         self.calls.append(job)
         self.admitted.append((index, admitted))
         self.running += 1
@@ -114,13 +116,12 @@ class StandIn:
         if index in self.unspeakable:
             raise RequestError(400, "text contains nothing speakable after normalisation")
         samples = tone(index)
-        if job["pause_after_s"]:
-            samples = np.concatenate([samples, np.zeros(int(job["pause_after_s"] * RATE), np.float32)])
-        audio = encode(samples, RATE, job["format"], job.get("sample_rate"))
+        if job.pause_after_s:
+            samples = np.concatenate([samples, np.zeros(int(job.pause_after_s * RATE), np.float32)])
+        audio = encode(samples, RATE, job.format, job.sample_rate)
         self.finished.append(index)
         return Synthesis(audio.data, audio.content_type, f"w{index % 2 + 1}",
-                         {"X-Sample-Rate": str(audio.sample_rate), "X-Audio-Duration": f"{audio.duration_s:.3f}",
-                          "X-Engine": "fastspeech2-baker"}, 1)
+                         SynthesisReply(audio.sample_rate, audio.duration_s, 0.0, engine="fastspeech2-baker"), 1)
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def make_config(tmp_path):
 
 async def serve(frontend):
     return await serve_stream(frontend, lambda body: (
-        {"text": body.get("text", TEXT), "emotion": "neutral", "speed": 1.0, "format": body["format"]},
+        SynthesisJob(text=body.get("text", TEXT), emotion="neutral", speed=1.0, format=body["format"]),
         body.get("sse", False)))
 
 
@@ -165,8 +166,8 @@ async def test_chunks_arrive_in_order_with_parallel_synthesis(config):
         await client.close()
     assert np.array_equal(np.frombuffer(data, "<i2"), expected_pcm())
     assert frontend.max_running == 3
-    assert [c["pause_after_s"] for c in frontend.calls] == [PAUSE_S] * 7 + [0.0]
-    assert all(c["chunk"] is True and c["format"] == "pcm" for c in frontend.calls)
+    assert [c.pause_after_s for c in frontend.calls] == [PAUSE_S] * 7 + [0.0]
+    assert all(c.chunk is True and c.format == "pcm" for c in frontend.calls)
 
 
 async def test_parallelism_is_capped(config):

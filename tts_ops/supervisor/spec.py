@@ -1,0 +1,50 @@
+"""What the supervisor is told to run (daemon process, pure data): ``WorkerSpec``, how to start and judge one
+worker process, and ``PoolSettings``, how the pool recycles and drains its workers. Both are frozen and rebuilt
+from the config on every reload; ``Supervisor.apply`` takes the pair.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["PoolSettings", "WorkerSpec"]
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything needed to start and judge a worker; rebuilt from config on reload."""
+
+    engine: str
+    runtime_dir: Path
+    threads: int = 1
+    store_dir: Path | None = None
+    options_json: str = "{}"
+    boot_timeout_s: float = 180.0
+    probe_interval_s: float = 2.0
+    probe_timeout_s: float = 1.0
+    failure_threshold: int = 3
+    kill_grace_s: float = 5.0
+    policy: dict = field(default_factory=dict)
+    env: dict | None = None
+
+    def command(self, worker_id: str, socket: Path) -> list[str]:
+        cmd = [sys.executable, "-m", "inference.worker", "--engine", self.engine, "--socket", str(socket),
+               "--threads", str(self.threads), "--options", self.options_json, "--worker-id", worker_id,
+               "--parent-pid", str(os.getpid())]
+        if self.store_dir is not None:
+            cmd += ["--store-dir", str(self.store_dir)]
+        return cmd
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The pool's own knobs: drain budget of a replaced worker, recycle limits (0 = off) and the watchdog pace."""
+
+    drain_timeout_s: float = 30.0
+    max_rss_mb: int = 0
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    watchdog_interval_s: float = 5.0

@@ -1,0 +1,75 @@
+"""A descriptor per TTS engine (all processes): what the daemon, the CLI and the worker need to know about an engine
+without importing it (engine modules pull in LiteRT or torch).
+
+The config schema takes its engine ids, voices and default presets from here, the front end its chunking and
+voices, ``tts-ops serve`` whether a model must be pulled first, and ``inference.engines`` which class to build.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from tts_vocab.emotions import EMOTIONS
+from tts_vocab.errors import InvalidRequest
+
+#: Preset keys of the bundled voice: model controls (ratios) and the waveform gain.
+PRESET_KEYS = ("f0_ratio", "energy_ratio", "duration_ratio", "gain_db")
+
+# FastSpeech2's variance adaptor normalises pitch and energy, so f0_ratio widens or narrows the pitch *range*
+# (intonation), energy_ratio moves loudness only slightly, and duration_ratio sets the tempo. gain_db is applied to
+# the waveform so loudness differs audibly. Measured on this voice: f0_ratio 1.5 widens the 10-90th percentile
+# pitch span from 193-318 Hz to 173-344 Hz; energy_ratio 2.0 raises RMS by ~5%. Config overrides these.
+FASTSPEECH2_PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType({
+    "neutral": MappingProxyType({"f0_ratio": 1.0, "energy_ratio": 1.0, "duration_ratio": 1.0, "gain_db": 0.0}),
+    "happy": MappingProxyType({"f0_ratio": 1.35, "energy_ratio": 1.2, "duration_ratio": 0.9, "gain_db": 1.5}),
+    "sad": MappingProxyType({"f0_ratio": 0.6, "energy_ratio": 0.8, "duration_ratio": 1.25, "gain_db": -5.0}),
+    "angry": MappingProxyType({"f0_ratio": 1.3, "energy_ratio": 1.5, "duration_ratio": 0.85, "gain_db": 3.0}),
+    "fear": MappingProxyType({"f0_ratio": 1.5, "energy_ratio": 0.8, "duration_ratio": 1.05, "gain_db": -3.0}),
+    "surprise": MappingProxyType({"f0_ratio": 1.7, "energy_ratio": 1.2, "duration_ratio": 0.95, "gain_db": 2.0}),
+    "disgust": MappingProxyType({"f0_ratio": 0.75, "energy_ratio": 1.1, "duration_ratio": 1.15, "gain_db": -1.0}),
+})
+
+
+@dataclass(frozen=True)
+class EngineDescriptor:
+    """What is known about an engine before it is loaded."""
+
+    id: str
+    #: Voice ids the engine offers; the first one is its default unless ``default_voice`` says otherwise.
+    voices: tuple[str, ...]
+    default_voice: str
+    #: Most characters per synthesis chunk, and the pause between chunks (engine defaults; config may override).
+    max_chunk_chars: int
+    pause_s: float
+    #: True when ``tts-ops models pull`` fetches its model (False: the operator provides it, e.g. Sambert).
+    pullable: bool
+    #: The config section holding its settings (``engines.<section>``).
+    config_section: str
+    emotions: tuple[str, ...] = EMOTIONS
+    #: Default emotion presets (engines that render emotions by prosody controls); empty for native emotions.
+    presets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+FASTSPEECH2_BAKER = EngineDescriptor(
+    id="fastspeech2-baker", voices=("baker",), default_voice="baker", max_chunk_chars=60, pause_s=0.25,
+    pullable=True, config_section="fastspeech2_baker", presets=FASTSPEECH2_PRESETS)
+SAMBERT_HIFIGAN = EngineDescriptor(
+    id="sambert-hifigan", voices=("zhitian_emo", "zhiyan_emo", "zhizhe_emo", "zhibei_emo"),
+    default_voice="zhitian_emo", max_chunk_chars=100, pause_s=0.25, pullable=False,
+    config_section="sambert_hifigan")
+
+ENGINES: Mapping[str, EngineDescriptor] = MappingProxyType({e.id: e for e in (FASTSPEECH2_BAKER, SAMBERT_HIFIGAN)})
+ENGINE_IDS: tuple[str, ...] = tuple(ENGINES)
+SAMBERT_VOICES: tuple[str, ...] = SAMBERT_HIFIGAN.voices
+#: Every voice id any engine offers, plus "default" (the configured engine's default voice).
+VOICE_IDS: tuple[str, ...] = ("default", *(voice for e in ENGINES.values() for voice in e.voices))
+
+
+def engine_descriptor(engine_id: str) -> EngineDescriptor:
+    """The descriptor of ``engine_id``; InvalidRequest (field ``engine``) naming the known ones."""
+    try:
+        return ENGINES[engine_id]
+    except KeyError:
+        raise InvalidRequest(f"unknown engine {engine_id!r}; available: {', '.join(ENGINE_IDS)}", "engine") from None

@@ -1,0 +1,121 @@
+"""The messages that cross the worker socket (daemon and worker processes): the typed job and its reply's metadata.
+
+The daemon builds a ``SynthesisJob`` from a validated client request and sends ``job.to_wire()`` as the JSON body
+of ``POST /synthesize``; the worker rebuilds it with ``SynthesisJob.from_wire(body)``, which validates every field
+once where it enters the worker process. The reply is the encoded audio as the body with its metadata in headers:
+``SynthesisReply.to_headers()`` on the worker, ``SynthesisReply.from_headers()`` on the daemon (the one place
+the numbers are parsed back).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from tts_vocab import headers
+from tts_vocab.emotions import normalize_emotion
+from tts_vocab.errors import InvalidRequest
+from tts_vocab.fields import parse_flag, parse_pause, parse_sample_rate, parse_speed, parse_text, parse_voice
+from tts_vocab.formats import normalize_format
+
+_JOB_FIELDS = ("text", "emotion", "speed", "voice", "format", "sample_rate", "chunk", "pause_after_s")
+
+
+@dataclass(frozen=True)
+class SynthesisJob:
+    """One synthesis a worker runs: a whole text, or one chunk of a stream (``chunk``: no re-splitting, and
+    ``pause_after_s`` of silence appended so that compressed chunks carry the inter-chunk pause in their frames)."""
+
+    text: str
+    emotion: str = "neutral"
+    speed: float = 1.0
+    #: None = the engine's default voice (the daemon canonicalises, so one audio has one cache key).
+    voice: str | None = None
+    format: str = "wav"
+    #: None = the engine's own rate.
+    sample_rate: int | None = None
+    chunk: bool = False
+    pause_after_s: float = 0.0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _JOB_FIELDS}
+
+    @classmethod
+    def from_wire(cls, body: object) -> SynthesisJob:
+        """The job in a decoded JSON body; InvalidRequest naming the first bad or unknown field."""
+        if not isinstance(body, dict):
+            raise InvalidRequest("request body must be a JSON object")
+        unknown = sorted(set(body) - set(_JOB_FIELDS))
+        if unknown:
+            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", unknown[0])
+        return cls(
+            text=parse_text(body.get("text")),
+            emotion=normalize_emotion(body.get("emotion")),
+            speed=parse_speed(body.get("speed")),
+            voice=parse_voice(body.get("voice")),
+            format=normalize_format(body.get("format") or "wav"),
+            sample_rate=parse_sample_rate(body.get("sample_rate")),
+            chunk=parse_flag(body.get("chunk", False), "chunk"),
+            pause_after_s=parse_pause(body.get("pause_after_s", 0.0)),
+        )
+
+    def replace(self, **changes: Any) -> SynthesisJob:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class SynthesisReply:
+    """Metadata of a worker's answer; its body is the encoded audio."""
+
+    sample_rate: int
+    duration_s: float
+    #: Seconds the worker spent synthesising and encoding.
+    synthesis_s: float
+    engine: str = ""
+    model_version: str = ""
+    worker_pid: int | None = None
+
+    def to_headers(self) -> dict[str, str]:
+        out = {headers.SAMPLE_RATE: str(self.sample_rate), headers.AUDIO_DURATION: f"{self.duration_s:.3f}",
+               headers.SYNTHESIS_TIME: f"{self.synthesis_s:.3f}"}
+        if self.engine:
+            out[headers.ENGINE] = self.engine
+        if self.model_version:
+            out[headers.MODEL_VERSION] = self.model_version
+        if self.worker_pid is not None:
+            out[headers.WORKER_PID] = str(self.worker_pid)
+        return out
+
+    @classmethod
+    def from_headers(cls, values: Mapping[str, str]) -> SynthesisReply:
+        """The reply described by a worker's response headers. A missing number is 0 (a worker that does not say);
+        a malformed one is a protocol error (InvalidRequest naming the header)."""
+        pid = values.get(headers.WORKER_PID)
+        return cls(
+            sample_rate=int(_number(values, headers.SAMPLE_RATE, int)),
+            duration_s=_number(values, headers.AUDIO_DURATION, float),
+            synthesis_s=_number(values, headers.SYNTHESIS_TIME, float),
+            engine=values.get(headers.ENGINE, ""),
+            model_version=values.get(headers.MODEL_VERSION, ""),
+            worker_pid=int(_number(values, headers.WORKER_PID, int)) if pid else None,
+        )
+
+    def model_headers(self) -> dict[str, str]:
+        """The headers describing the model, forwarded to the client unchanged."""
+        out = {}
+        if self.engine:
+            out[headers.ENGINE] = self.engine
+        if self.model_version:
+            out[headers.MODEL_VERSION] = self.model_version
+        return out
+
+
+def _number(values: Mapping[str, str], name: str, kind: type[int] | type[float]) -> float:
+    raw = values.get(name)
+    if not raw:
+        return 0.0
+    try:
+        return float(kind(raw))
+    except ValueError:
+        raise InvalidRequest(f"worker header {name} is not a number: {raw[:40]!r}", name) from None
