@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import redis
 
@@ -159,11 +159,11 @@ async def bench_service(label: str, cache_cfg: dict, concurrency: int) -> list[t
                 lat: list[float] = []
                 start = time.perf_counter()
 
-                async def client():
+                async def client(queue: list[str], lat: list[float]) -> None:
                     while queue:
                         elapsed, _ = await post(queue.pop())
                         lat.append(elapsed)
-                await asyncio.gather(*(client() for _ in range(concurrency)))
+                await asyncio.gather(*(client(queue, lat) for _ in range(concurrency)))
                 rows.append((label, f"{kind} x{concurrency} clients", lat, len(lat) / (time.perf_counter() - start)))
     finally:
         daemon.stop()
@@ -206,7 +206,8 @@ async def main() -> None:
         service_rows = []
         if args.service:
             service_rows += await bench_service("memory", {"enabled": True}, 4)
-            service_rows += await bench_service("redis", {"enabled": True, "redis_url": f"redis://127.0.0.1:{port}/1"}, 4)
+            redis_cache = {"enabled": True, "redis_url": f"redis://127.0.0.1:{port}/1"}
+            service_rows += await bench_service("redis", redis_cache, 4)
     finally:
         proc.kill()
         proc.wait()

@@ -113,7 +113,10 @@ def measure(engine_id: str, threads: int, repeat: int, store_dir: str | None) ->
 
 def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    line = lambda row: "  ".join(cell.rjust(width) for cell, width in zip(row, widths))  # noqa: E731
+
+    def line(row: list[str]) -> str:
+        return "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
+
     return "\n".join([line(header), "  ".join("-" * width for width in widths), *map(line, rows)])
 
 

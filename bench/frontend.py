@@ -246,10 +246,12 @@ async def _all_ready(admin: aiohttp.ClientSession, daemon: Daemon) -> bool:
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print(f"\n{title}")
-    print("  " + "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
+    cells = enumerate(zip(header, widths, strict=True))
+    print("  " + "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in cells))
     print("  " + "  ".join("-" * w for w in widths))
     for row in rows:
-        print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        cells = enumerate(zip(row, widths, strict=True))
+        print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in cells))
 
 
 def report(setup: dict, lat: dict, thr: dict, kills: list[dict], stopped: tuple[int | None, float]) -> None:
@@ -272,10 +274,10 @@ def report(setup: dict, lat: dict, thr: dict, kills: list[dict], stopped: tuple[
     if lat["cache_hits"]:
         print(f"  WARNING: {lat['cache_hits']} responses were cache hits; the figures understate synthesis time")
 
-    l = thr["latencies"]
+    latencies = thr["latencies"]
     ok = thr["statuses"].get(200, 0)
     rows = [[f"{thr['total']} x POST /tts, concurrency {setup['concurrency']}", f"{ok / thr['wall']:.2f}",
-             f"{thr['wall']:.2f}", ms(np.median(l)), ms(pct(l, 95)),
+             f"{thr['wall']:.2f}", ms(np.median(latencies)), ms(pct(latencies, 95)),
              ", ".join(f"{k}:{v}" for k, v in sorted(thr["statuses"].items())),
              ", ".join(f"{k}:{v}" for k, v in sorted(thr["by_worker"].items()))]]
     print_table("2. Throughput on 2 workers", ["load", "req/s", "wall s", "median ms", "p95 ms", "statuses",

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import struct
 from dataclasses import dataclass
 
 import numpy as np
 
 from inference.errors import EngineFailure, TextError
-from tts_vocab.formats import FORMATS, AudioFormat, format_for_path, normalize_format
+from tts_vocab.formats import FORMATS, AudioFormat, normalize_format
 from tts_vocab.limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 # --- Rates ---------------------------------------------------------------------------------------------------------

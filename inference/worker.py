@@ -86,14 +86,15 @@ class WorkerServer:
         await site.start()
         os.chmod(socket_path, 0o600)
         log.info("listening on %s, loading engine %s", socket_path, self.args.engine)
-        load = asyncio.ensure_future(loop.run_in_executor(self._executor, self._load_engine))
-        stop = asyncio.ensure_future(self._stop.wait())
+        load: asyncio.Future[Any] = asyncio.ensure_future(loop.run_in_executor(self._executor, self._load_engine))
+        stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
         done, _ = await asyncio.wait({load, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if load in done and load.exception() is not None:
+        boot_error = load.exception() if load in done else None
+        if boot_error is not None:
             await runner.cleanup()
             # aiohttp's cleanup leaves the socket file behind; remove it as drain() does.
             socket_path.unlink(missing_ok=True)
-            return self._boot_failed(load.exception())
+            return self._boot_failed(boot_error)
         if load in done:
             self.phase = WorkerPhase.READY
             info = self.engine.info()
@@ -188,7 +189,6 @@ class WorkerServer:
         import numpy as np
 
         from inference.audio import check_output, encode, silence
-
         from inference.engines.base import SynthesisParams
 
         start = time.monotonic()
@@ -219,6 +219,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def save_coverage() -> None:
+    """Save coverage.py's data when the test suite measures this process: ``os._exit`` skips the atexit hook where
+    coverage.py would save it. Never imports coverage itself (only consults it when it is already running)."""
+    coverage = sys.modules.get("coverage")
+    current = coverage.Coverage.current() if coverage is not None else None
+    if current is not None:
+        current.stop()
+        current.save()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker_id:
@@ -244,6 +254,7 @@ if __name__ == "__main__":
     code = main()
     # A TERM during model load leaves the loader thread running; exiting here does not wait for it.
     logging.shutdown()
+    save_coverage()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

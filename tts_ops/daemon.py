@@ -15,25 +15,28 @@ import logging
 import os
 import signal
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from tts_ops.cache import ResultCache
+from tts_ops.config import Config, ConfigError, effective_config, restart_only_changes
+from tts_ops.config.engine_options import engine_options
+from tts_ops.http.admin import AdminApi, resolve_token, write_token_file
+from tts_ops.http.public import FrontEnd
 from tts_ops.logs.manager import LogManager
 from tts_ops.maintenance.scheduler import Maintenance
 from tts_ops.observability.metrics import Metrics
-from tts_ops.storage.output_store import OutputStore
-from tts_vocab.exit_codes import EXIT_FORCED
-from tts_ops.config import Config, ConfigError, effective_config, restart_only_changes
-from tts_ops.config.engine_options import engine_options
 from tts_ops.observability.sdnotify import SystemdNotifier, child_env, run_watchdog
-from tts_ops.http.admin import AdminApi, resolve_token, write_token_file
-from tts_ops.upstream.balancer import Balancer
-from tts_ops.http.public import FrontEnd
+from tts_ops.storage.output_store import OutputStore
 from tts_ops.supervisor import PoolSettings, Supervisor, WorkerSpec
-from tts_ops.supervisor.states import IllegalTransition
+from tts_ops.supervisor.policy import RestartOptions
 from tts_ops.supervisor.pool import ReplacementFailed
+from tts_ops.supervisor.states import IllegalTransition
+from tts_ops.upstream.balancer import Balancer
+from tts_vocab.exit_codes import EXIT_FORCED
 
 log = logging.getLogger("tts_ops.daemon")
 # How long a forced stop waits for the SIGKILLed workers' exit codes.
@@ -65,14 +68,23 @@ DAEMON_MOVES: dict[DaemonState, frozenset[DaemonState]] = {
 
 def worker_spec(config: Config) -> WorkerSpec:
     w = config.workers
-    policy = {"backoff_initial_s": w.backoff_initial_s, "backoff_max_s": w.backoff_max_s,
-              "backoff_reset_s": w.backoff_reset_s, "crash_limit": w.crash_limit, "crash_window_s": w.crash_window_s,
-              "failed_cooldown_s": w.failed_cooldown_s, "boot_failure_limit": w.boot_failure_limit}
+    policy: RestartOptions = {
+        "backoff_initial_s": w.backoff_initial_s, "backoff_max_s": w.backoff_max_s,
+        "backoff_reset_s": w.backoff_reset_s, "crash_limit": w.crash_limit, "crash_window_s": w.crash_window_s,
+        "failed_cooldown_s": w.failed_cooldown_s, "boot_failure_limit": w.boot_failure_limit}
     return WorkerSpec(
-        engine=w.engine, runtime_dir=config.paths.runtime_dir, threads=w.threads, store_dir=config.engines.model_dir,
+        engine=w.engine, runtime_dir=resolved_dir(config.paths.runtime_dir, "paths.runtime_dir"), threads=w.threads,
+        store_dir=config.engines.model_dir,
         options_json=json.dumps(engine_options(config, w.engine)), boot_timeout_s=w.boot_timeout_s,
         probe_interval_s=w.probe_interval_s, probe_timeout_s=w.probe_timeout_s,
         failure_threshold=w.failure_threshold, kill_grace_s=w.kill_grace_s, policy=policy, env=child_env())
+
+
+def resolved_dir(path: Path | None, key: str) -> Path:
+    """A directory ``load_config`` always resolves (``paths.*``); None only in a Config built without it."""
+    if path is None:
+        raise ConfigError(f"{key} is not set (load_config resolves its default)")
+    return path
 
 
 def pool_settings(config: Config) -> PoolSettings:
@@ -100,7 +112,8 @@ class Daemon:
         self.frontend = FrontEnd(config, self.supervisor, self.balancer, self.cache,
                                  output_store=self.output_store,
                                  metrics=self.metrics if config.metrics.enabled else None)
-        self.token_file = config.admin.token_file or config.paths.state_dir / "admin.token"
+        self.token_file = (config.admin.token_file
+                           or resolved_dir(config.paths.state_dir, "paths.state_dir") / "admin.token")
         # Decided now (the admin app is built with it) but written only once both ports are ours: a second
         # daemon started by mistake must not replace the running one's token.
         self.token = resolve_token(config.admin.token)
@@ -112,7 +125,7 @@ class Daemon:
         self._force = asyncio.Event()
         self._reload = asyncio.Event()
         self._reopen = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.AppRunner] = []
         self._signals_installed = False
 

@@ -15,7 +15,7 @@ process that does not need them (an import-linter contract in pyproject.toml gua
 """
 
 from tts_vocab.emotions import EMOTION_ALIASES, EMOTION_LABELS_ZH, EMOTIONS, normalize_emotion
-from tts_vocab.engines import ENGINES, ENGINE_IDS, SAMBERT_VOICES, EngineDescriptor, engine_descriptor
+from tts_vocab.engines import ENGINE_IDS, ENGINES, SAMBERT_VOICES, EngineDescriptor, engine_descriptor
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.formats import FORMATS, AudioFormat, format_for_path, normalize_format
 from tts_vocab.messages import SynthesisJob, SynthesisReply

@@ -7,9 +7,9 @@ voices, ``tts-ops serve`` whether a model must be pulled first, and ``inference.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from tts_vocab.emotions import EMOTIONS
 from tts_vocab.errors import InvalidRequest

@@ -10,8 +10,9 @@ the numbers are parsed back).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from tts_vocab import headers
 from tts_vocab.emotions import normalize_emotion

@@ -14,7 +14,6 @@ from inference.errors import BootError
 from tts_vocab.engines import ENGINE_IDS, FASTSPEECH2_BAKER, SAMBERT_HIFIGAN
 
 
-
 def create_engine(engine_id: str, *, store_dir: Path | None = None, threads: int = 1,
                   options: dict[str, Any] | None = None) -> Engine:
     """An unloaded engine; call ``load()`` then ``warm_up()``."""

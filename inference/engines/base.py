@@ -10,8 +10,8 @@ from __future__ import annotations
 import abc
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class SynthesisParams:
     voice: str | None = None
 
     @classmethod
-    def build(cls, emotion: str | None = None, speed: float | None = 1.0, voice: str | None = None) -> "SynthesisParams":
+    def build(cls, emotion: str | None = None, speed: float | None = 1.0, voice: str | None = None) -> SynthesisParams:
         if voice is not None and not isinstance(voice, str):
             raise TextError(f"voice must be a string, got {type(voice).__name__}")
         return cls(normalize_emotion(emotion), check_speed(1.0 if speed is None else speed), voice or None)
@@ -132,5 +132,5 @@ class Engine(abc.ABC):
         """The whole text as one float32 array."""
         return np.concatenate(list(self.iter_synthesize(text, params)))
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a default that does nothing, not an abstract method
         """Release model memory; engines with nothing to release need not override."""

@@ -345,7 +345,9 @@ def format_list(statuses: list[ModelStatus]) -> str:
         size = _human_size(status.size) if status.manifest else "-"
         rows.append((name, status.version, state, size, str(status.path)))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows]
+    # every column padded but the last (the path)
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+             for row in rows]
     lines += [f"  {status.id}: {status.problem}" for status in statuses if status.problem]
     return "\n".join(lines)
 

@@ -142,11 +142,11 @@ def _import_torch() -> Any:
 def _import_distillmos() -> Any:
     """``distillmos.sqa`` imported even where torchaudio is missing or broken (it is only used by distillmos's
     own file reader, which we do not call). The placeholder never stays in ``sys.modules``."""
-    previous = sys.modules.get("torchaudio", _ABSENT)
+    previous: Any = sys.modules.get("torchaudio", _ABSENT)  # a module, _ABSENT, or None (an import blocker)
     placeholder = None
     try:
         importlib.import_module("torchaudio")
-    except Exception:  # noqa: BLE001 - ImportError, or OSError/RuntimeError from a torchaudio built against another torch
+    except Exception:  # ImportError, or OSError/RuntimeError from a torchaudio built against another torch
         placeholder = sys.modules["torchaudio"] = types.ModuleType("torchaudio")
     try:
         return importlib.import_module(f"{MODEL_NAME}.sqa")

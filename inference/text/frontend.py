@@ -12,8 +12,8 @@ speakable (an emoji-only sentence) are dropped; a text where every chunk is drop
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator, Mapping
 from importlib.resources import files
-from typing import Iterator, Mapping
 
 from pypinyin import Style, lazy_pinyin
 from pypinyin.constants import PHRASES_DICT
@@ -103,7 +103,7 @@ class BakerG2P:
         for item in self._items(sentence):
             if isinstance(item, str):
                 # Breaks before the first syllable or after the last one are covered by the framing sil.
-                if spoken and _BREAK_STRENGTH[item] > _BREAK_STRENGTH.get(pending_break, 0):
+                if spoken and _BREAK_STRENGTH[item] > (_BREAK_STRENGTH[pending_break] if pending_break else 0):
                     pending_break = item
                 continue
             if spoken:
@@ -161,7 +161,10 @@ class BakerG2P:
             if kind == "han":
                 yield from self.han_syllables(text, _pinyin_readings(text))
             elif kind == "ascii":
-                yield from (self.syllable(reading) for reading in readings_for(text))
+                for reading in readings_for(text):
+                    syllable = self.syllable(reading)
+                    if syllable is not None:  # always: _check_spelling_tables() vetted every spelling at load
+                        yield syllable
             elif kind == "sentence":
                 yield SENTENCE_BREAK
             elif kind == "clause":
@@ -210,6 +213,10 @@ def _can_take_erhua(syllables: list[Syllable], adjacent: bool) -> bool:
     return last[-1] != ERHUA_FINAL and not last[1].startswith("er")
 
 
+def _no_readings(chars: str) -> list[str]:
+    return [""] * len(chars)
+
+
 def _pinyin_readings(run: str) -> list[str]:
     # One reading per character: characters pypinyin cannot read get "" so the alignment with the run holds.
     # Dictionary tones (pypinyin's own sandhi off: it only works inside its phrase segments); ``sandhi`` applies
@@ -219,7 +226,7 @@ def _pinyin_readings(run: str) -> list[str]:
         style=Style.TONE3,
         neutral_tone_with_five=True,
         tone_sandhi=False,
-        errors=lambda chars: [""] * len(chars),
+        errors=_no_readings,  # type: ignore[arg-type]  # pypinyin takes a list (one per character); its stub: str
     )
     if len(readings) != len(run):
         return readings

@@ -26,7 +26,8 @@ so the model must receive them. Rules, in the order they run:
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from itertools import pairwise
 
 NUMERALS = frozenset("零〇一二三四五六七八九十百千万亿两幺")
 # A 一 after these is a number (星期一, 礼拜一, 周一 are days; 第一 an ordinal; 唯一/统一/万一 end their words anyway).
@@ -101,7 +102,7 @@ def _third_tones(run: str, out: list[str], words: Sequence[str], is_word: Callab
     for start, end in spans:
         _inside_word(run, out, start, end, is_word)
     # Across words, right to left: a word-final 3 before a word-initial 3 becomes 2.
-    for (_, left_end), (right_start, _) in reversed(list(zip(spans, spans[1:]))):
+    for (_, left_end), (right_start, _) in reversed(list(pairwise(spans))):
         if tone(out[left_end - 1]) == "3" and tone(out[right_start]) == "3":
             out[left_end - 1] = _with_tone(out[left_end - 1], "2")
 

@@ -13,7 +13,7 @@ SESSION = object()  # any non-None value: "has a connection"
 class FakeWorker:
     """The attributes and request accounting the balancer uses, without a process."""
 
-    def __init__(self, sup: "FakeSupervisor", worker_id: str, pid: int, state: WorkerState = S.READY,
+    def __init__(self, sup: FakeSupervisor, worker_id: str, pid: int, state: WorkerState = S.READY,
                  served: int = 0) -> None:
         self.sup = sup
         self.id = worker_id

@@ -3,23 +3,26 @@ the real request-context middleware and JSON errors (what the public and OpenAI 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tts_ops.http.errors import HttpError
 from tts_ops.http.middleware import json_error, request_context
-from tts_ops.http.streaming import stream_job
+from tts_ops.http.streaming import StreamingService, stream_job
+from tts_vocab import SynthesisJob
 
 
-async def serve_stream(frontend: Any, job_for: Callable[[dict], tuple[dict, bool]]) -> TestClient:
-    """Started test client; ``job_for`` maps the request's JSON body to ``(job, sse)``."""
+async def serve_stream(service: StreamingService, job_for: Callable[[dict], tuple[SynthesisJob, bool]]
+                       ) -> TestClient:
+    """Started test client; ``job_for`` maps the request's JSON body to ``(job, sse)``; ``service``: the real
+    ``SynthesisService`` (``tests.fakes.chunk_worker.make_service`` or ``FrontEnd.service``)."""
     async def handler(request: web.Request) -> web.StreamResponse:
         body = await request.json() if request.can_read_body else {}
         job, sse = job_for(body)
         try:
-            return await stream_job(frontend, request, job, sse=sse)
+            return await stream_job(service, request, job, sse=sse)
         except HttpError as exc:
             return json_error(exc.status, str(exc), exc.headers)
 

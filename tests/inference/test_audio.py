@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tts_vocab.errors import InvalidRequest
 import soundfile as sf
 
 from inference.audio import (
@@ -19,7 +17,6 @@ from inference.audio import (
     check_output,
     decode_wav_bytes,
     encode,
-    format_for_path,
     normalize_format,
     pcm16_bytes,
     resample,
@@ -27,6 +24,8 @@ from inference.audio import (
     wav_stream_header,
 )
 from inference.errors import EngineFailure, TextError
+from tts_vocab.errors import InvalidRequest
+from tts_vocab.formats import format_for_path
 
 RATE = 24000
 

@@ -84,7 +84,7 @@ def interior_gaps(samples: np.ndarray, threshold: float = 0.005, frame_s: float 
     rms = np.sqrt(np.mean(samples[: count * size].astype(np.float64).reshape(count, size) ** 2, axis=1))
     quiet = np.concatenate([[0], (rms < threshold).astype(np.int8), [0]])
     starts, ends = np.flatnonzero(np.diff(quiet) == 1), np.flatnonzero(np.diff(quiet) == -1)
-    return [(end - start) * frame_s for start, end in zip(starts, ends) if start > 0 and end < count]
+    return [(end - start) * frame_s for start, end in zip(starts, ends, strict=True) if start > 0 and end < count]
 
 
 def test_synth_writes_24khz_mono_speech_wav(outputs):

@@ -56,7 +56,7 @@ def quiet_runs(samples: np.ndarray, threshold: float = 1e-3, frame_s: float = 0.
     quiet = np.concatenate([[False], frame_rms(samples, frame_s) < threshold, [False]]).astype(np.int8)
     edges = np.diff(quiet)
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return [(start * frame_s, (end - start) * frame_s) for start, end in zip(starts, ends)]
+    return [(start * frame_s, (end - start) * frame_s) for start, end in zip(starts, ends, strict=True)]
 
 
 def pitch_p90(samples: np.ndarray, fmin: float = 70, fmax: float = 500) -> float:

@@ -61,7 +61,7 @@ class StandInSambertPipeline:
         spoken = re.sub(r"<[^>]*>", "", text)
         return SECONDS_PER_CHAR * len(SPEAKABLE.findall(spoken)) + 0.1
 
-    def __call__(self, *, input: str, voice: str) -> dict:  # noqa: A002 - ModelScope's keyword
+    def __call__(self, *, input: str, voice: str) -> dict:  # ModelScope's keyword
         self.calls.append({"input": input, "voice": voice})
         if self.fail is not None:
             raise self.fail

@@ -290,7 +290,7 @@ def test_health_answers_fast_during_long_synthesis(worker):
     reply = result["reply"]
     assert reply.status == 200, reply.body[:300]
     bodies = [probe.json() for probe in probes]
-    assert all(probe.status == 200 and body["state"] == "ready" for probe, body in zip(probes, bodies))
+    assert all(probe.status == 200 and body["state"] == "ready" for probe, body in zip(probes, bodies, strict=True))
     # Several probes answered *while* the synthesis ran (a health check queued behind it would only ever see
     # busy=False, after it finished).
     assert sum(body["busy"] for body in bodies) >= 3

@@ -16,7 +16,8 @@ def test_job_round_trips_through_json():
 
 
 def test_job_from_wire_makes_every_spelling_canonical():
-    job = SynthesisJob.from_wire({"text": "你好", "emotion": "开心", "format": "OGG", "speed": 2, "sample_rate": 8000.0})
+    job = SynthesisJob.from_wire(
+        {"text": "你好", "emotion": "开心", "format": "OGG", "speed": 2, "sample_rate": 8000.0})
     assert (job.emotion, job.format, job.speed, job.sample_rate) == ("happy", "opus", 2.0, 8000)
     assert isinstance(job.speed, float) and isinstance(job.sample_rate, int)
 

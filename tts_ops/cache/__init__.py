@@ -24,7 +24,8 @@ breaker was open.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from tts_ops.cache.audio import CachedAudio, encode_header, envelope_size
 from tts_ops.cache.breaker import BreakerState, CircuitBreaker
@@ -34,13 +35,30 @@ from tts_ops.cache.redis_backend import RedisBackend
 from tts_ops.cache.singleflight import SharedCallCancelled, SingleFlight, StreamFlights, StreamReader
 from tts_ops.cache.urls import parse_sentinel_url, validate_url
 
-__all__ = ["CachedAudio", "ResultCache", "cache_key", "normalize_text", "parse_sentinel_url",
+__all__ = ["CacheBackend", "CachedAudio", "ResultCache", "cache_key", "normalize_text", "parse_sentinel_url",
            "SharedCallCancelled", "BreakerState", "COUNTERS", "StreamReader"]
 
 log = logging.getLogger("tts_ops.cache")
 
 COUNTERS = ("hits", "misses", "errors", "stores", "skipped_too_big", "bypassed", "skipped_busy",
             "single_flight_shared", "evictions", "expired")
+
+
+class CacheBackend(Protocol):
+    """What ``ResultCache`` needs of a backend (``MemoryBackend``, ``RedisBackend``): failures become misses."""
+
+    counters: dict[str, int]
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def up(self) -> bool: ...
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def get(self, key: str) -> CachedAudio | None: ...
+    async def put(self, key: str, audio: CachedAudio, header: bytes) -> bool: ...
+    async def purge(self) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
 
 
 class _DisabledBackend:
@@ -74,7 +92,7 @@ class _DisabledBackend:
 class ResultCache:
     """Facade over one backend; no method raises because of the cache (factory errors do propagate)."""
 
-    def __init__(self, backend: Any, *, max_item_bytes: int, ttl_s: int, url: str | None = None) -> None:
+    def __init__(self, backend: CacheBackend, *, max_item_bytes: int, ttl_s: int, url: str | None = None) -> None:
         self._backend = backend
         self.counters: dict[str, int] = backend.counters
         self.max_item_bytes = max_item_bytes
@@ -85,7 +103,7 @@ class ResultCache:
         self._warned_unencodable = False
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "ResultCache":
+    def from_config(cls, cfg: Any) -> ResultCache:
         """Build from a ``CacheConfig`` (a whole ``Config`` is accepted too); no I/O, call ``start()`` next.
 
         Raises ConfigError only for a URL that can never work (bad Sentinel host list...); an unreachable
@@ -95,6 +113,7 @@ class ResultCache:
         counters = dict.fromkeys(COUNTERS, 0)
         if not cfg.enabled or (not cfg.redis_url and cfg.memory_max_bytes == 0):
             return cls(_DisabledBackend(counters), max_item_bytes=cfg.max_item_bytes, ttl_s=cfg.ttl_s)
+        backend: CacheBackend
         if not cfg.redis_url:
             backend = MemoryBackend(cfg.memory_max_bytes, cfg.ttl_s, counters)
             return cls(backend, max_item_bytes=cfg.max_item_bytes, ttl_s=cfg.ttl_s)
@@ -120,13 +139,13 @@ class ResultCache:
     async def start(self) -> None:
         try:
             await self._backend.start()
-        except Exception:  # noqa: BLE001 - the daemon starts without its cache rather than not at all
+        except Exception:  # the daemon starts without its cache rather than not at all
             log.exception("cache: backend %s failed to start; serving without cache", self.backend)
 
     async def close(self) -> None:
         try:
             await self._backend.close()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.debug("cache: closing the backend failed: %r", exc)
 
     async def get(self, key: str) -> CachedAudio | None:
@@ -142,7 +161,7 @@ class ResultCache:
             return False
         try:
             header = encode_header(audio)
-        except Exception as exc:  # noqa: BLE001 - e.g. meta not JSON-able: a caller bug, reported once
+        except Exception as exc:  # e.g. meta not JSON-able: a caller bug, reported once
             self.counters["errors"] += 1
             if not self._warned_unencodable:
                 self._warned_unencodable = True
@@ -154,7 +173,7 @@ class ResultCache:
             return False
         try:
             stored = await self._backend.put(key, audio, header)
-        except Exception as exc:  # noqa: BLE001 - backends do not raise; this is the safety net
+        except Exception as exc:  # backends do not raise; this is the safety net
             self.counters["errors"] += 1
             log.debug("cache: put failed: %r", exc)
             return False
@@ -192,7 +211,7 @@ class ResultCache:
         share one production, whose result is stored when it completes. The caller has already looked ``key``
         up. With the cache disabled every stream is its own production, as with ``get_or_create``."""
         if self.backend == "disabled":
-            return StreamFlights().join(key, produce)
+            return StreamFlights[Any, CachedAudio]().join(key, produce)
         reader = self._streams.join(key, produce, after=lambda value: self.put(key, value))
         if reader.role != "leader":
             self.counters["single_flight_shared"] += 1
@@ -202,7 +221,7 @@ class ResultCache:
         """Delete our cached audio (Redis: SCAN MATCH <prefix>audio:* + UNLINK, never FLUSHDB); count deleted."""
         try:
             count = await self._backend.purge()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("cache: purge failed: %r", exc)
             return 0
         log.info("cache: purged %d item(s) from %s", count, self.backend)
@@ -229,7 +248,7 @@ class ResultCache:
     async def _lookup(self, key: str) -> CachedAudio | None:
         try:
             return await self._backend.get(key)
-        except Exception as exc:  # noqa: BLE001 - backends do not raise; this is the safety net
+        except Exception as exc:  # backends do not raise; this is the safety net
             self.counters["errors"] += 1
             log.debug("cache: get failed: %r", exc)
             return None

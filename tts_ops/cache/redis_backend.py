@@ -18,7 +18,8 @@ import asyncio
 import logging
 import re
 import sys
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -84,7 +85,7 @@ class RedisBackend:
         try:
             async with timeout(self.deadline_s):
                 await self._client.ping()
-        except Exception as exc:  # noqa: BLE001 - a dead cache must not stop the daemon from starting
+        except Exception as exc:  # a dead cache must not stop the daemon from starting
             self.counters["errors"] += 1
             if self.breaker.trip() is Transition.OPENED:
                 self._log_unavailable(exc, at_start=True)
@@ -98,7 +99,7 @@ class RedisBackend:
         for closing in ([client] if client else []) + list(getattr(sentinel, "sentinels", [])):
             try:
                 await closing.aclose()
-            except Exception as exc:  # noqa: BLE001 - shutting down; nothing useful to do with it
+            except Exception as exc:  # shutting down; nothing useful to do with it
                 log.debug("cache: closing a Redis client failed: %r", exc)
 
     async def get(self, key: str) -> CachedAudio | None:
@@ -122,14 +123,14 @@ class RedisBackend:
     async def purge(self) -> int:
         deleted, cursor = 0, 0
         while True:
-            page = await self._call(
-                lambda client: client.scan(cursor, match=self.purge_pattern, count=SCAN_COUNT))
+            page = await self._call(  # B023: each lambda is awaited before the loop rebinds what it reads
+                lambda client: client.scan(cursor, match=self.purge_pattern, count=SCAN_COUNT))  # noqa: B023
             if page is _SKIPPED or page is _FAILED:
                 break
             cursor, keys = page
             if keys:
                 # UNLINK frees the values in a Redis background thread: no multi-ms stall on big audio items.
-                count = await self._call(lambda client: client.unlink(*keys))
+                count = await self._call(lambda client: client.unlink(*keys))  # noqa: B023
                 if count is _SKIPPED or count is _FAILED:
                     break
                 deleted += int(count)
@@ -168,7 +169,7 @@ class RedisBackend:
                 # Our caller went away (client disconnected): no verdict on Redis, let someone else probe.
                 self.breaker.release_probe()
                 raise
-            except Exception as exc:  # noqa: BLE001 - the cache never raises to the request
+            except Exception as exc:  # the cache never raises to the request
                 self._failed(exc)
                 return _FAILED
             self._succeeded()
@@ -194,7 +195,7 @@ class RedisBackend:
             if client is not None:
                 async with timeout(self.deadline_s):
                     await client.connection_pool.disconnect(inuse_connections=False)
-        except Exception as exc:  # noqa: BLE001 - best effort; a dead socket also fails (and is dropped) on use
+        except Exception as exc:  # best effort; a dead socket also fails (and is dropped) on use
             log.debug("cache: dropping idle Redis connections failed: %s: %s", type(exc).__name__, exc)
 
     def _succeeded(self) -> None:

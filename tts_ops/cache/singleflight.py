@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from tts_ops.errors import TtsOpsError
 
 __all__ = ["SingleFlight", "SharedCallCancelled", "Role", "StreamFlights", "StreamReader"]
 
 T = TypeVar("T")
-I = TypeVar("I")
+Item = TypeVar("Item")
 Role = Literal["leader", "follower", "late"]
 log = logging.getLogger("tts_ops.cache")
 
@@ -117,7 +118,7 @@ class SingleFlight(Generic[T]):
             if after is not None:
                 try:
                     await after(value)
-                except Exception:  # noqa: BLE001 - the waiters already have their result
+                except Exception:  # the waiters already have their result
                     log.exception("cache: storing a shared result failed")
         finally:
             if self._flights.get(key) is flight:
@@ -161,28 +162,28 @@ class _Production:
         changed.set()
 
 
-class StreamReader(Generic[I, T]):
+class StreamReader(Generic[Item, T]):
     """One reader of a shared production: ``async with`` it, ``async for`` the items (the production's error is
     raised after the items produced before it), then ``result``. Leaving is what lets an abandoned production be
     cancelled, so always use it as a context manager."""
 
-    def __init__(self, flights: "StreamFlights[I, T]", key: str, production: _Production, role: Role) -> None:
+    def __init__(self, flights: StreamFlights[Item, T], key: str, production: _Production, role: Role) -> None:
         self._flights, self._key, self._production = flights, key, production
         self.role = role
         self._position = 0
         self._left = False
         production.readers += 1
 
-    async def __aenter__(self) -> "StreamReader[I, T]":
+    async def __aenter__(self) -> StreamReader[Item, T]:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         self.leave()
 
-    def __aiter__(self) -> "StreamReader[I, T]":
+    def __aiter__(self) -> StreamReader[Item, T]:
         return self
 
-    async def __anext__(self) -> I:
+    async def __anext__(self) -> Item:
         production = self._production
         while True:
             if self._position < len(production.items):
@@ -214,7 +215,7 @@ class StreamReader(Generic[I, T]):
             self._flights._abandon(self._key, production)
 
 
-class StreamFlights(Generic[I, T]):
+class StreamFlights(Generic[Item, T]):
     """Registry of the streamed productions in progress, by key."""
 
     def __init__(self) -> None:
@@ -226,8 +227,8 @@ class StreamFlights(Generic[I, T]):
     def __contains__(self, key: str) -> bool:
         return key in self._productions
 
-    def join(self, key: str, produce: Callable[[Callable[[I], None]], Awaitable[T]],
-             after: Callable[[T], Awaitable[Any]] | None = None) -> StreamReader[I, T]:
+    def join(self, key: str, produce: Callable[[Callable[[Item], None]], Awaitable[T]],
+             after: Callable[[T], Awaitable[Any]] | None = None) -> StreamReader[Item, T]:
         """A reader of the production for ``key``: the one in progress ("follower", or "late" once it finished
         and its result is being stored by ``after``), or a new one ("leader") running ``produce(emit)`` in its own
         task, so the readers' cancellations do not reach it."""
@@ -248,7 +249,7 @@ class StreamFlights(Generic[I, T]):
             production.task.cancel()
 
     async def _produce(self, key: str, production: _Production,
-                       produce: Callable[[Callable[[I], None]], Awaitable[T]],
+                       produce: Callable[[Callable[[Item], None]], Awaitable[T]],
                        after: Callable[[T], Awaitable[Any]] | None) -> None:
         try:
             try:
@@ -267,7 +268,7 @@ class StreamFlights(Generic[I, T]):
             if after is not None:
                 try:
                     await after(result)
-                except Exception:  # noqa: BLE001 - the readers already have their result
+                except Exception:  # the readers already have their result
                     log.exception("cache: storing a shared stream result failed")
         finally:
             if self._productions.get(key) is production:

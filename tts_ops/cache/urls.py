@@ -139,6 +139,7 @@ def build_client(url: str, sentinel_master: str | None, *, connect_timeout_s: fl
     if not url.startswith("sentinel://"):
         return Redis.from_url(url, max_connections=max_connections, decode_responses=False, **common), None
     spec = parse_sentinel_url(url)
+    assert sentinel_master is not None  # validate_url refused a sentinel:// URL without it
     sentinel_kwargs = dict(common, username=spec.sentinel_username, password=spec.sentinel_password)
     sentinel = Sentinel(list(spec.hosts), sentinel_kwargs=sentinel_kwargs)
     client = sentinel.master_for(sentinel_master, db=spec.db, username=spec.username, password=spec.password,

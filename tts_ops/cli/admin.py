@@ -12,9 +12,12 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tts_vocab.limits import MAX_WORKERS
+
+if TYPE_CHECKING:
+    from tts_ops.config import Config
 
 SYSTEMD_TOKEN_FILE = Path("/var/lib/tts-ops/admin.token")
 
@@ -47,8 +50,17 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
     url = args.url or f"http://{config.admin.host}:{config.admin.port}"
     token = args.token or os.environ.get("TTS_OPS_ADMIN_TOKEN") or config.admin.token
     if not token:
-        token = _read_token(config.admin.token_file or config.paths.state_dir / "admin.token")
+        token = _read_token(config.admin.token_file or _default_token_file(config))
     return url.rstrip("/"), token
+
+
+def _default_token_file(config: Config) -> Path:
+    """``<paths.state_dir>/admin.token``; ``load_config`` resolves ``paths.state_dir`` (and ``admin.token_file``)."""
+    from tts_ops.cli import CliError
+
+    if config.paths.state_dir is None:
+        raise CliError("no admin token file: paths.state_dir is not set")
+    return config.paths.state_dir / "admin.token"
 
 
 def _read_token(token_file: Path) -> str:
@@ -106,9 +118,9 @@ def format_status(status: dict[str, Any]) -> str:
     rows = [[r["id"], r["pid"] or "-", r["state"], _fmt(r["uptime_s"], "{:.0f}s"), r["restarts"],
              _fmt(r["rss_mb"], "{:.0f}"), _fmt(r["cpu_percent"], "{:.0f}"), r["in_flight"], r["served"],
              _fmt(r["last_probe_ms"], "{:.1f}"), r["last_exit_reason"] or "-"] for r in w["items"]]
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
     for row in [headers, *rows]:
-        lines.append("  ".join(str(x).ljust(n) for x, n in zip(row, widths)).rstrip())
+        lines.append("  ".join(str(x).ljust(n) for x, n in zip(row, widths, strict=True)).rstrip())
     totals = status["totals"]
     lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
     for section in ("cache", "maintenance"):

@@ -39,6 +39,7 @@ def _store(args: argparse.Namespace):
     from tts_ops.config import load_config
 
     root = args.store or load_config(args.config).engines.model_dir
+    assert root is not None  # load_config resolves every default path
     return ModelStore(root)
 
 

@@ -32,9 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from inference.audio import encode
     from inference.engines import create_engine
     from inference.engines.base import SynthesisParams
-    from tts_ops.config.engine_options import engine_options
     from tts_ops.cli import CliError
     from tts_ops.config import load_config
+    from tts_ops.config.engine_options import engine_options
 
     text = sys.stdin.read() if args.text == "-" else args.text
     params = SynthesisParams.build(args.emotion, args.speed, args.voice)
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         # Pull before loading so a first run shows the download instead of a silent 40 MB wait.
         from inference.models.store import ModelStore
 
+        assert config.engines.model_dir is not None  # load_config resolves every default path
         ModelStore(config.engines.model_dir).ensure(engine_id, progress=lambda line: print(line, file=sys.stderr))
     engine = create_engine(engine_id, store_dir=config.engines.model_dir, threads=config.workers.threads,
                            options=engine_options(config, engine_id))

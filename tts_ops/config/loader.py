@@ -19,14 +19,16 @@ import re
 import textwrap
 import types
 import typing
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePath
-from typing import Any, Iterator, Mapping
+from typing import Any, TypeVar
 
 import platformdirs
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from tts_ops.config.schema import Config, ConfigError
+from tts_ops.config.schema import Config
+from tts_ops.errors import ConfigError
 
 APP_NAME = "tts-ops"
 REDACTED = "***"
@@ -118,7 +120,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -156,9 +158,10 @@ def from_env(key: tuple[str, ...], raw: str) -> Any:
 
 
 def _nest(key: tuple[str, ...], value: Any) -> dict[str, Any]:
-    for part in reversed(key):
-        value = {part: value}
-    return value
+    nested: dict[str, Any] = {key[-1]: value}
+    for part in reversed(key[:-1]):
+        nested = {part: nested}
+    return nested
 
 
 def _drop_none(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,6 +184,9 @@ def _merge_into(dst: dict[Any, Any], src: Mapping[Any, Any], prefix: Loc, label:
             sources[loc] = label
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
 def _resolve_defaults(config: Config, env: Mapping[str, str]) -> Config:
     state_dir = config.paths.state_dir or Path(platformdirs.user_state_dir(APP_NAME))
     runtime_dir = config.paths.runtime_dir or _default_runtime_dir(env)
@@ -198,10 +204,10 @@ def _default_runtime_dir(env: Mapping[str, str]) -> Path:
     if xdg:
         return Path(xdg) / APP_NAME
     uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
-    return Path("/tmp") / f"{APP_NAME}-{uid}"  # noqa: S108 - documented fallback; creator must mkdir 0700
+    return Path("/tmp") / f"{APP_NAME}-{uid}"  # documented fallback; creator must mkdir 0700
 
 
-def _absolutize(model: BaseModel) -> Any:
+def _absolutize(model: _Model) -> _Model:
     # Anchored to the working directory at load time: workers and later chdir()s then agree on every path.
     updates: dict[str, Any] = {}
     for name in type(model).model_fields:

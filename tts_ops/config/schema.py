@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from tts_ops.errors import ConfigError, TtsOpsError
-from tts_vocab.emotions import EMOTIONS
-from tts_vocab.engines import ENGINE_IDS, FASTSPEECH2_PRESETS, SAMBERT_VOICES, VOICE_IDS
+from tts_ops.errors import ConfigError
+from tts_vocab.emotions import EMOTIONS as EMOTIONS  # re-exported by tts_ops.config
+from tts_vocab.engines import ENGINE_IDS, FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS, SAMBERT_HIFIGAN, VOICE_IDS
+from tts_vocab.engines import SAMBERT_VOICES as SAMBERT_VOICES  # re-exported by tts_ops.config
 from tts_vocab.limits import MAX_WORKERS
-
 
 MIB = 1024 * 1024
 # Literal types for pydantic's strict validation and JSON schema; tests/tts_ops/config/test_vocabulary.py checks
@@ -209,7 +209,8 @@ class EmotionPreset(_Section):
     f0_ratio: Ratio = Field(1.0, description="Pitch-range multiplier, 0.5..2.0 (FastSpeech2 scales its normalised F0).")
     energy_ratio: Ratio = Field(1.0, description="Energy multiplier, 0.5..2.0 (a small loudness change).")
     duration_ratio: Ratio = Field(1.0, description="Duration multiplier, 0.5..2.0; above 1 speaks slower.")
-    gain_db: float = Field(0.0, ge=-20, le=6, description="Output gain in dB, -20..6; peaks are limited to avoid clipping.")
+    gain_db: float = Field(0.0, ge=-20, le=6,
+                           description="Output gain in dB, -20..6; peaks are limited to avoid clipping.")
 
 
 def _default_emotions() -> dict[str, EmotionPreset]:
@@ -238,6 +239,19 @@ class FastSpeech2BakerConfig(_Section):
             raise ValueError(f"{'; '.join(parts)}: keys must be exactly {', '.join(EMOTIONS)}")
         return emotions
 
+    @property
+    def default_voice(self) -> str:
+        return FASTSPEECH2_BAKER.default_voice
+
+    def chunking(self) -> tuple[int, float]:
+        """(max_chunk_chars, pause_s): how long text is split, the same in the worker and the stream producer."""
+        return self.max_chunk_chars, self.pause_s
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword options of the engine's constructor (``create_engine``), JSON-serialisable for the worker."""
+        return {"emotions": {name: preset.model_dump() for name, preset in self.emotions.items()},
+                "pause_s": self.pause_s, "max_chunk_chars": self.max_chunk_chars}
+
 
 class SambertHifiganConfig(_Section):
     """ModelScope Sambert-HifiGan multi-emotion voices (optional extra: pip install tts-ops[sambert])."""
@@ -248,6 +262,17 @@ class SambertHifiganConfig(_Section):
         description="Voice used when a request names none (or maps to 'default').")
     emotion_intensity: float = Field(1.0, ge=0.1, le=2.0,
         description="Strength of the emotion embedding, 0.1..2.0; 1.0 = as trained.")
+
+    def chunking(self) -> tuple[int, float]:
+        """(max_chunk_chars, pause_s): not configurable for Sambert, the engine's own defaults."""
+        return SAMBERT_HIFIGAN.max_chunk_chars, SAMBERT_HIFIGAN.pause_s
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword options of the engine's constructor (``create_engine``), JSON-serialisable for the worker."""
+        options: dict[str, Any] = {"default_voice": self.default_voice, "emotion_intensity": self.emotion_intensity}
+        if self.model_dir is not None:
+            options["model_dir"] = str(self.model_dir)
+        return options
 
 
 def _default_voice_map() -> dict[str, str]:
@@ -275,6 +300,14 @@ class EnginesConfig(_Section):
             if voice not in VOICE_IDS:
                 raise _cross(str(name), f"unknown voice id {voice!r}; expected one of {', '.join(VOICE_IDS)}")
         return voice_map
+
+    def section(self, engine_id: str) -> FastSpeech2BakerConfig | SambertHifiganConfig:
+        """The settings of one engine (its descriptor names the section; ``workers.engine`` is validated)."""
+        if engine_id == FASTSPEECH2_BAKER.id:
+            return self.fastspeech2_baker
+        if engine_id == SAMBERT_HIFIGAN.id:
+            return self.sambert_hifigan
+        raise ConfigError(f"unknown engine {engine_id!r}; available: {', '.join(ENGINE_IDS)}")
 
 
 class CacheConfig(_Section):

@@ -16,8 +16,9 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 

@@ -9,7 +9,8 @@ import logging
 import re
 import time
 import uuid
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from aiohttp import web
 
@@ -26,8 +27,16 @@ CLIENT_CLOSED = 499
 # failed, e.g. a stream cut mid-body: 499 when the client went away, the failure's 5xx otherwise. The access line
 # and the request metric use it, so an aborted stream is not counted as the 200 its client was first sent.
 FINAL_STATUS = "final_status"
-# Optional tts_ops.observability.metrics.Metrics of the app (both listeners count their requests).
-METRICS = web.AppKey("metrics", object)
+
+
+class RequestObserver(Protocol):
+    """What the middleware needs of ``tts_ops.observability.metrics.Metrics``."""
+
+    def observe_request(self, endpoint: str, status: int, latency_s: float) -> None: ...
+
+
+# Optional metrics of the app (both listeners count their requests).
+METRICS = web.AppKey("metrics", RequestObserver)
 
 
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

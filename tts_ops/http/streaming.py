@@ -3,7 +3,7 @@ parallel, send them in order with chunked transfer encoding as soon as the next 
 
 Used by ``POST /v1/audio/speech`` (always) and ``POST /tts`` with ``"stream": true``::
 
-    return await stream_job(frontend, request, job, sse=False)
+    return await stream_job(service, request, job, sse=False)
 
 Flow of one request:
 
@@ -15,7 +15,7 @@ Flow of one request:
    cancels it. An error reaches every reader. Only the first reader to finish counts the synthesis (metrics,
    ``synthesis.log``); the others log theirs as ``shared``. Without a cache key each stream is its own.
 3. The production splits the text with the engine's own splitter (``split_chunks(text, max_chunk_chars)``); each
-   chunk is a ``frontend.run_job`` call with ``chunk: true`` (the worker does not re-split it) and
+   chunk is a ``SynthesisService.run_job`` call with ``chunk: true`` (the worker does not re-split it) and
    ``pause_after_s`` (the inter-chunk silence, none after the last), so queueing, the one retry and the deadline
    apply per chunk.
 4. Admission: only the first chunk is subject to load shedding (503 when the wait queue is full), and it runs
@@ -33,175 +33,141 @@ Flow of one request:
    to the workers for it.
 6. A completed production is stored in the cache as the whole file it amounts to.
 
-How each format is assembled is described in ``stream_formats``; the ordered parallel chunk runner is
-``chunk_pipeline``; OpenAI's SSE events are encoded in ``sse``.
+This module is the HTTP side (prepare, write, abort, SSE framing, status bookkeeping); the production of a stream
+(points 2, 3 and 6) is ``tts_ops.service.stream_production``, the ordered parallel chunk runner
+``tts_ops.service.chunk_pipeline``, how each format is assembled ``tts_ops.service.assemblers``; OpenAI's SSE
+events are encoded in ``sse``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Protocol
 
 from aiohttp import web
 
-from inference.text.chunking import split_chunks
-from tts_ops.cache.singleflight import StreamFlights
-from tts_ops.http.errors import HttpError, RequestError, ServiceError
+from tts_ops.cache import CachedAudio
+from tts_ops.cache.singleflight import StreamReader
 from tts_ops.http.middleware import CLIENT_CLOSED, FINAL_STATUS
-from tts_ops.service.chunk_pipeline import ChunkPipeline, chunk_settings, stream_parallelism
 from tts_ops.http.sse import SSE_PIECE_BYTES, sse_delta, sse_done
-from tts_ops.service.assemblers import ASSEMBLERS, Assembler, ChunkAudio
-from tts_vocab import SynthesisJob, headers as h
+from tts_ops.service.errors import HttpError, ServiceError
+from tts_ops.service.stream_production import StreamHead, StreamItem, head_of
+from tts_ops.service.totals import Totals
+from tts_vocab import SynthesisJob
+from tts_vocab import headers as h
 from tts_vocab.formats import extension_for
+
+__all__ = ["StreamingService", "stream_job"]
 
 log = logging.getLogger("tts_ops.stream")
 
-# --- the HTTP side ----------------------------------------------------------------------------------------------
+
+class StreamingService(Protocol):
+    """What a streamed answer needs of the synthesis service (``tts_ops.service.synthesis.SynthesisService``)."""
+
+    totals: Totals
+
+    async def lookup(self, job: SynthesisJob) -> tuple[str | None, CachedAudio | None]: ...
+
+    def open_stream(self, job: SynthesisJob, key: str | None, request_id: str | None
+                    ) -> StreamReader[StreamItem, CachedAudio]: ...
+
+    async def record(self, job: SynthesisJob, audio: CachedAudio | None, cache: str, worker: str | None, *,
+                     request_id: str | None, server_id: str, shared: bool = False) -> dict[str, str]: ...
 
 
-@dataclass
-class StreamHead:
-    """What the response headers of a stream need, known once its first chunk with audio is assembled."""
-
-    sample_rate: int
-    worker_id: str
-    headers: dict[str, str]
-    content_type: str
-
-
-async def stream_job(frontend: Any, request: web.Request, job: SynthesisJob, *, sse: bool = False,
+async def stream_job(service: StreamingService, request: web.Request, job: SynthesisJob, *, sse: bool = False,
                      headers: dict[str, str] | None = None) -> web.StreamResponse:
     """Answer ``job`` (a validated worker job: text, emotion, speed, format, optional voice/sample_rate) as a
     stream. Raises HttpError while nothing has been sent; the caller renders it in its API's error shape."""
-    fmt = job.format
-    base_headers = {h.REQUEST_ID: request.get("request_id", ""), "Cache-Control": "no-store",
-                    **(headers or {})}
-    if not sse:
-        base_headers["Content-Disposition"] = f'inline; filename="speech.{extension_for(fmt)}"'
-
-    cache, key = getattr(frontend, "cache", None), None
-    if cache is not None:
-        key = frontend.cache_key(job)  # None while no worker has reported its model version
-        hit = await _cache_get(cache, key) if key is not None else None
-        if hit is not None:
-            base_headers.update(await _record(frontend, request, job, hit, "HIT", None))
-            response = await _send_hit(request, hit, fmt, job, sse, base_headers)
-            _count_ok(frontend)
-            return response
-
-    max_chars, pause_s = chunk_settings(frontend.config)
-    chunks = split_chunks(job.text, max_chars)
-    if not chunks:
-        raise RequestError(400, "text contains nothing speakable", param="text")
-
-    async def produce(emit: Callable[[Any], None]) -> Any:
-        return await _produce(frontend, job, chunks, pause_s, request.get("request_id"), emit)
-
-    # Identical streams in flight share one production, stored in the cache when it completes; without a cache
-    # key (no cache, or no model version reported yet) each stream is its own and nothing is stored.
-    reader = cache.join_stream(key, produce) if key is not None else StreamFlights().join("", produce)
-    response: web.StreamResponse | None = None
-    sent = 0
+    base_headers = _base_headers(request, job, sse, headers)
+    key, hit = await service.lookup(job)  # key None while no worker has reported its model version
+    if hit is not None:
+        return await _answer_hit(service, request, job, hit, sse, base_headers)
+    reader = service.open_stream(job, key, request.get("request_id"))
+    out = _Relay(request, sse, base_headers)
     async with reader:
         try:
-            async for item in reader:
-                if isinstance(item, StreamHead):
-                    response = await _prepare(request, item, sse, base_headers, None)
-                else:
-                    await response.write(sse_delta(item) if sse else item)
-                    sent += len(item)
-            audio = reader.result
-            if response is None:  # a buffered format: everything goes now
-                response = await _prepare(request, _head_of(audio), sse, base_headers, len(audio.data))
-                await response.write(sse_delta(audio.data) if sse else audio.data)
-            if sse:
-                await response.write(sse_done(len(job.text), audio.duration_s))
-            await response.write_eof()
+            audio = await out.relay(reader, job)
         except HttpError as exc:
-            if response is None:
+            if out.response is None:
                 raise
             # Logged once by the production; this client sees a truncated chunked body, the access line the cause.
-            request[FINAL_STATUS] = exc.status if exc.status >= 500 else 502
-            _abort(request)
-            return response
+            return out.abort(exc.status if exc.status >= 500 else 502)
         except (ConnectionError, asyncio.CancelledError) as exc:
             request[FINAL_STATUS] = CLIENT_CLOSED
-            log.info("stream client gone after %d bytes (%s reader) [request=%s]", sent, reader.role,
+            log.info("stream client gone after %d bytes (%s reader) [request=%s]", out.sent, reader.role,
                      request.get("request_id"))
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            return response if response is not None else web.Response(status=CLIENT_CLOSED,
-                                                                       reason="Client Closed Request")
+            if out.response is not None:  # (a response is a mapping: never test it for truth)
+                return out.response
+            return web.Response(status=CLIENT_CLOSED, reason="Client Closed Request")
         except Exception as exc:  # SharedCallCancelled, or a bug here: same rules as any other failure
-            log.exception("stream failed after %d bytes [request=%s]", sent, request.get("request_id"))
-            if response is None:
-                raise ServiceError(500, f"could not send the {fmt} stream: {exc}") from exc
-            request[FINAL_STATUS] = 500
-            _abort(request)
-            return response
+            log.exception("stream failed after %d bytes [request=%s]", out.sent, request.get("request_id"))
+            if out.response is None:
+                raise ServiceError(500, f"could not send the {job.format} stream: {exc}") from exc
+            return out.abort(500)
         # The first reader to finish accounts for the synthesis; the others shared it (no second count).
         shared = not reader.claim()
-    _count_ok(frontend)
+    service.totals.answered()
     # Log line, metrics and the saved copy (output.save) like a whole synthesis; its headers (X-Output-URL) come
     # too late for a stream that is already sent.
-    await _record(frontend, request, job, audio, "MISS", audio.meta.get("worker"), shared=shared)
-    return response
+    await _record(service, request, job, audio, "MISS", audio.meta.get("worker"), shared=shared)
+    assert out.response is not None  # relay() prepared it
+    return out.response
 
 
-async def _produce(frontend: Any, job: SynthesisJob, chunks: list[str], pause_s: float, request_id: str | None,
-                   emit: Callable[[Any], None]) -> Any:
-    """The production shared by identical streams: runs the chunk pipeline, emits a ``StreamHead`` then the bytes
-    to send as they are assembled, and returns the whole file (CachedAudio). Raises HttpError on any failure."""
-    fmt = job.format
-    assembler = ASSEMBLERS[fmt](fmt)
-    pipeline = ChunkPipeline(frontend, job, chunks, assembler.wire_format, pause_s, stream_parallelism(frontend))
-    started = time.monotonic()
-    duration = synthesis_s = 0.0
-    first: ChunkAudio | None = None
-    produced = 0
-    try:
-        for _ in range(len(pipeline)):
-            chunk = await pipeline.next()
-            if chunk is None:
-                continue
-            duration += chunk.duration_s
-            synthesis_s += chunk.reply.synthesis_s if chunk.reply else 0.0
-            data = await assembler.add(chunk)
-            if first is None:
-                first = chunk
-                if assembler.streams:
-                    emit(StreamHead(assembler.sample_rate or chunk.sample_rate, chunk.worker_id,
-                                    _model_headers(chunk), assembler.content_type))
-            if assembler.streams and data:
-                emit(data)
-            produced += 1
-        if first is None:
-            raise RequestError(400, pipeline.unspeakable_message or "text contains nothing speakable", param="text")
-        tail = await assembler.finish()
-        if assembler.streams and tail:
-            emit(tail)
-    except HttpError as exc:
-        if first is not None and assembler.streams:
-            log.error("stream aborted after %d of %d chunks [request=%s]: %s (HTTP %d)", produced, len(chunks),
-                      request_id, exc, exc.status)
-        raise
-    except asyncio.CancelledError:
-        cancelled = pipeline.close()
-        log.info("stream cancelled, client gone after %d of %d chunks; %d chunk jobs cancelled, %d never "
-                 "started [request=%s]", produced, len(chunks), cancelled, pipeline.not_started, request_id)
-        raise
-    except Exception as exc:  # an encoder or joiner bug: an error like any other for every reader
-        log.exception("stream failed after %d of %d chunks [request=%s]", produced, len(chunks), request_id)
-        raise ServiceError(500, f"could not assemble the {fmt} stream: {exc}") from exc
-    finally:
-        pipeline.close()
-        assembler.close()
-    log.info("streamed %d chunks (%d skipped) in %.2fs, %.2fs of audio [request=%s]", produced,
-             pipeline.skipped, time.monotonic() - started, duration, request_id)
-    return _complete_audio(assembler, duration, synthesis_s, first)
+def _base_headers(request: web.Request, job: SynthesisJob, sse: bool,
+                  headers: dict[str, str] | None) -> dict[str, str]:
+    base = {h.REQUEST_ID: request.get("request_id", ""), "Cache-Control": "no-store", **(headers or {})}
+    if not sse:
+        base["Content-Disposition"] = f'inline; filename="speech.{extension_for(job.format)}"'
+    return base
+
+
+class _Relay:
+    """One client's response to a production: prepared at its head, written as it is produced."""
+
+    def __init__(self, request: web.Request, sse: bool, base_headers: dict[str, str]) -> None:
+        self.request = request
+        self.sse = sse
+        self.base_headers = base_headers
+        self.response: web.StreamResponse | None = None
+        self.sent = 0
+
+    async def relay(self, reader: StreamReader[StreamItem, CachedAudio], job: SynthesisJob) -> CachedAudio:
+        """Everything ``reader`` yields, then the end of the body; returns the production's whole file."""
+        async for item in reader:
+            if isinstance(item, StreamHead):
+                self.response = await _prepare(self.request, item, self.sse, self.base_headers, None)
+            else:
+                await self._write(item)
+                self.sent += len(item)
+        audio = reader.result
+        if self.response is None:  # a buffered format: everything goes now
+            self.response = await _prepare(self.request, head_of(audio), self.sse, self.base_headers,
+                                           len(audio.data))
+            await self._write(audio.data)
+        if self.sse:
+            await self.response.write(sse_done(len(job.text), audio.duration_s))
+        await self.response.write_eof()
+        return audio
+
+    async def _write(self, data: bytes) -> None:
+        assert self.response is not None, "a production emits its head before its bytes"
+        await self.response.write(sse_delta(data) if self.sse else data)
+
+    def abort(self, final_status: int) -> web.StreamResponse:
+        """End a response mid-body: the client sees a truncated chunked stream, never a silently short file; the
+        access line and the request metric get ``final_status`` instead of the 200 already sent."""
+        assert self.response is not None
+        self.request[FINAL_STATUS] = final_status
+        transport = self.request.transport
+        if transport is not None:
+            transport.close()
+        return self.response
 
 
 async def _prepare(request: web.Request, head: StreamHead, sse: bool, base_headers: dict[str, str],
@@ -221,34 +187,23 @@ async def _prepare(request: web.Request, head: StreamHead, sse: bool, base_heade
     return response
 
 
-def _head_of(audio: Any) -> StreamHead:
-    meta = audio.meta if isinstance(audio.meta, dict) else {}
-    return StreamHead(audio.sample_rate, str(meta.get("worker") or ""), dict(meta.get("headers") or {}),
-                      audio.content_type)
+# --- a cache HIT ------------------------------------------------------------------------------------------------
+
+
+async def _answer_hit(service: StreamingService, request: web.Request, job: SynthesisJob, hit: CachedAudio,
+                      sse: bool, base_headers: dict[str, str]) -> web.StreamResponse:
+    """A HIT is answered at once, whole; it is recorded before its headers go out (X-Output-URL)."""
+    base_headers.update(await _record(service, request, job, hit, "HIT", None))
+    response = await _send_hit(request, hit, job, sse, base_headers)
+    service.totals.answered()
+    return response
 
 
 def _kept(headers: dict[str, str]) -> dict[str, str]:
     return {k: headers[k] for k in h.MODEL_HEADERS if k in headers}
 
 
-def _model_headers(chunk: ChunkAudio) -> dict[str, str]:
-    return chunk.reply.model_headers() if chunk.reply else {}
-
-
-def _count_ok(frontend: Any) -> None:
-    totals = getattr(frontend, "totals", None)
-    if totals is not None:
-        totals["ok"] += 1
-
-
-def _abort(request: web.Request) -> None:
-    """End a response mid-body: the client sees a truncated chunked stream, never a silently short file."""
-    transport = request.transport
-    if transport is not None:
-        transport.close()
-
-
-async def _send_hit(request: web.Request, hit: Any, fmt: str, job: SynthesisJob, sse: bool,
+async def _send_hit(request: web.Request, hit: CachedAudio, job: SynthesisJob, sse: bool,
                     base_headers: dict[str, str]) -> web.StreamResponse:
     headers = dict(base_headers)
     headers.update({h.CACHE: "HIT", h.SAMPLE_RATE: str(hit.sample_rate),
@@ -268,37 +223,13 @@ async def _send_hit(request: web.Request, hit: Any, fmt: str, job: SynthesisJob,
     return response
 
 
-# --- cache (failures never fail a request) ----------------------------------------------------------------------
-
-
-async def _cache_get(cache: Any, key: str) -> Any:
+async def _record(service: StreamingService, request: web.Request, job: SynthesisJob, audio: CachedAudio,
+                  cache: str, worker: str | None, *, shared: bool = False) -> dict[str, str]:
+    """``SynthesisService.record`` (synthesis log, metrics, saved output); best effort, like the cache. ``shared``:
+    the audio came from another request's synthesis, which that request accounts for."""
     try:
-        return await cache.get(key)
-    except Exception as exc:  # the cache is an optimisation: a broken one is a miss
-        log.warning("cache lookup failed, treating as a miss: %s", exc)
-        return None
-
-
-def _complete_audio(assembler: Assembler, duration: float, synthesis_s: float, first: ChunkAudio | None) -> Any:
-    """The whole stream as the cache stores a whole synthesis (same meta shape as FrontEnd._synthesize_uncached,
-    so a HIT answers alike whichever path stored it)."""
-    from tts_ops.cache.audio import CachedAudio
-
-    meta: dict[str, Any] = {"streamed": True, "synthesis_s": round(synthesis_s, 3)}
-    if first is not None:
-        meta.update({"worker": first.worker_id, "headers": _model_headers(first)})
-    return CachedAudio(assembler.complete(), assembler.content_type, assembler.sample_rate, round(duration, 3), meta)
-
-
-async def _record(frontend: Any, request: web.Request, job: SynthesisJob, audio: Any, cache: str,
-                  worker: str | None, *, shared: bool = False) -> dict[str, str]:
-    """``FrontEnd.record`` (synthesis log, metrics, saved output); best effort, like the cache. ``shared``: the
-    audio came from another request's synthesis, which that request accounts for."""
-    record = getattr(frontend, "record", None)
-    if record is None:
-        return {}
-    try:
-        return dict(await record(request, job, audio, cache, worker, shared=shared) or {})
+        return dict(await service.record(job, audio, cache, worker, request_id=request.get("request_id"),
+                                         server_id=request["server_id"], shared=shared))
     except Exception as exc:
         log.warning("could not record the streamed result: %s", exc)
         return {}

@@ -14,11 +14,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tts_ops.http.errors import RequestError
-from tts_vocab import ENGINES, SynthesisJob, normalize_emotion
+from tts_ops.service.errors import RequestError
+from tts_ops.service.voices import engine_default_voice
+from tts_vocab import SynthesisJob, normalize_emotion
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.fields import parse_flag, parse_sample_rate, parse_speed, parse_text, parse_voice
 from tts_vocab.formats import normalize_format
+
+__all__ = ["TtsRequest", "as_request_error", "canonical_voice", "check_content_type", "engine_default_voice",
+           "load_json", "parse_emotion", "parse_tts", "RequestError", "TTS_FIELDS"]
 
 TTS_FIELDS = frozenset({"text", "emotion", "speed", "voice", "format", "sample_rate", "stream"})
 
@@ -40,15 +44,6 @@ def load_json(raw: bytes) -> Any:
         raise RequestError(400, "request body must be valid JSON: it is nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise RequestError(400, "request body must be valid JSON") from None
-
-
-def engine_default_voice(config: Any) -> str | None:
-    """The voice id the configured engine uses when a job names none."""
-    engine = config.workers.engine
-    if engine == "sambert-hifigan":
-        return str(config.engines.sambert_hifigan.default_voice)
-    descriptor = ENGINES.get(engine)
-    return descriptor.default_voice if descriptor else None
 
 
 def canonical_voice(voice: str, default_voice: str | None) -> str | None:

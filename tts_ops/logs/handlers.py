@@ -99,8 +99,9 @@ class ReopenableFileHandler(logging.Handler):
             # `tail -f` sees whole lines, nothing sits in a user-space buffer at rename time, and a failed
             # write cannot leave a half-written buffer to be flushed later into the next file.
             view = memoryview(data)
+            fd = self._open_fd()
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(fd, view):]
         except OSError as exc:
             self.dropped += 1
             self._fail(f"cannot write {self.path}: {exc}; its lines are dropped until writing works again")
@@ -123,7 +124,7 @@ class ReopenableFileHandler(logging.Handler):
             if self._fd is None and not self._open_locked():
                 return None
             try:
-                ours = os.fstat(self._fd)
+                ours = os.fstat(self._open_fd())
                 current = os.stat(self.path)
             except FileNotFoundError:
                 current = None
@@ -179,6 +180,11 @@ class ReopenableFileHandler(logging.Handler):
 
     # -- internals (lock held) -------------------------------------------------------------------------------
 
+    def _open_fd(self) -> int:
+        """The file's descriptor, once ``_open_locked`` has succeeded."""
+        assert self._fd is not None, f"{self.path} is not open"
+        return self._fd
+
     def _open_locked(self) -> bool:
         self._last_open_attempt = time.monotonic()
         try:
@@ -217,7 +223,7 @@ class StderrHandler(logging.StreamHandler):
         self._fixed = stream
 
     @property
-    def stream(self) -> TextIO:  # type: ignore[override]
+    def stream(self) -> TextIO:
         return self._fixed if self._fixed is not None else sys.stderr
 
     @stream.setter

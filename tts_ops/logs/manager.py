@@ -24,16 +24,24 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TextIO
+from typing import Any, TextIO
 
 from tts_ops.config import Config, LoggingConfig
-
 from tts_ops.logs.formatters import AccessFormatter, JsonFormatter, SynthesisFormatter, TextFormatter, iso_time
-from tts_ops.logs.handlers import (ReopenableFileHandler, Rotated, StderrHandler, compress, prune, recover, report,
-                                   rotated_files)
+from tts_ops.logs.handlers import (
+    ReopenableFileHandler,
+    Rotated,
+    StderrHandler,
+    compress,
+    prune,
+    recover,
+    report,
+    rotated_files,
+)
 
 LOG_NAMES = ("access", "error", "synthesis")
 SYNTHESIS_FIELDS = ("emotion", "speed", "voice", "format", "audio_s", "synthesis_s", "rtf", "worker", "cache",
@@ -301,7 +309,7 @@ def setup_logging(config: Config, verbose: bool = False, *, stream: TextIO | Non
 def _console_handler(lc: LoggingConfig, stream: TextIO | None) -> tuple[logging.Handler, Exception | None]:
     if lc.journald:
         try:
-            from systemd.journal import JournalHandler  # type: ignore[import-not-found]
+            from systemd.journal import JournalHandler  # optional (python3-systemd): imported only when asked for
 
             handler: logging.Handler = JournalHandler(SYSLOG_IDENTIFIER="tts-ops")
             handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))  # the journal has time and level
@@ -319,7 +327,9 @@ def _detach_consoles(manager: LogManager) -> None:
     """Take off the root's existing stderr/stdout handlers (``tts-ops`` main's basicConfig): with ours they
     would print every operator line twice. Others (pytest's capture, files) stay; close() puts these back."""
     root = logging.getLogger()
+    # Exactly these types (a file handler is a StreamHandler subclass too); isinstance only tells mypy so.
     consoles = [h for h in root.handlers if type(h) in (logging.StreamHandler, StderrHandler)
+                and isinstance(h, logging.StreamHandler)
                 and h.stream in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)]
     for handler in consoles:
         root.removeHandler(handler)

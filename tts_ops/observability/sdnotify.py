@@ -200,9 +200,9 @@ class SystemdNotifier:
             lines.append(f"{key}={_clean(value)}")
         if not lines:
             return False
-        return self._send("\n".join(lines).encode("utf-8"))
+        return self._send("\n".join(lines).encode("utf-8"), self._addr)
 
-    def _send(self, payload: bytes) -> bool:
+    def _send(self, payload: bytes, addr: bytes) -> bool:
         try:
             if self._sock is None:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -210,15 +210,15 @@ class SystemdNotifier:
                 # message (EAGAIN) instead of stalling the event loop.
                 sock.setblocking(False)
                 self._sock = sock
-            self._sock.sendto(payload, self._addr)
+            self._sock.sendto(payload, addr)
             return True
         except OSError as exc:
             # ENOENT/ECONNREFUSED (socket gone), EAGAIN (queue full),
             # EPERM (sandbox): all the same to us - drop and carry on.
-            self._log_once("send", "sd_notify to %r failed: %s", self._addr, exc)
+            self._log_once("send", "sd_notify to %r failed: %s", addr, exc)
             return False
-        except Exception:  # noqa: BLE001 - side channel must never raise
-            self._log_once("send", "sd_notify to %r failed unexpectedly", self._addr, exc_info=True)
+        except Exception:
+            self._log_once("send", "sd_notify to %r failed unexpectedly", addr, exc_info=True)
             return False
 
     def close(self) -> None:
@@ -229,13 +229,13 @@ class SystemdNotifier:
             finally:
                 self._sock = None
 
-    def _log_once(self, key: str, msg: str, *args: object, **kw: object) -> None:
+    def _log_once(self, key: str, msg: str, *args: object, exc_info: bool = False) -> None:
         # A broken socket fails on every ping (every 15 s for WatchdogSec=30):
         # warn once, then keep the rest at debug level so the journal stays
         # readable.
         level = logging.DEBUG if key in self._logged else logging.WARNING
         self._logged.add(key)
-        logger.log(level, msg, *args, **kw)
+        logger.log(level, msg, *args, exc_info=exc_info)
 
 
 async def run_watchdog(
@@ -266,7 +266,7 @@ async def run_watchdog(
         if healthy is not None:
             try:
                 ok = bool(healthy())
-            except Exception:  # noqa: BLE001 - a failing probe means unhealthy
+            except Exception:
                 logger.debug("watchdog health check raised", exc_info=True)
                 ok = False
         if ok:

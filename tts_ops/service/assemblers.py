@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from inference.audio import wav_stream_header
-from tts_vocab import FORMATS, SynthesisReply
 from tts_ops.service.ogg import OggOpusJoiner, wav_header
+from tts_vocab import FORMATS, SynthesisReply
 
 #: Constant-bitrate MP3 for streams: libsndfile's compression level 0.75 = 48 kbit/s at 16 and 24 kHz.
 MP3_COMPRESSION_LEVEL = 0.75
@@ -74,7 +74,7 @@ class Assembler(abc.ABC):
         """The whole file as sent (or as it should be cached)."""
         return b"".join(self.sent)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook with nothing to release by default, not an abstract method
         """Release encoder resources (after an abort too)."""
 
     def _out(self, data: bytes) -> bytes:

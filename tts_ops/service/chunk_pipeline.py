@@ -1,17 +1,21 @@
 """The ordered, parallel chunk runner of a stream (daemon process, event loop): chunk jobs run ahead on several
-workers and come back in text order. Only the first chunk is subject to load shedding; see ``streaming`` for the
-whole flow."""
+workers and come back in text order. Only the first chunk is subject to load shedding; see ``tts_ops.http.streaming``
+for the whole flow."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol
 
-from tts_ops.http.errors import RequestError
+from tts_ops.config import Config
 from tts_ops.service.assemblers import ChunkAudio
+from tts_ops.service.errors import RequestError
+from tts_ops.upstream.client import Synthesis
 from tts_vocab import ENGINES, FORMATS, SynthesisJob
 
-__all__ = ["ChunkPipeline", "chunk_settings", "stream_parallelism", "MAX_STREAM_PARALLELISM", "MAX_CHUNKS_AHEAD"]
+__all__ = ["ChunkPipeline", "JobRunner", "chunk_settings", "stream_parallelism", "MAX_STREAM_PARALLELISM",
+           "MAX_CHUNKS_AHEAD"]
 
 #: Most chunks of one stream synthesized at once (the lookahead window also never exceeds the READY workers).
 MAX_STREAM_PARALLELISM = 4
@@ -20,7 +24,17 @@ MAX_CHUNKS_AHEAD = 8
 _UNSPEAKABLE = "speakable"
 
 
-def chunk_settings(config: Any) -> tuple[int, float]:
+class JobRunner(Protocol):
+    """What the pipeline needs of the synthesis service: one job dispatched (``SynthesisService.run_job``)."""
+
+    async def run_job(self, job: SynthesisJob, *, admitted: bool = False) -> Synthesis: ...
+
+
+class ReadyPool(Protocol):
+    def ready_workers(self) -> Sequence[object]: ...
+
+
+def chunk_settings(config: Config) -> tuple[int, float]:
     """(max_chunk_chars, pause_s) of the configured engine: the same split the engine would make itself (its config
     section's settings where it has them, else the engine's defaults)."""
     descriptor = ENGINES[config.workers.engine]
@@ -29,8 +43,9 @@ def chunk_settings(config: Any) -> tuple[int, float]:
             getattr(section, "pause_s", descriptor.pause_s))
 
 
-def stream_parallelism(frontend: Any) -> int:
-    return max(1, min(MAX_STREAM_PARALLELISM, len(frontend.supervisor.ready_workers())))
+def stream_parallelism(supervisor: ReadyPool) -> int:
+    """Chunks of one stream synthesized at once: the READY workers, 1..MAX_STREAM_PARALLELISM."""
+    return max(1, min(MAX_STREAM_PARALLELISM, len(supervisor.ready_workers())))
 
 
 class ChunkPipeline:
@@ -38,15 +53,15 @@ class ChunkPipeline:
     ``ChunkAudio``, None for a skipped (unspeakable) chunk, or raises the chunk's HttpError; ``close()`` cancels
     whatever is still queued or running (always call it)."""
 
-    def __init__(self, frontend: Any, job: SynthesisJob, chunks: list[str], wire_format: str, pause_s: float,
+    def __init__(self, runner: JobRunner, job: SynthesisJob, chunks: list[str], wire_format: str, pause_s: float,
                  parallelism: int) -> None:
-        self.frontend = frontend
+        self.runner = runner
         self.job = job
         self.chunks = chunks
         self.wire_format = wire_format
         self.pause_s = pause_s
         self.parallelism = max(1, parallelism)
-        self.tasks: list[asyncio.Task] = []
+        self.tasks: list[asyncio.Task[ChunkAudio | None]] = []
         self.consumed = 0
         self.skipped = 0
         # Set when the first chunk has been through a worker. Until then only that chunk runs: a stream takes
@@ -69,7 +84,7 @@ class ChunkPipeline:
 
     async def _run(self, index: int, admitted: bool) -> ChunkAudio | None:
         try:
-            synthesis = await self.frontend.run_job(self._chunk_job(index), admitted=admitted)
+            synthesis = await self.runner.run_job(self._chunk_job(index), admitted=admitted)
         except RequestError as exc:
             if exc.status == 400 and _UNSPEAKABLE in str(exc):
                 self.unspeakable_message = str(exc)

@@ -125,8 +125,9 @@ class OggOpusJoiner:
     def add(self, data: bytes) -> bytes:
         pages = _pages(data)
         first = self._serial is None
-        if first:
+        if self._serial is None:
             self._serial = pages[0].serial
+        serial = self._serial  # the joined stream's one serial number, the first chunk's
         out: list[bytes] = []
         headers_seen = 0  # OpusHead, OpusTags; audio starts on a fresh page after them (RFC 7845 section 3)
         packet_head = b""  # first two bytes of the packet in progress (its TOC and, for code 3, frame count)
@@ -152,14 +153,14 @@ class OggOpusJoiner:
                         ended += 1
             if header_page:
                 if first:  # the first chunk's headers start the joined stream
-                    out.append(self._emit(_Page(page.flags & ~_EOS, page.granule, self._serial, 0, page.lacing,
+                    out.append(self._emit(_Page(page.flags & ~_EOS, page.granule, serial, 0, page.lacing,
                                                 page.body)))
                 continue
             chunk_samples += completed
             if page.granule != _NO_GRANULE:
                 last_granule = page.granule
             granule = self._samples + chunk_samples if ended else _NO_GRANULE
-            page_out = _Page(page.flags & ~(_EOS | _BOS), granule, self._serial, 0, page.lacing, page.body)
+            page_out = _Page(page.flags & ~(_EOS | _BOS), granule, serial, 0, page.lacing, page.body)
             if self._held is not None:
                 out.append(self._emit(self._held))
             self._held = page_out

@@ -22,14 +22,15 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tts_vocab.errors import InvalidRequest
+from tts_vocab.formats import CONTENT_TYPE_BY_EXTENSION, extension_for
+
 __all__ = ["OutputStore", "NAME_RE", "TMP_RE", "CONTENT_TYPES"]
 
 log = logging.getLogger("tts_ops.output_store")
 
-# Extension -> content type; the same types inference/audio.py sends when streaming the audio back.
-CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg", "pcm": "audio/pcm"}
-# Format names the rest of the code uses (inference/audio.py) mapped onto the whitelist: Opus lives in Ogg.
-_EXT_ALIASES = {"opus": "ogg", "wave": "wav", "s16le": "pcm", "raw": "pcm"}
+# Extension -> content type: the shared format table's, so a saved file is served as the audio was answered.
+CONTENT_TYPES = CONTENT_TYPE_BY_EXTENSION
 _EXTS = "|".join(CONTENT_TYPES)
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # YYYYMMDD-HHMMSS (UTC) - request id . extension. Used with fullmatch: "$" would accept a trailing newline.
@@ -42,11 +43,11 @@ CHUNK_BYTES = 256 * 1024
 
 
 def _normalize_ext(fmt_ext: str) -> str:
-    ext = fmt_ext.strip().lower().lstrip(".")
-    ext = _EXT_ALIASES.get(ext, ext)
-    if ext not in CONTENT_TYPES:
-        raise ValueError(f"unsupported output extension {fmt_ext!r}; allowed: {', '.join(CONTENT_TYPES)}")
-    return ext
+    # A format name in any spelling (opus, wave, s16le) or an extension (ogg): both map onto the whitelist.
+    try:
+        return extension_for(fmt_ext.strip().lower().lstrip("."))
+    except InvalidRequest:
+        raise ValueError(f"unsupported output extension {fmt_ext!r}; allowed: {', '.join(CONTENT_TYPES)}") from None
 
 
 class OutputStore:

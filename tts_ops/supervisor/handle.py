@@ -23,13 +23,14 @@ import math
 import os
 import signal
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import Protocol
 
 import aiohttp
 
 from inference.errors import EXIT_BOOT_FAILURE
 from tts_ops.supervisor.policy import RestartPolicy
-from tts_ops.supervisor.spec import WorkerSpec  # re-exported: where it lived before spec.py
+from tts_ops.supervisor.spec import WorkerSpec as WorkerSpec  # re-exported: where it lived before spec.py
 from tts_ops.supervisor.states import LIVE, WorkerState, check_transition
 
 log = logging.getLogger("tts_ops.supervisor")
@@ -69,19 +70,31 @@ def reason_key(reason: str | None) -> str:
     return reason.split(":")[0]
 
 
+class WorkerProcess(Protocol):
+    """What a handle needs of the process it supervises (``asyncio.subprocess.Process``; a fake in tests)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int | None: ...
+
+
 class WorkerHandle:
     """A supervised worker process and its restart history."""
 
     # The probe schedule's clock; tests replace it (and ``_sleep_until``) to drive the schedule deterministically.
     clock: Callable[[], float] = staticmethod(time.monotonic)
 
-    def __init__(self, worker_id: str, spec: WorkerSpec, on_change: Callable[["WorkerHandle"], None]) -> None:
+    def __init__(self, worker_id: str, spec: WorkerSpec, on_change: Callable[[WorkerHandle], None]) -> None:
         self.id = worker_id
         self.spec = spec
         self.state = WorkerState.STARTING
         self.policy = RestartPolicy(**spec.policy)
         self._on_change = on_change
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: WorkerProcess | None = None
         self.session: aiohttp.ClientSession | None = None
         self.socket = spec.runtime_dir / f"{worker_id}.sock"
         self.restarts = 0
@@ -97,7 +110,7 @@ class WorkerHandle:
         self.recycle_after: int | None = None
         self.last_probe_ms: float | None = None
         self.probe_failures = 0
-        self.health: dict = {}
+        self.health: dict[str, object] = {}
         self.rss_bytes: int | None = None
         self.cpu_percent: float | None = None
         self.replaces: str | None = None
@@ -107,8 +120,8 @@ class WorkerHandle:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._task: asyncio.Task | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def pid(self) -> int | None:
@@ -122,7 +135,17 @@ class WorkerHandle:
     def tag(self) -> str:
         return f"[worker={self.id} pid={self.pid or '-'}]"
 
-    def start(self) -> asyncio.Task:
+    @property
+    def retiring(self) -> bool:
+        """Being removed on purpose (``retire``, ``kill_now``, ``abandon``): no longer counted toward the target."""
+        return self._retiring
+
+    def _process(self) -> WorkerProcess:
+        """The process ``spawn`` started: boot, serve and the wait for its exit only run after a spawn."""
+        assert self.proc is not None, f"{self.tag} has no process"
+        return self.proc
+
+    def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name=f"worker-{self.id}")
         return self._task
 
@@ -165,7 +188,7 @@ class WorkerHandle:
             return False
         if await self.boot():
             await self.serve()
-        code = await self.proc.wait()
+        code = await self._process().wait()
         await self._close_session()
         reason = self._planned_reason or describe_exit(code)
         self.last_exit_code, self.last_exit_reason, self._planned_reason = code, reason, None
@@ -176,7 +199,7 @@ class WorkerHandle:
 
     async def spawn(self) -> None:
         self.socket.unlink(missing_ok=True)
-        self.proc = await asyncio.create_subprocess_exec(
+        self.proc = proc = await asyncio.create_subprocess_exec(
             *self.spec.command(self.id, self.socket), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             # Own session: a Ctrl-C in the operator's terminal reaches only the supervisor, which drains in order.
@@ -186,13 +209,13 @@ class WorkerHandle:
         self._boot_timed_out = False
         self.served_at_start = self.served
         self.session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket)))
-        self._keep(asyncio.create_task(self._pump_output(self.proc), name=f"output-{self.id}"))
+        self._keep(asyncio.create_task(self._pump_output(proc), name=f"output-{self.id}"))
         log.info("%s spawned (%s)", self.tag, self.spec.engine)
 
     async def boot(self) -> bool:
         """Wait until /health says ready; False if the process exited, timed out or we were told to stop."""
         deadline = time.monotonic() + self.spec.boot_timeout_s
-        exited = asyncio.ensure_future(self.proc.wait())
+        exited = asyncio.ensure_future(self._process().wait())
         try:
             while not exited.done():
                 if self._retiring:
@@ -220,7 +243,7 @@ class WorkerHandle:
 
     async def serve(self) -> None:
         """Probe on a fixed schedule until the process exits; stop it once it is hung (see the module docstring)."""
-        exited = asyncio.ensure_future(self.proc.wait())
+        exited = asyncio.ensure_future(self._process().wait())
         interval, threshold = self.spec.probe_interval_s, self.spec.failure_threshold
         # Slots are counted in integers from one origin: summing floats would let slot k drift before k x interval.
         origin = self.clock()
@@ -249,7 +272,7 @@ class WorkerHandle:
         finally:
             exited.cancel()
 
-    async def _sleep_until(self, exited: asyncio.Future, when: float) -> None:
+    async def _sleep_until(self, exited: asyncio.Future[int | None], when: float) -> None:
         """Wait until ``clock()`` reaches ``when`` or the process exits (a seam for fake-clock tests)."""
         await asyncio.wait({exited}, timeout=max(0.0, when - self.clock()))
 
@@ -269,6 +292,8 @@ class WorkerHandle:
     # -- probing ---------------------------------------------------------------------------------------------
     async def probe(self, quiet: bool = False) -> bool:
         start = time.monotonic()
+        # spawn() opened the session; it is closed only once the process has exited, after the last probe.
+        assert self.session is not None, f"{self.tag} probed without a session"
         try:
             timeout = aiohttp.ClientTimeout(total=self.spec.probe_timeout_s)
             async with self.session.get("http://worker/health", timeout=timeout) as resp:
@@ -333,6 +358,12 @@ class WorkerHandle:
             except ProcessLookupError:
                 pass
 
+    def abandon(self) -> bool:
+        """The supervisor gives this handle up (its lifecycle task died of an error): from now on it counts as
+        retiring, so it is neither counted toward the target nor respawned for. True if it was retiring already."""
+        was_retiring, self._retiring = self._retiring, True
+        return was_retiring
+
     def kill_now(self) -> None:
         """Last resort on forced shutdown."""
         self._retiring = True
@@ -361,7 +392,7 @@ class WorkerHandle:
             session, self.session = self.session, None
             await session.close()
 
-    def _keep(self, task: asyncio.Task) -> None:
+    def _keep(self, task: asyncio.Task[None]) -> None:
         # The loop holds tasks weakly; keep a reference until they finish.
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -11,6 +11,19 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TypedDict
+
+
+class RestartOptions(TypedDict, total=False):
+    """The configurable knobs of a ``RestartPolicy`` (``RestartPolicy(**options)``); a missing key keeps its default."""
+
+    backoff_initial_s: float
+    backoff_max_s: float
+    backoff_reset_s: float
+    crash_limit: int
+    crash_window_s: float
+    failed_cooldown_s: float
+    boot_failure_limit: int
 
 
 @dataclass(frozen=True)
@@ -30,7 +43,7 @@ class RestartPolicy:
     failed_cooldown_s: float = 300.0
     boot_failure_limit: int = 3
     _next_delay_s: float = field(default=0.0, init=False)
-    _crashes: deque = field(default_factory=deque, init=False)
+    _crashes: deque[float] = field(default_factory=deque, init=False)
     _boot_failures: int = field(default=0, init=False)
 
     def on_ready_for(self, seconds: float) -> bool:

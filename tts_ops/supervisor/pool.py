@@ -15,14 +15,15 @@ import itertools
 import logging
 import random
 import time
-from typing import Any, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import psutil
 
 from tts_ops.errors import TtsOpsError
-from tts_ops.supervisor.states import WorkerState
 from tts_ops.supervisor.handle import WorkerHandle, reason_key
 from tts_ops.supervisor.spec import PoolSettings, WorkerSpec
+from tts_ops.supervisor.states import WorkerState
 
 log = logging.getLogger("tts_ops.supervisor")
 # replace() waits boot_timeout_s for the successor, then up to kill_grace_s for a timed-out one to be killed and
@@ -44,6 +45,10 @@ class ReplacementFailed(TtsOpsError):
 
 class WorkerGone(ReplacementFailed):
     """The worker to replace was retired meanwhile (a recycle, an admin restart, a scale-down got there first)."""
+
+
+# One watchdog reading of a worker: the handle, the pid measured, its RSS in bytes and its CPU percent.
+Sample = tuple[WorkerHandle, int | None, int | None, float | None]
 
 
 def worker_seq(worker: WorkerHandle) -> int:
@@ -71,8 +76,8 @@ class Supervisor:
         # Rolling restarts and scaling change the whole pool; recycles wait for them instead of interleaving.
         self._pool_lock = asyncio.Lock()
         self._changed = asyncio.Condition()
-        self._watchdog: asyncio.Task | None = None
-        self._background: set[asyncio.Task] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
         # Only touched by _sample, which runs in one thread at a time (the watchdog awaits it).
         self._procs: dict[int, psutil.Process] = {}
@@ -108,7 +113,7 @@ class Supervisor:
         self._listeners.append(listener)
 
     def _on_change(self, worker: WorkerHandle) -> None:
-        if worker.state is WorkerState.EXITED and not worker._retiring:
+        if worker.state is WorkerState.EXITED and not worker.retiring:
             self._count_restart(worker.last_exit_reason)
         if worker.state is WorkerState.RETIRED:
             self.workers.pop(worker.id, None)
@@ -128,11 +133,11 @@ class Supervisor:
 
     def active_workers(self) -> list[WorkerHandle]:
         """Workers that count toward the target (not being drained away)."""
-        return [w for w in self.workers.values() if not w._retiring]
+        return [w for w in self.workers.values() if not w.retiring]
 
     def can_become_ready(self) -> bool:
         """False when every worker is FAILED (or none exist): waiting for capacity would be pointless."""
-        return any(w.state not in (WorkerState.FAILED, WorkerState.RETIRED) and not w._retiring
+        return any(w.state not in (WorkerState.FAILED, WorkerState.RETIRED) and not w.retiring
                    for w in self.workers.values())
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
@@ -161,7 +166,7 @@ class Supervisor:
         log.info("%s started%s", worker.tag, f" to replace {replaces.id}" if replaces else "")
         return worker
 
-    def _on_worker_task_done(self, worker: WorkerHandle, task: asyncio.Task) -> None:
+    def _on_worker_task_done(self, worker: WorkerHandle, task: asyncio.Task[None]) -> None:
         """A lifecycle task must only end in RETIRED. One that raised (a bug, an IllegalTransition) would leave its
         slot STARTING or READY forever with nobody watching the process: drop it and start a replacement."""
         if task.cancelled() or task.exception() is None:
@@ -169,7 +174,7 @@ class Supervisor:
         exc = task.exception()
         log.error("%s supervision ended by an unexpected error in state %s; replacing the worker", worker.tag,
                   worker.state.value, exc_info=exc)
-        was_retiring, worker._retiring = worker._retiring, True  # no longer counted toward the target
+        was_retiring = worker.abandon()  # no longer counted toward the target
         if self.workers.pop(worker.id, None) is not None:  # nor routed to
             self.retired_count += 1
         self._count_restart("supervision error")
@@ -217,7 +222,7 @@ class Supervisor:
     async def replace(self, old: WorkerHandle, reason: str) -> WorkerHandle:
         """Start a successor, wait until it is READY, then drain and stop ``old``."""
         async with self._replace_lock:
-            if old.id not in self.workers or old._retiring:
+            if old.id not in self.workers or old.retiring:
                 raise WorkerGone(f"worker {old.id} is not running")
             log.info("%s replacing: %s", old.tag, reason)
             new = self.spawn_worker(replaces=old)
@@ -313,10 +318,9 @@ class Supervisor:
                 worker.rss_bytes, worker.cpu_percent = rss, cpu
         self.check_recycles()
 
-    def _sample(self, snapshot: list[tuple[WorkerHandle, int | None]]) -> list[tuple[WorkerHandle, int | None, int | None,
-                                                                               float | None]]:
+    def _sample(self, snapshot: list[tuple[WorkerHandle, int | None]]) -> list[Sample]:
         """Runs in a thread: reads only ``snapshot`` and psutil, writes only ``self._procs``."""
-        samples = []
+        samples: list[Sample] = []
         for worker, pid in snapshot:
             if pid is None:
                 samples.append((worker, pid, None, None))
@@ -377,20 +381,20 @@ class Supervisor:
         key = reason_key(reason)
         self.restarts_by_reason[key] = self.restarts_by_reason.get(key, 0) + 1
 
-    def _spawn_background(self, coro) -> None:
+    def _spawn_background(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background_done)
 
-    def _background_done(self, task: asyncio.Task) -> None:
+    def _background_done(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("supervisor background task failed", exc_info=task.exception())
 
     # -- reporting -------------------------------------------------------------------------------------------
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[dict[str, object]]:
         now = time.monotonic()
-        rows = []
+        rows: list[dict[str, object]] = []
         for w in sorted(self.workers.values(), key=worker_seq):
             rows.append({
                 "id": w.id, "pid": w.pid, "state": w.state.value,

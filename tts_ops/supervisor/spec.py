@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tts_ops.supervisor.policy import RestartOptions
+
 __all__ = ["PoolSettings", "WorkerSpec"]
 
 
@@ -27,8 +29,8 @@ class WorkerSpec:
     probe_timeout_s: float = 1.0
     failure_threshold: int = 3
     kill_grace_s: float = 5.0
-    policy: dict = field(default_factory=dict)
-    env: dict | None = None
+    policy: RestartOptions = field(default_factory=RestartOptions)
+    env: dict[str, str] | None = None
 
     def command(self, worker_id: str, socket: Path) -> list[str]:
         cmd = [sys.executable, "-m", "inference.worker", "--engine", self.engine, "--socket", str(socket),

@@ -18,10 +18,11 @@ import asyncio
 import collections
 import itertools
 import logging
-from typing import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from tts_ops.errors import TtsOpsError
-from tts_ops.supervisor import Supervisor, WorkerHandle, WorkerState
+from tts_ops.supervisor import WorkerState
 
 log = logging.getLogger("tts_ops.balancer")
 
@@ -34,11 +35,68 @@ class NoCapacity(TtsOpsError):
     """No worker is ready and none can become ready (all FAILED, or shutting down)."""
 
 
-class Balancer:
-    def __init__(self, supervisor: Supervisor, queue_limit: int) -> None:
+class RoutedWorker(Protocol):
+    """What the balancer reads of a worker (``tts_ops.supervisor.WorkerHandle``) and its request accounting."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def generation(self) -> int: ...
+
+    @property
+    def state(self) -> WorkerState: ...
+
+    @property
+    def session(self) -> object: ...  # None: no connection to the worker (yet, or any more)
+
+    @property
+    def process_alive(self) -> bool: ...
+
+    @property
+    def probe_failures(self) -> int: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+    @property
+    def served(self) -> int: ...
+
+    @property
+    def served_at_start(self) -> int: ...
+
+    def begin_request(self) -> None: ...
+
+    def end_request(self, ok: bool) -> None: ...
+
+
+W = TypeVar("W", bound=RoutedWorker)
+W_co = TypeVar("W_co", bound=RoutedWorker, covariant=True)
+
+
+class WorkerPool(Protocol[W_co]):
+    """What the balancer needs of the supervisor (``tts_ops.supervisor.Supervisor``)."""
+
+    @property
+    def workers(self) -> Mapping[str, W_co]: ...
+
+    def ready_workers(self) -> Sequence[W_co]: ...
+
+    def can_become_ready(self) -> bool: ...
+
+    def add_listener(self, listener: Callable[[W_co], None]) -> None: ...
+
+
+class Balancer(Generic[W]):
+    """Hands out the workers of one pool; ``W`` is the pool's worker type (``WorkerHandle`` in the daemon)."""
+
+    def __init__(self, supervisor: WorkerPool[W], queue_limit: int) -> None:
         self.supervisor = supervisor
         self.queue_limit = queue_limit
-        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.closed = False
         supervisor.add_listener(self._on_change)
 
@@ -55,14 +113,15 @@ class Balancer:
     def in_flight(self) -> int:
         return sum(w.in_flight for w in self.supervisor.workers.values())
 
-    def _idle_workers(self, avoid: Iterable[str] = (), dead: Iterable[tuple[str, int | None]] = ()) -> list[WorkerHandle]:
+    def _idle_workers(self, avoid: Iterable[str] = (),
+                      dead: Iterable[tuple[str, int | None]] = ()) -> list[W]:
         avoid, dead = set(avoid), set(dead)
         usable = [w for w in self.supervisor.ready_workers()
                   if (w.id, w.generation) not in dead and w.session is not None and w.process_alive]
         healthy = [w for w in usable if not w.probe_failures]
         return [w for w in healthy or usable if w.in_flight == 0 and w.id not in avoid]
 
-    def pick(self, avoid: Iterable[str] = (), dead: Iterable[tuple[str, int | None]] = ()) -> WorkerHandle | None:
+    def pick(self, avoid: Iterable[str] = (), dead: Iterable[tuple[str, int | None]] = ()) -> W | None:
         """The idle READY worker that served least, skipping suspects (see the module docstring). ``avoid`` (workers
         that just answered with an error) is a preference; ``dead`` ((id, generation) of worker processes whose
         connection broke) is never picked again: a restarted worker is a new generation, so a single-worker pool
@@ -73,7 +132,7 @@ class Balancer:
         return min(idle, key=lambda w: (w.in_flight, w.served - w.served_at_start))
 
     async def acquire(self, avoid: Iterable[str] = (), dead: Iterable[tuple[str, int | None]] = (),
-                      retry: bool = False) -> WorkerHandle:
+                      retry: bool = False) -> W:
         """A worker reserved for one request; the caller must ``release`` it. Cancellation-safe. ``retry`` is for
         work admitted already (a retry, a stream's later chunks): it is never shed for a full queue and goes to
         the head of the queue."""
@@ -121,10 +180,10 @@ class Balancer:
             # Woken but the worker went elsewhere (or is one we must not use): wait again at the head.
             retry = True
 
-    def release(self, worker: WorkerHandle, ok: bool) -> None:
+    def release(self, worker: W, ok: bool) -> None:
         worker.end_request(ok)
 
-    def _on_change(self, worker: WorkerHandle) -> None:
+    def _on_change(self, worker: W) -> None:
         if worker.state is WorkerState.READY and worker.in_flight == 0:
             self._wake_next()
         elif not self.supervisor.can_become_ready():

@@ -13,13 +13,13 @@ import asyncio
 import functools
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol, TypeVar
 
 import aiohttp
 
 from tts_ops.errors import TtsOpsError
-from tts_ops.upstream.balancer import Balancer
 from tts_vocab import SynthesisJob, SynthesisReply
 from tts_vocab.errors import InvalidRequest
 
@@ -28,7 +28,37 @@ RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.
 
 #: Worker calls in progress. The loop holds tasks weakly: one whose caller has gone must stay referenced until
 #: the worker answers, or it could be collected mid-request and never free its worker.
-_calls: set[asyncio.Task] = set()
+_calls: set[asyncio.Task[_Reply]] = set()
+
+
+class UpstreamWorker(Protocol):
+    """What the client needs of a worker handle (``tts_ops.supervisor.handle.WorkerHandle``): who it is, which
+    process of it, and the connection to its socket (None while it has none)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def generation(self) -> int: ...
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None: ...
+
+
+W = TypeVar("W", bound=UpstreamWorker)
+
+
+class WorkerLender(Protocol[W]):
+    """What the client needs of the balancer (``tts_ops.upstream.balancer.Balancer``): a worker reserved for one
+    call, handed back with whether it answered."""
+
+    async def acquire(self, avoid: Iterable[str] = (), dead: Iterable[tuple[str, int | None]] = (),
+                      retry: bool = False) -> W: ...
+
+    def release(self, worker: W, ok: bool) -> None: ...
 
 
 class WorkerRejected(TtsOpsError):
@@ -63,7 +93,7 @@ class _Reply:
     meta: SynthesisReply | None
 
 
-async def synthesize(balancer: Balancer, job: SynthesisJob, attempts: int = 2, *,
+async def synthesize(balancer: WorkerLender[W], job: SynthesisJob, attempts: int = 2, *,
                      admitted: bool = False) -> Synthesis:
     """``admitted``: work that belongs to a request already admitted (a stream's later chunks): never shed for a
     full queue, and queued at the head, like a retry; a stream must not die half-way because of newer load."""
@@ -93,7 +123,7 @@ async def synthesize(balancer: Balancer, job: SynthesisJob, attempts: int = 2, *
     raise UpstreamFailed(last_error)
 
 
-def _start_call(balancer: Balancer, worker: Any, job: SynthesisJob) -> asyncio.Task:
+def _start_call(balancer: WorkerLender[W], worker: W, job: SynthesisJob) -> asyncio.Task[_Reply]:
     task = asyncio.create_task(_post(worker.session, job), name=f"synthesize-{worker.id}")
     _calls.add(task)
     task.add_done_callback(functools.partial(_call_done, balancer, worker))
@@ -114,7 +144,7 @@ async def _post(session: aiohttp.ClientSession | None, job: SynthesisJob) -> _Re
         return _Reply(resp.status, body, resp.content_type, meta)
 
 
-def _call_done(balancer: Balancer, worker: Any, task: asyncio.Task) -> None:
+def _call_done(balancer: WorkerLender[W], worker: W, task: asyncio.Task[_Reply]) -> None:
     _calls.discard(task)
     ok = False
     if not task.cancelled():

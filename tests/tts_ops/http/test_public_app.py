@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.fakes.pool import StandInSupervisor, StandInWorker
 from tts_ops.config import load_config
-from tts_ops.upstream.balancer import Balancer
 from tts_ops.http.public import FrontEnd
 from tts_ops.supervisor.states import WorkerState
-
-from tests.fakes.pool import StandInSupervisor, StandInWorker
+from tts_ops.upstream.balancer import Balancer
 
 S = WorkerState
 UNHEALTHY = b'{"status":"unhealthy"}'
@@ -160,6 +159,27 @@ async def test_not_accepting_is_unhealthy_and_503(tmp_path):
         resp = await client.get("/ready")
         body = await read_json(resp)
         assert resp.status == 503 and body["ready"] is False and body["accepting"] is False
+    finally:
+        await client.close()
+
+
+async def test_apply_reaches_the_routes_and_the_service(tmp_path):
+    sup = StandInSupervisor([StandInWorker("w1", S.FAILED)])
+    client, frontend = await client_for(tmp_path, sup)
+    try:
+        text = {"text": "你" * 60}
+        assert (await client.post("/tts", json=text)).status == 413  # positive control: the limit is 50
+        assert (await read_json(await client.get("/ready")))["limits"]["max_text_chars"] == 50
+        new = load_config(overrides={
+            "server": {"retry_after_s": 3, "max_text_chars": 100},
+            "paths": {"state_dir": str(tmp_path / "state"), "runtime_dir": str(tmp_path / "run")},
+            "logging": {"dir": str(tmp_path / "logs")}, "output": {"dir": str(tmp_path / "out")}}, env={})
+        frontend.apply(new)
+        assert frontend.config is new and frontend.service.config is new
+        assert (await read_json(await client.get("/ready")))["limits"]["max_text_chars"] == 100
+        frontend.accepting = False
+        resp = await client.post("/tts", json=text)  # no longer too long: refused for the drain, new Retry-After
+        assert resp.status == 503 and resp.headers["Retry-After"] == "3"
     finally:
         await client.close()
 

@@ -13,24 +13,23 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from inference.audio import encode
+from tests.fakes.pool import S, StandInSupervisor, StandInWorker
 from tts_ops.cache import ResultCache
 from tts_ops.config import load_config
+from tts_ops.http.public import FrontEnd
 from tts_ops.observability.metrics import Metrics
 from tts_ops.storage.output_store import OutputStore
-from tts_ops.http import public
 from tts_ops.upstream.balancer import Balancer
 from tts_ops.upstream.client import Synthesis
 from tts_vocab import SynthesisReply
-from tts_ops.http.public import FrontEnd
-
-from tests.fakes.pool import S, StandInSupervisor, StandInWorker
 
 RATE = 24000
 TEXT = "第一句话在这里。第二句话在这里。第三句话在这里。"
 
 
 class Worker:
-    """Stands in for ``dispatch.synthesize``: a tone per job, optionally held on ``gate``."""
+    """Stands in for the worker call (``tts_ops.upstream.client.synthesize``, the service's ``dispatch``): a tone per
+    job, optionally held on ``gate``."""
 
     def __init__(self) -> None:
         self.jobs: list[dict] = []
@@ -54,14 +53,12 @@ class FullDisk(OutputStore):
 
 
 @pytest.fixture
-def worker(monkeypatch) -> Worker:
-    stand_in = Worker()
-    monkeypatch.setattr(public, "synthesize", stand_in)
-    return stand_in
+def worker() -> Worker:
+    return Worker()
 
 
 @pytest.fixture
-async def make_client(tmp_path):
+async def make_client(tmp_path, worker):
     clients: list[TestClient] = []
     caches: list[ResultCache] = []
 
@@ -78,7 +75,7 @@ async def make_client(tmp_path):
         await result_cache.start()
         caches.append(result_cache)
         frontend = FrontEnd(config, supervisor, Balancer(supervisor, queue_limit=4), result_cache,
-                            output_store=output_store, metrics=Metrics())
+                            output_store=output_store, metrics=Metrics(), dispatch=worker)
         client = TestClient(TestServer(frontend.build_app()))
         await client.start_server()
         clients.append(client)

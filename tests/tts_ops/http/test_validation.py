@@ -8,8 +8,8 @@ import math
 import pytest
 
 from tts_ops.config import load_config
-from tts_vocab import SynthesisJob
 from tts_ops.http.validation import RequestError, check_content_type, engine_default_voice, load_json, parse_tts
+from tts_vocab import SynthesisJob
 
 LIMIT = 20
 
@@ -146,7 +146,7 @@ def test_tts_and_openai_endpoints_give_a_voice_the_same_job_and_cache_key(tmp_pa
     default_voice = engine_default_voice(config)
     assert default_voice == sambert.get("default_voice", "zhitian_emo" if engine == "sambert-hifigan" else "baker")
 
-    def key(job):  # what FrontEnd.cache_key does with a job's voice
+    def key(job):  # what SynthesisService.cache_key does with a job's voice
         return cache_key("p:", engine=engine, model_version="v", voice=job.voice or "default",
                          emotion="neutral", speed=1.0, fmt="wav", sample_rate=None, text="你好")
 

@@ -15,9 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.tts_ops.logs.util import ACCESS_LINE, configure, emit_access
-from tts_ops.logs.manager import log_synthesis
-from tts_ops.logs.handlers import ReopenableFileHandler
 from tts_ops.http.middleware import request_context
+from tts_ops.logs.handlers import ReopenableFileHandler
+from tts_ops.logs.manager import log_synthesis
 
 
 def emit_mix() -> None:
@@ -73,7 +73,7 @@ def test_stderr_json_lines(tmp_path):
     manager, stderr = configure(tmp_path, stderr_format="json")
     logging.getLogger("tts_ops.supervisor").warning("w%d failed", 3, extra={"worker": "w3", "request_id": "r9"})
     try:
-        1 / 0
+        _ = 1 / 0
     except ZeroDivisionError:
         logging.getLogger("tts_ops.server").exception("oops\nsecond line")
     lines = stderr.getvalue().splitlines()

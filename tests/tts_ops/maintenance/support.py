@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ class StandInLogManager:
         self.rotations = 0
         self.extra_rotated: list[Path] = []  # paths a buggy manager might report (outside, symlinks...)
 
-    def rotate_all(self) -> dict:
+    def rotate_all(self) -> dict | Awaitable[dict]:  # a subclass may be async: Maintenance awaits it
         self.rotations += 1
         return {"access": True, "events": True}
 

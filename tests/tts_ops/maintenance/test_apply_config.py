@@ -45,6 +45,7 @@ async def test_changed_cleanup_interval_reschedules_the_job(tmp_path: Path, capl
         maint.apply(config.model_copy(update={"output": config.output.model_copy(
             update={"cleanup_interval_s": 120.0})}))
         assert {e["id"]: e for e in maint.status()}["cleanup"]["trigger"] == "interval[0:02:00]"
+        assert maint._scheduler is not None
         assert maint._scheduler.get_job("cleanup").misfire_grace_time == 120
         assert any("cleanup rescheduled" in r.getMessage() for r in caplog.records)
         caplog.clear()

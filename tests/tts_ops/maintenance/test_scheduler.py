@@ -16,7 +16,6 @@ from tts_ops.storage.output_store import OutputStore
 
 from .support import StandInLogManager, make_config, write
 
-
 # How long a negative check watches for something that must not happen; each one has a positive control showing
 # that the thing does happen within the same window when it should (cleanup runs every 0.2 s in these tests).
 QUIET_WINDOW_S = 0.5

@@ -129,8 +129,10 @@ def test_collector_reads_sources_at_scrape_time():
     assert s["tts_ops_maintenance_failures_total"] == {(("task", "cleanup"),): 1}
 
     # Values follow the live objects, not a snapshot taken at construction.
-    m.supervisor.workers["w3"].state = WorkerState.FAILED
-    m.supervisor.restarts_by_reason["crash"] += 1
+    sup = m.supervisor
+    assert isinstance(sup, FakeSupervisor)
+    sup.workers["w3"].state = WorkerState.FAILED
+    sup.restarts_by_reason["crash"] += 1
     m.balancer = type("B", (), {"queue_depth": 0, "in_flight": 0})()
     s = scrape(m)
     assert s["tts_ops_workers"][(("state", "failed"),)] == 1

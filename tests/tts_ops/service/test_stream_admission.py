@@ -8,18 +8,16 @@ import asyncio
 
 import pytest
 
-from tts_vocab import SynthesisJob
-
 from inference.text.chunking import split_chunks
+from tests.fakes.pool import settle
+from tests.fakes.standin_workers import Pool, pcm_for, wait_for
+from tests.fakes.stream_app import serve_stream
 from tts_ops.config import load_config
-from tts_ops.upstream.balancer import Balancer
 from tts_ops.http.errors import HttpError
 from tts_ops.http.public import FrontEnd
 from tts_ops.service.chunk_pipeline import MAX_CHUNKS_AHEAD
-
-from tests.fakes.stream_app import serve_stream
-from tests.fakes.standin_workers import Pool, pcm_for, wait_for
-from tests.fakes.pool import settle
+from tts_ops.upstream.balancer import Balancer
+from tts_vocab import SynthesisJob
 
 MAX_CHUNK_CHARS = 20
 TEXT = "".join(f"这是第{n}句话，内容不算太短。" for n in range(1, 49))
@@ -42,7 +40,7 @@ def make_frontend(tmp_path, pool: Pool, queue_limit: int) -> FrontEnd:
 
 
 async def serve(frontend: FrontEnd):
-    return await serve_stream(frontend, lambda body: (JOB, False))
+    return await serve_stream(frontend.service, lambda body: (JOB, False))
 
 
 async def test_started_stream_is_not_shed_when_the_queue_is_full(tmp_path, pool):
@@ -67,13 +65,13 @@ async def test_started_stream_is_not_shed_when_the_queue_is_full(tmp_path, pool)
         await wait_for(lambda: len(pool.texts()) == MAX_CHUNKS_AHEAD + 2 and pool.answered() == MAX_CHUNKS_AHEAD + 1,
                        what="the lookahead to stall behind chunk 2")
         await settle()
-        holder = asyncio.create_task(frontend.run_job(JOB.replace(text="占着一个进程")))
+        holder = asyncio.create_task(frontend.service.run_job(JOB.replace(text="占着一个进程")))
         await wait_for(lambda: "占着一个进程" in pool.texts(), what="the competitor to hold the idle worker")
-        queued = asyncio.create_task(frontend.run_job(JOB.replace(text="排队的请求")))
+        queued = asyncio.create_task(frontend.service.run_job(JOB.replace(text="排队的请求")))
         await settle()
         assert frontend.balancer.queue_depth == 1
         with pytest.raises(HttpError) as shed:  # the queue is full for new work
-            await frontend.run_job(JOB.replace(text="新来的请求"))
+            await frontend.service.run_job(JOB.replace(text="新来的请求"))
         assert shed.value.status == 503
 
         pool.gates[chunks[2]].set()
@@ -102,7 +100,7 @@ async def test_started_stream_survives_sustained_competing_load(tmp_path, pool):
         # Plain /tts-style requests, as many as the server will take: the queue stays full.
         while not stop.is_set():
             try:
-                await frontend.run_job(JOB.replace(text=f"竞争请求{i}"))
+                await frontend.service.run_job(JOB.replace(text=f"竞争请求{i}"))
                 competing["ok"] += 1
             except HttpError as exc:
                 assert exc.status == 503, exc

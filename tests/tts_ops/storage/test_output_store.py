@@ -22,6 +22,13 @@ def store(tmp_path: Path) -> OutputStore:
     return OutputStore(tmp_path / "out", enabled=True)
 
 
+def saved(store: OutputStore, request_id: str, data: bytes, fmt_ext: str) -> str:
+    """``store.save`` where the test needs the file: its name (a save that returns None fails the test)."""
+    name = store.save(request_id, data, fmt_ext)
+    assert name is not None, f"{request_id}: nothing saved"
+    return name
+
+
 def served(store: OutputStore, name: str) -> bytes | None:
     """What ``open_output`` would let the handler serve under ``name`` (None: refused)."""
     opened = store.open_output(name)
@@ -44,15 +51,15 @@ def test_save_resolve_round_trip(store: OutputStore) -> None:
 
 
 @pytest.mark.parametrize("request_id", ["../../etc/passwd", "a.b", "", "x" * 65, "id with space", "é", "a/b", None])
-def test_invalid_request_id_gets_generated_name(store: OutputStore, request_id: str) -> None:
-    name = store.save(request_id, b"data", "mp3")  # type: ignore[arg-type]
+def test_invalid_request_id_gets_generated_name(store: OutputStore, request_id: str | None) -> None:
+    name = store.save(request_id, b"data", "mp3")  # type: ignore[arg-type]  # None on purpose: an untyped caller
     assert name is not None and re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{32}\.mp3", name)
     assert served(store, name) is not None
 
 
 def test_extension_whitelist(store: OutputStore) -> None:
-    assert store.save("r", b"d", ".FLAC").endswith("-r.flac")
-    assert store.save("r2", b"d", "opus").endswith("-r2.ogg")  # the format name inference/audio.py uses
+    assert saved(store, "r", b"d", ".FLAC").endswith("-r.flac")
+    assert saved(store, "r2", b"d", "opus").endswith("-r2.ogg")  # the format name inference/audio.py uses
     with pytest.raises(ValueError, match=r"^unsupported output extension 'sh'; allowed: wav, flac, ogg, mp3, pcm$"):
         store.save("r", b"d", "sh")
     with pytest.raises(ValueError, match=r"^unsupported output extension 'wav/\.\./\.\./x'; allowed: "):
@@ -60,14 +67,14 @@ def test_extension_whitelist(store: OutputStore) -> None:
 
 
 def test_applied_directory_is_used_and_the_move_is_warned_about(store: OutputStore, tmp_path: Path, caplog) -> None:
-    first = store.save("r1", b"one", "wav")
+    first = saved(store, "r1", b"one", "wav")
     caplog.set_level(logging.INFO, "tts_ops.output_store")
     store.apply(tmp_path / "out", enabled=True)  # unchanged: nothing to say (control for the warning below)
     assert not caplog.records
     store.apply(tmp_path / "out2", enabled=True)
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert f"saved to {tmp_path / 'out2'}" in warning and f"files in {tmp_path / 'out'} are no longer" in warning
-    second = store.save("r2", b"two", "wav")
+    second = saved(store, "r2", b"two", "wav")
     assert (tmp_path / "out2" / second).read_bytes() == b"two"
     assert served(store, first) is None and (tmp_path / "out" / first).exists()  # left behind, no longer served
 
@@ -110,7 +117,7 @@ def test_resolve_rejects_everything_else(store: OutputStore, tmp_path: Path) -> 
 
 
 async def test_handler(store: OutputStore, tmp_path: Path) -> None:
-    good = store.save("abc", b"RIFF....WAVE", "wav")
+    good = saved(store, "abc", b"RIFF....WAVE", "wav")
     mp3 = store.save("abd", b"ID3", "mp3")
     stamp = good.split("-abc")[0]
     os.symlink("/etc/passwd", store.directory / f"{stamp}-evil.wav")
@@ -136,10 +143,10 @@ def serving_app(store: OutputStore) -> web.Application:
 
 
 async def test_handler_serves_no_gz_sibling_and_no_symlink_to_an_output(store: OutputStore, tmp_path: Path) -> None:
-    good = store.save("abc", b"RIFF-original", "wav")
+    good = saved(store, "abc", b"RIFF-original", "wav")
     # A pre-compressed sibling: aiohttp's FileResponse would serve it to a client accepting gzip.
     (store.directory / f"{good}.gz").write_bytes(gzip.compress(b"SIBLING"))
-    other = store.save("abd", b"RIFF-other", "wav")
+    other = saved(store, "abd", b"RIFF-other", "wav")
     stamp = good.split("-abc")[0]
     # A symlink named like one of ours, to another output of ours: still not served.
     os.symlink(store.directory / other, store.directory / f"{stamp}-alias.wav")
@@ -160,7 +167,7 @@ async def test_handler_serves_no_gz_sibling_and_no_symlink_to_an_output(store: O
 
 async def test_handler_streams_the_checked_file_not_a_symlink_swapped_in(store: OutputStore, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    good = store.save("abc", b"RIFF-checked", "wav")
+    good = saved(store, "abc", b"RIFF-checked", "wav")
     secret = tmp_path / "secret.wav"
     secret.write_bytes(b"SECRET")
     checked = store.open_output

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tts_ops.supervisor import Supervisor
+from tts_ops.supervisor import Supervisor, WorkerHandle
 
 
 @pytest.fixture
@@ -32,6 +32,12 @@ async def supervisors():
             await asyncio.wait_for(sup.stop(drain_timeout_s=0), 20)
         finally:
             sup.kill_all()
+
+
+def pid_of(worker: WorkerHandle) -> int:
+    """The pid of the worker's running process; the test fails if it has none."""
+    assert worker.pid is not None, f"{worker.tag} has no running process"
+    return worker.pid
 
 
 async def until(predicate, timeout: float, what: str, interval: float = 0.02):

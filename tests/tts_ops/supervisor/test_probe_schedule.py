@@ -65,13 +65,20 @@ class Scenario:
             self.verdict = (self.now, reason)
             self.proc.exit(-9)
 
-        worker._sleep_until = sleep_until
-        worker.probe = probe
-        worker.terminate = terminate
+        patch = pytest.MonkeyPatch()  # never undone: the handle lives only as long as the scenario
+        patch.setattr(worker, "_sleep_until", sleep_until)
+        patch.setattr(worker, "probe", probe)
+        patch.setattr(worker, "terminate", terminate)
 
-    async def run(self) -> "Scenario":
+    async def run(self) -> Scenario:
         await asyncio.wait_for(self.worker.serve(), 5)
         return self
+
+    @property
+    def hung(self) -> tuple[float, str]:
+        """When and why the worker was terminated, in a scenario that must end in that verdict."""
+        assert self.verdict is not None, "the worker was never found hung"
+        return self.verdict
 
 
 async def test_stopped_worker_is_hung_after_interval_x_threshold_plus_timeout():
@@ -79,7 +86,7 @@ async def test_stopped_worker_is_hung_after_interval_x_threshold_plus_timeout():
     would send at 2, 5, 8 and decide at 9 s; the fixed schedule sends at 2, 4, 6 and decides at 7 s."""
     s = await Scenario([False] * 10).run()
     assert s.sent == [2, 4, 6]
-    when, reason = s.verdict
+    when, reason = s.hung
     assert when == 2 * 3 + 1
     assert reason == "hung: 3 health probes failed, no answer for 7.0s"
 
@@ -87,7 +94,7 @@ async def test_stopped_worker_is_hung_after_interval_x_threshold_plus_timeout():
 async def test_deadline_counts_from_the_last_good_probe():
     s = await Scenario([True, True] + [False] * 10).run()
     assert s.sent == [2, 4, 6, 8, 10]
-    assert s.verdict[0] == 4 + 2 * 3 + 1 and "3 health probes failed" in s.verdict[1]
+    assert s.hung[0] == 4 + 2 * 3 + 1 and "3 health probes failed" in s.hung[1]
 
 
 async def test_failures_broken_by_a_good_answer_are_not_hung():
@@ -99,14 +106,14 @@ async def test_failures_broken_by_a_good_answer_are_not_hung():
 
 async def test_threshold_one_decides_on_the_first_failure():
     s = await Scenario([True, False], threshold=1).run()
-    assert s.verdict[0] == 4 + 1 and s.sent == [2, 4]
+    assert s.hung[0] == 4 + 1 and s.sent == [2, 4]
 
 
 async def test_overrunning_probe_skips_missed_slots_and_keeps_the_deadline():
     # A probe longer than the interval (only possible with a spec built by hand: the config forbids it).
     s = await Scenario([False] * 10, interval=1.0, timeout=1.5, threshold=3).run()
     assert s.sent == [1, 3]  # slot 2 was covered by the first probe: skipped, not fired late or back to back
-    assert s.verdict[0] == 4.5 <= 1.0 * 3 + 1.5
+    assert s.hung[0] == 4.5 <= 1.0 * 3 + 1.5
 
 
 @pytest.mark.parametrize("answers", [[False] * 5, [True, False, False, False]])
@@ -115,4 +122,4 @@ async def test_fast_failures_need_the_full_threshold(answers):
     s = await Scenario(answers, fail_s=0.001).run()
     good = answers.count(True)
     assert s.sent == [2 * k for k in range(1, good + 4)]
-    assert s.verdict[0] == pytest.approx(2 * (good + 3) + 0.001)
+    assert s.hung[0] == pytest.approx(2 * (good + 3) + 0.001)

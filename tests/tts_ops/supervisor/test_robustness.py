@@ -52,7 +52,7 @@ async def test_boot_timeouts_count_as_boot_failures_and_reach_failed(sleeper, su
     await sup.start()
     [worker] = sup.workers.values()
     await until(lambda: worker.state is S.FAILED, 15, "FAILED after two boot timeouts")
-    assert worker.restarts == 1 and worker.last_exit_reason.startswith("boot timeout")
+    assert worker.restarts == 1 and (worker.last_exit_reason or "").startswith("boot timeout")
     assert sup.restarts_by_reason == {"boot timeout": 2}
 
 
@@ -75,7 +75,7 @@ async def test_failed_spawn_is_retried_with_backoff(sleeper, supervisors, monkey
     await sup.start()
     [worker] = sup.workers.values()
     await until(lambda: worker.pid, 10, "a process after the failed spawn")
-    assert worker.restarts == 1 and worker.last_exit_reason.startswith("spawn failed")
+    assert worker.restarts == 1 and (worker.last_exit_reason or "").startswith("spawn failed")
     assert states[:3] == ["exited", "backoff", "starting"]
     assert worker._task is not None and not worker._task.done()
 
@@ -138,7 +138,7 @@ async def test_watchdog_survives_an_error_in_sample(sleeper, supervisors, monkey
     [worker] = sup.workers.values()
     await until(lambda: worker.pid, 10, "spawn")
     await until(lambda: len(calls) >= 3 and worker.rss_bytes, 10, "more watchdog rounds after the error")
-    assert not sup._watchdog.done()
+    assert sup._watchdog is not None and not sup._watchdog.done()
     # The thread gets a snapshot taken on the loop, never the live dict the loop mutates.
     assert all(isinstance(snapshot, list) for snapshot in calls)
     assert any("watchdog round failed" in r.getMessage() for r in caplog.records)
@@ -158,7 +158,7 @@ def test_applied_settings_decide_the_next_recycle(sleeper):
 
 
 # -- recycle backoff ----------------------------------------------------------------------------------------------
-async def test_failed_recycles_back_off_and_double(sleeper, caplog):
+async def test_failed_recycles_back_off_and_double(sleeper, caplog, monkeypatch):
     now = [1000.0]
     sup = Supervisor(sleeper(), 1, PoolSettings(max_requests=1), recycle_backoff_initial_s=60,
                      recycle_backoff_max_s=300, clock=lambda: now[0])
@@ -171,7 +171,7 @@ async def test_failed_recycles_back_off_and_double(sleeper, caplog):
         attempts.append(now[0])
         raise ReplacementFailed(f"successor of {old.id} did not become ready (boot failure (exit 3))")
 
-    sup.replace = failing_replace
+    monkeypatch.setattr(sup, "replace", failing_replace)
     caplog.set_level(logging.ERROR, "tts_ops.supervisor")
 
     async def tick(at: float) -> None:
@@ -191,7 +191,7 @@ async def test_failed_recycles_back_off_and_double(sleeper, caplog):
         attempts.append(now[0])
         return old
 
-    sup.replace = working_replace
+    monkeypatch.setattr(sup, "replace", working_replace)
     await tick(1320)
     assert len(attempts) == 7 and "w1" not in sup._recycle_retry
     assert sup.restarts_by_reason == {"recycle: requests": 1}

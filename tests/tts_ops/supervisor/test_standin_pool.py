@@ -12,12 +12,11 @@ import signal
 
 import pytest
 
+from tests.fakes.standin_worker import StandinSpec
 from tts_ops.supervisor import PoolSettings, Supervisor, WorkerHandle, WorkerState
 from tts_ops.supervisor.pool import worker_seq
 
-from tests.fakes.standin_worker import StandinSpec
-
-from .conftest import until
+from .conftest import pid_of, until
 
 S = WorkerState
 BOOT_S = 30  # generous: a stand-in boots in well under a second, but the machine is shared
@@ -56,7 +55,7 @@ async def all_ready(sup: Supervisor, n: int) -> list[WorkerHandle]:
 async def test_sigstopped_worker_is_hung_after_threshold_probes_killed_and_restarted(standin, start):
     sup = await start(standin())
     [worker] = await all_ready(sup, 1)
-    pid = worker.pid
+    pid = pid_of(worker)
     os.kill(pid, signal.SIGSTOP)
     try:
         await until(lambda: worker.restarts == 1 and worker.state is S.READY, BOOT_S, "restart after hang")
@@ -64,7 +63,7 @@ async def test_sigstopped_worker_is_hung_after_threshold_probes_killed_and_resta
         if psutil_alive(pid):
             os.kill(pid, signal.SIGKILL)
     # The third failed probe is the verdict (probes every 0.5 s, each fails after the 0.1 s timeout).
-    assert worker.last_exit_reason.startswith("hung: 3 health probes failed"), worker.last_exit_reason
+    assert (worker.last_exit_reason or "").startswith("hung: 3 health probes failed"), worker.last_exit_reason
     assert worker.last_exit_code == -signal.SIGKILL  # a stopped process only yields to KILL
     assert worker.pid != pid and sup.restarts_by_reason == {"hung": 1}
 
@@ -73,12 +72,17 @@ async def test_suspect_that_answers_again_is_announced_and_not_killed(standin, s
     sup = await start(standin(failure_threshold=6))
     [worker] = await all_ready(sup, 1)
     recovered: list[int] = []
-    sup.add_listener(lambda w: w is worker and w.state is S.READY and not w.probe_failures and recovered.append(1))
-    os.kill(worker.pid, signal.SIGSTOP)
+
+    def on_change(w: WorkerHandle) -> None:
+        if w is worker and w.state is S.READY and not w.probe_failures:
+            recovered.append(1)
+
+    sup.add_listener(on_change)
+    os.kill(pid_of(worker), signal.SIGSTOP)
     try:
         await until(lambda: worker.probe_failures >= 1, 10, "a failed probe")
     finally:
-        os.kill(worker.pid, signal.SIGCONT)
+        os.kill(pid_of(worker), signal.SIGCONT)
     await until(lambda: recovered, 10, "the recovery announced to listeners (the balancer)")
     assert worker.probe_failures == 0 and worker.state is S.READY and worker.restarts == 0
 
@@ -99,7 +103,12 @@ async def test_crash_loop_reaches_failed_and_is_retried_after_the_cooldown(stand
     sup = await start(spec)
     [worker] = sup.workers.values()
     events: list[tuple[str, int]] = []
-    sup.add_listener(lambda w: w.state is not S.READY and events.append((w.state.value, w.restarts)))
+
+    def on_change(w: WorkerHandle) -> None:
+        if w.state is not S.READY:
+            events.append((w.state.value, w.restarts))
+
+    sup.add_listener(on_change)
     await until(lambda: worker.state is S.FAILED, BOOT_S, "FAILED after three crashes")
     assert worker.restarts == 2 and worker.last_exit_reason == "exit code 1"
     assert sup.restarts_by_reason == {"exit code 1": 3}
@@ -124,7 +133,7 @@ async def test_reload_during_a_recycle_replaces_everyone_onto_the_new_spec(stand
     replaced = await asyncio.wait_for(sup.rolling_restart("reload"), 60)
     # w1 was done by the recycle; its successor started on the old spec before the reload, so it goes too.
     assert replaced == ["w2->w4", "w3->w5"]
-    assert "recycle: served 1" in w1.last_exit_reason and successor.state is S.RETIRED
+    assert "recycle: served 1" in (w1.last_exit_reason or "") and successor.state is S.RETIRED
     active = sup.active_workers()
     assert [w.id for w in active] == ["w4", "w5"]
     assert all(w.state is S.READY and w.spec is new_spec for w in active)

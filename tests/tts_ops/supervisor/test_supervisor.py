@@ -18,7 +18,7 @@ import pytest
 from tts_ops.supervisor import PoolSettings, Supervisor, WorkerHandle, WorkerState
 from tts_ops.supervisor.spec import WorkerSpec
 
-from .conftest import until
+from .conftest import pid_of, until
 
 S = WorkerState
 REPO = Path(__file__).resolve().parents[3]
@@ -43,10 +43,14 @@ async def make_supervisor(make_spec):
     started: list[Supervisor] = []
     pids: set[int] = set()
 
+    def remember_pid(worker: WorkerHandle) -> None:
+        if worker.pid:
+            pids.add(worker.pid)
+
     async def make(count: int = 1, spec: WorkerSpec | None = None, **settings) -> Supervisor:
         settings.setdefault("drain_timeout_s", 5.0)
         sup = Supervisor(spec or make_spec(), count, PoolSettings(**settings))
-        sup.add_listener(lambda w: w.pid and pids.add(w.pid))
+        sup.add_listener(remember_pid)
         started.append(sup)
         await sup.start()
         return sup
@@ -136,14 +140,14 @@ async def test_restart_unknown_worker_is_key_error(make_spec):
 async def test_replace_keeps_a_ready_worker_at_every_moment(make_supervisor):
     sup = await make_supervisor(1)
     [old] = await ready(sup)
-    old_pid = old.pid
+    old_pid = pid_of(old)
     sampler = ReadySampler(sup)
     new = await sup.replace(old, "test replacement")
     samples = await sampler.stop()
     assert len(samples) > 20 and min(samples) >= 1, samples
     assert new.state is S.READY and new.replaces == old.id and new.id != old.id
     assert old.state is S.RETIRED and old.id not in sup.workers and sup.retired_count == 1
-    assert old.last_exit_reason.startswith(f"replaced by {new.id}") and old.last_exit_code == 0  # graceful
+    assert (old.last_exit_reason or "").startswith(f"replaced by {new.id}") and old.last_exit_code == 0  # graceful
     assert not alive(old_pid)
     # The successor was READY before the old one started draining.
     events = sampler.events
@@ -191,7 +195,7 @@ async def test_request_budget_recycles_with_capacity_kept(make_supervisor):
     assert min(samples) >= 1, samples
     [new] = new
     assert new.replaces == old.id and new.served == 0
-    assert "recycle: served 2 >= max_requests 1" in old.last_exit_reason
+    assert "recycle: served 2 >= max_requests 1" in (old.last_exit_reason or "")
     assert sup.restarts_by_reason.get("recycle: requests") == 1
 
 
@@ -202,7 +206,8 @@ async def test_rss_limit_recycles(make_supervisor):
     await until(lambda: old.state is S.RETIRED, BOOT_S + 10, "RSS recycle")
     samples = await sampler.stop()
     assert min(samples) >= 1, samples
-    assert "recycle: rss" in old.last_exit_reason and "> max_rss_mb 1" in old.last_exit_reason
+    reason = old.last_exit_reason or ""
+    assert "recycle: rss" in reason and "> max_rss_mb 1" in reason
     assert sup.restarts_by_reason.get("recycle: rss", 0) >= 1
     assert any(w.replaces == old.id for w in sup.workers.values())
 
@@ -211,7 +216,7 @@ async def test_rss_limit_recycles(make_supervisor):
 async def test_killed_worker_is_restarted_with_a_new_pid(make_supervisor):
     sup = await make_supervisor(1)
     [worker] = await ready(sup)
-    pid = worker.pid
+    pid = pid_of(worker)
     os.kill(pid, signal.SIGKILL)
     await until(lambda: worker.state is S.READY and worker.restarts == 1, BOOT_S, "restart after SIGKILL")
     assert worker.pid != pid and worker.last_exit_reason == "killed by SIGKILL"
@@ -246,7 +251,7 @@ async def test_retire_while_the_ready_probe_is_in_flight(make_supervisor, monkey
 async def test_stop_leaves_no_worker_processes(make_supervisor):
     sup = await make_supervisor(2)
     workers = await ready(sup, 2)
-    pids = [w.pid for w in workers]
+    pids = [pid_of(w) for w in workers]
     assert all(alive(pid) for pid in pids)
     await asyncio.wait_for(sup.stop(drain_timeout_s=2), 20)
     assert sup.workers == {} and all(w.state is S.RETIRED for w in workers)
@@ -289,6 +294,7 @@ def test_workers_die_with_a_killed_supervisor(model_store_dir, runtime_dir):
     proc = subprocess.Popen([sys.executable, "-c", DEATH_SCRIPT, str(runtime_dir), str(model_store_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
     worker_pid = None
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         line = proc.stdout.readline()
         assert line.strip().isdigit(), f"no worker pid from the supervisor script (exit {proc.poll()})"

@@ -1,6 +1,6 @@
-"""dispatch.synthesize against stand-in worker servers on Unix sockets: a worker stays reserved for as long as it
-synthesises, even when the caller is gone (client disconnect, deadline); admitted work (later stream chunks) is
-never shed; the one retry on another worker still behaves."""
+"""``tts_ops.upstream.client.synthesize`` against stand-in worker servers on Unix sockets: a worker stays reserved
+for as long as it synthesises, even when the caller is gone (client disconnect, deadline); admitted work (later
+stream chunks) is never shed; the one retry on another worker still behaves."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ import asyncio
 
 import pytest
 
-from tts_vocab import SynthesisJob
-
+from tests.fakes.pool import settle
+from tests.fakes.standin_workers import Pool, pcm_for, wait_for
 from tts_ops.upstream import client as dispatch
 from tts_ops.upstream.balancer import Balancer, Overloaded
 from tts_ops.upstream.client import UpstreamFailed, WorkerRejected, synthesize
-
-from tests.fakes.standin_workers import Pool, pcm_for, wait_for
-from tests.fakes.pool import settle
+from tts_vocab import SynthesisJob
 
 JOB = SynthesisJob(text="你好，世界。", emotion="neutral", speed=1.0, format="pcm")
 
@@ -61,7 +59,7 @@ async def test_timed_out_caller_keeps_the_worker_reserved_and_the_next_request_w
     slow = pool.servers["w1"]
     slow.gate = asyncio.Event()
 
-    with pytest.raises(asyncio.TimeoutError):  # FrontEnd.run_job's deadline (-> 504)
+    with pytest.raises(asyncio.TimeoutError):  # SynthesisService.run_job's deadline (-> 504)
         await asyncio.wait_for(synthesize(balancer, JOB), 0.2)
     await settle()
     assert w1.in_flight == 1

@@ -9,8 +9,9 @@ import pytest
 
 from tts_ops.config import load_config
 from tts_ops.http.errors import RequestError
-from tts_ops.http.openai_api import (available_voices, clamp_speed, emotion_from_instructions, is_model_alias,
-                                       is_protected, key_matches, model_entries, openai_error, parse_speech)
+from tts_ops.http.openai.parsing import clamp_speed, emotion_from_instructions, parse_speech
+from tts_ops.http.openai.routes import is_protected, key_matches, model_entries, openai_error
+from tts_ops.http.openai.vocab import available_voices, is_model_alias
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
-"""Identical streams share one synthesis (over aiohttp's test server, the stand-in front end of test_streaming and
-the real in-process ResultCache): concurrent readers get identical bodies from one production; a reader whose
-client leaves, the first one included, does not cut the others off; errors reach every reader; and an aborted
-stream is logged and counted with its real outcome (499 or the failure's status), not the 200 it started with."""
+"""Identical streams share one synthesis (over aiohttp's test server, the real synthesis service with the stand-in
+worker call of test_streaming, and the real in-process ResultCache): concurrent readers get identical bodies from
+one production; a reader whose client leaves, the first one included, does not cut the others off; errors reach
+every reader; and an aborted stream is logged and counted with its real outcome (499 or the failure's status), not
+the 200 it started with."""
 
 from __future__ import annotations
 
@@ -11,19 +12,18 @@ import logging
 import aiohttp
 import numpy as np
 import pytest
-
-from tts_vocab import SynthesisJob
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tts_ops.cache import ResultCache
 from tts_ops.config import CacheConfig
-from tts_ops.observability.metrics import Metrics
 from tts_ops.http.errors import HttpError
 from tts_ops.http.middleware import METRICS, json_error, request_context
 from tts_ops.http.streaming import stream_job
+from tts_ops.observability.metrics import Metrics
+from tts_vocab import SynthesisJob
 
-from .test_streaming import SENTENCES, TEXT, StandIn, expected_pcm, make_config, until
+from .test_streaming import SENTENCES, TEXT, expected_pcm, make_config, stand_in, synthesis_lines, until
 
 JOB = SynthesisJob(text=TEXT, emotion="neutral", speed=1.0, format="pcm")
 
@@ -41,11 +41,11 @@ async def cache():
     await c.close()
 
 
-async def serve(frontend) -> tuple[TestClient, Metrics]:
+async def serve(service) -> tuple[TestClient, Metrics]:
     """POST /s streams JOB, with the real middleware and a real Metrics, as the public app has them."""
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
-            return await stream_job(frontend, request, JOB)
+            return await stream_job(service, request, JOB)
         except HttpError as exc:
             return json_error(exc.status, str(exc), exc.headers)
 
@@ -56,6 +56,11 @@ async def serve(frontend) -> tuple[TestClient, Metrics]:
     client = TestClient(TestServer(app))
     await client.start_server()
     return client, metrics
+
+
+def shared(caplog) -> list[bool]:
+    """Per synthesis.log line: whether it was another request's synthesis (single flight)."""
+    return [bool(entry.get("shared")) for entry in synthesis_lines(caplog)]
 
 
 def requests_total(metrics: Metrics, status: int) -> float:
@@ -70,9 +75,10 @@ def open_connections(client: TestClient) -> int:
     return len(client.server.runner.server.connections)
 
 
-async def test_twenty_identical_streams_share_one_synthesis(config, cache):
-    frontend = StandIn(config, workers=2, cache=cache, delays={i: 0.05 for i in range(8)})
-    client, _ = await serve(frontend)
+async def test_twenty_identical_streams_share_one_synthesis(config, cache, caplog):
+    caplog.set_level(logging.INFO, logger="tts_ops.synthesis")
+    service, worker = stand_in(config, workers=2, cache=cache, delays={i: 0.05 for i in range(8)})
+    client, _ = await serve(service)
     try:
         async def one() -> bytes:
             resp = await client.post("/s")
@@ -83,8 +89,8 @@ async def test_twenty_identical_streams_share_one_synthesis(config, cache):
     finally:
         await client.close()
     assert all(np.array_equal(np.frombuffer(body, "<i2"), expected_pcm()) for body in bodies)
-    assert len(frontend.calls) == len(SENTENCES)  # one production, not twenty
-    assert sorted(frontend.shared) == [False] + [True] * 19  # one synthesis accounted for
+    assert len(worker.calls) == len(SENTENCES)  # one production, not twenty
+    assert sorted(shared(caplog)) == [False] + [True] * 19  # one synthesis accounted for
     stats = cache.stats()
     assert stats["single_flight_shared"] == 19 and stats["stores"] == 1 and stats["single_flight_in_progress"] == 0
 
@@ -92,8 +98,8 @@ async def test_twenty_identical_streams_share_one_synthesis(config, cache):
 async def test_first_client_gone_mid_stream_does_not_cut_off_the_follower(config, cache, caplog):
     caplog.set_level(logging.INFO, logger="tts_ops")
     gate = asyncio.Event()  # chunk 3 is held until both clients are in and the first one has left
-    frontend = StandIn(config, workers=2, cache=cache, gates={3: gate})
-    client, metrics = await serve(frontend)
+    service, worker = stand_in(config, workers=2, cache=cache, gates={3: gate})
+    client, metrics = await serve(service)
     try:
         first = await client.post("/s")
         assert first.status == 200 and await first.content.readany()
@@ -108,18 +114,18 @@ async def test_first_client_gone_mid_stream_does_not_cut_off_the_follower(config
     finally:
         await client.close()
     assert np.array_equal(np.frombuffer(body, "<i2"), expected_pcm())
-    assert len(frontend.calls) == len(SENTENCES) and frontend.cancelled == 0
-    assert frontend.shared == [False]  # the follower finished, so it accounts for the synthesis
+    assert len(worker.calls) == len(SENTENCES) and worker.cancelled == 0
+    assert shared(caplog) == [False]  # the follower finished, so it accounts for the synthesis
     assert sorted(access_statuses(caplog)) == [200, 499]
     assert requests_total(metrics, 499) == 1 and requests_total(metrics, 200) == 1
-    assert (await cache.get(frontend.cache_key(JOB))).data == body  # stored as usual
+    assert (await cache.get(service.cache_key(JOB))).data == body  # stored as usual
 
 
 async def test_error_mid_stream_aborts_every_reader_and_is_counted_as_the_error(config, cache, caplog):
     caplog.set_level(logging.INFO, logger="tts_ops")
     gate = asyncio.Event()
-    frontend = StandIn(config, workers=2, cache=cache, gates={2: gate}, fail_at=5)  # chunk 5: 503 mid-stream
-    client, metrics = await serve(frontend)
+    service, worker = stand_in(config, workers=2, cache=cache, gates={2: gate}, fail_at=5)  # chunk 5: 503 mid-stream
+    client, metrics = await serve(service)
     try:
         responses = [await client.post("/s") for _ in range(2)]
         assert [r.status for r in responses] == [200, 200]
@@ -130,17 +136,17 @@ async def test_error_mid_stream_aborts_every_reader_and_is_counted_as_the_error(
         await until(lambda: len(access_statuses(caplog)) == 2, what="both access lines")
     finally:
         await client.close()
-    assert [c.text for c in frontend.calls].count(SENTENCES[5]) == 1
+    assert [c.text for c in worker.calls].count(SENTENCES[5]) == 1
     assert access_statuses(caplog) == [503, 503]
     assert requests_total(metrics, 503) == 2 and requests_total(metrics, 200) == 0
-    assert frontend.recorded == [] and await cache.get(frontend.cache_key(JOB)) is None
+    assert synthesis_lines(caplog) == [] and await cache.get(service.cache_key(JOB)) is None
     assert cache.stats()["single_flight_in_progress"] == 0
 
 
 async def test_error_before_the_first_byte_is_a_normal_error_for_every_reader(config, cache):
     gate = asyncio.Event()
-    frontend = StandIn(config, cache=cache, gates={0: gate}, fail_at=0)
-    client, _ = await serve(frontend)
+    service, worker = stand_in(config, cache=cache, gates={0: gate}, fail_at=0)
+    client, _ = await serve(service)
     try:
         pending = [asyncio.create_task(client.post("/s")) for _ in range(3)]
         await until(lambda: cache.stats()["single_flight_shared"] == 2, what="the followers to join")
@@ -151,7 +157,7 @@ async def test_error_before_the_first_byte_is_a_normal_error_for_every_reader(co
             assert (await resp.json())["error"] == "server is busy" and resp.headers["Retry-After"] == "2"
     finally:
         await client.close()
-    assert len(frontend.calls) == 1
+    assert len(worker.calls) == 1
 
 
 async def test_every_client_gone_cancels_the_shared_production(config, cache, caplog):
@@ -159,8 +165,8 @@ async def test_every_client_gone_cancels_the_shared_production(config, cache, ca
     gate = asyncio.Event()
     # Chunk 6 never finishes: without it the chunks done ahead while 3 was held could complete the production.
     held = asyncio.Event()
-    frontend = StandIn(config, workers=2, cache=cache, gates={3: gate, 6: held})
-    client, _ = await serve(frontend)
+    service, worker = stand_in(config, workers=2, cache=cache, gates={3: gate, 6: held})
+    client, _ = await serve(service)
     try:
         responses = [await client.post("/s") for _ in range(2)]
         for resp in responses:
@@ -168,9 +174,9 @@ async def test_every_client_gone_cancels_the_shared_production(config, cache, ca
             resp.close()
         await until(lambda: open_connections(client) == 0, what="the server to see both clients go")
         gate.set()  # the next piece is written to nobody: both readers leave, the production is cancelled
-        await until(lambda: "stream cancelled" in caplog.text and frontend.running == 0, what="the cancellation")
+        await until(lambda: "stream cancelled" in caplog.text and worker.running == 0, what="the cancellation")
         await until(lambda: len(access_statuses(caplog)) == 2, what="both access lines")
-        calls = len(frontend.calls)
+        calls = len(worker.calls)
         assert cache.stats()["single_flight_in_progress"] == 0
         # A new identical request starts a fresh production instead of joining the dead one.
         held.set()
@@ -178,4 +184,4 @@ async def test_every_client_gone_cancels_the_shared_production(config, cache, ca
         assert np.array_equal(np.frombuffer(await fresh.read(), "<i2"), expected_pcm())
     finally:
         await client.close()
-    assert calls < len(SENTENCES) and frontend.cancelled >= 1 and access_statuses(caplog) == [499, 499, 200]
+    assert calls < len(SENTENCES) and worker.cancelled >= 1 and access_statuses(caplog) == [499, 499, 200]

@@ -1,0 +1,122 @@
+"""The public listener's own paths in the OpenAPI document (daemon process, pure): the reference API ``POST /tts``,
+health and readiness, the Web UI, saved outputs and the document itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tts_ops.config import Config
+from tts_ops.http.openai.vocab import available_voices
+from tts_ops.http.openapi.common import (
+    BOOL,
+    EMOTION_SPELLINGS,
+    INT,
+    STR,
+    audio_content,
+    audio_headers,
+    errors,
+    json_content,
+    ok,
+    public_security,
+    schema_ref,
+)
+from tts_vocab.formats import FORMAT_SPELLINGS, FORMATS
+from tts_vocab.limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SPEED_MAX, SPEED_MIN
+
+
+def schemas(config: Config) -> dict[str, Any]:
+    return {
+        "Health": {"type": "object", "required": ["status"],
+                   "properties": {"status": {"type": "string", "enum": ["healthy", "unhealthy"]}}},
+        "Ready": {
+            "type": "object", "required": ["ready", "accepting", "workers", "queue_depth", "in_flight", "limits"],
+            "properties": {
+                "ready": BOOL, "accepting": BOOL,
+                "workers": {"type": "object", "required": ["ready", "total", "target", "by_state"],
+                            "properties": {"ready": INT, "total": INT, "target": INT,
+                                           "by_state": {"type": "object", "additionalProperties": INT}}},
+                "queue_depth": INT, "in_flight": INT,
+                "limits": {"type": "object", "required": ["max_text_chars"],
+                           "description": "Request limits the Web UI shows (server.max_text_chars).",
+                           "properties": {"max_text_chars": INT}}}},
+        "TtsRequest": tts_request(config),
+    }
+
+
+def tts_request(config: Config) -> dict[str, Any]:
+    limit = config.server.max_text_chars
+    voices = [voice for voice in available_voices(config) if voice not in config.engines.voice_map]
+    return {
+        "type": "object", "required": ["text"], "additionalProperties": False,
+        "properties": {
+            "text": {"type": "string", "minLength": 1, "maxLength": limit, "pattern": r"\S",
+                     "description": f"Text to speak (Chinese; digits, dates and Latin letters are read out). "
+                                    f"At most server.max_text_chars ({limit}) characters, longer -> 413. Text "
+                                    f"with nothing speakable -> 400."},
+            # null = absent for every optional field (the handler treats them alike).
+            "emotion": {"type": ["string", "null"], "enum": [*EMOTION_SPELLINGS, None], "default": "neutral",
+                        "description": "Emotion (case-insensitive); 'hate' is an alias of disgust."},
+            "speed": {"type": ["number", "null"], "minimum": SPEED_MIN, "maximum": SPEED_MAX, "default": 1.0},
+            "voice": {"type": ["string", "null"], "enum": [*voices, None],
+                      "description": f"Voice id of the engine ({config.workers.engine}); 'default' = its own "
+                                     f"voice."},
+            "format": {"type": ["string", "null"], "enum": [*FORMAT_SPELLINGS, None], "default": "wav",
+                       "description": "Audio format (case-insensitive); ogg = opus, wave = wav, s16le/raw = pcm "
+                                      "(headerless s16le mono, rate in X-Sample-Rate)."},
+            "sample_rate": {"type": ["integer", "null"], "minimum": MIN_SAMPLE_RATE, "maximum": MAX_SAMPLE_RATE,
+                            "description": "Resample to this rate (mp3/opus use the next rate their codec "
+                                           "supports; the rate used is in X-Sample-Rate)."},
+            "stream": {"type": ["boolean", "null"], "default": False,
+                       "description": "Stream long text: chunks are synthesized on several workers in parallel "
+                                      "and sent in order with chunked transfer encoding (flac is sent once "
+                                      "complete). Errors after the first byte abort the connection."},
+        }}
+
+
+def paths(config: Config) -> dict[str, Any]:
+    return {
+        "/": {"get": {"operationId": "webUi", "summary": "Web UI", "tags": ["public"],
+                      "responses": {"200": {"description": "The Web UI page.",
+                                            "content": {"text/html": {"schema": STR}}}}}},
+        "/health": {"get": {
+            "operationId": "health", "summary": "Liveness for monitors", "tags": ["public"],
+            "description": "Byte for byte the reference deployment's answer: {\"status\":\"healthy\"} while at "
+                           "least one worker is ready, {\"status\":\"unhealthy\"} with 503 otherwise (and while "
+                           "draining).",
+            "responses": {"200": ok("At least one worker is ready.", schema_ref("Health")),
+                          "503": ok("No worker ready, or shutting down.", schema_ref("Health"))}}},
+        "/ready": {"get": {
+            "operationId": "ready", "summary": "Readiness with worker counts", "tags": ["public"],
+            "responses": {"200": ok("Ready to serve.", schema_ref("Ready")),
+                          "503": ok("Not ready (no ready worker, or draining).", schema_ref("Ready"))}}},
+        "/tts": {"post": tts_operation(config)},
+        "/openapi.json": {"get": {
+            "operationId": "openapi", "summary": "This document", "tags": ["public"],
+            "responses": {"200": ok("The OpenAPI document of the running daemon.",
+                                    {"type": "object", "required": ["openapi", "paths"]})}}},
+        "/output/{name}": {"get": {
+            "operationId": "savedOutput", "summary": "Saved audio (when output.save is on)", "tags": ["public"],
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "File name as saved: YYYYMMDD-HHMMSS-<request id>."
+                                           f"<{'|'.join(fmt.extension for fmt in FORMATS.values())}>"}],
+            "responses": {"200": {"description": "The saved file.", "content": audio_content()},
+                          **errors("Error", 404)}}},
+    }
+
+
+def tts_operation(config: Config) -> dict[str, Any]:
+    limit = config.server.max_text_chars
+    texts = {
+        400: "Invalid request: a body that is not JSON (malformed, or nested too deeply to parse), or a field the "
+             "message names. Also text that the schema accepts but that has nothing speakable (only emoji, "
+             "punctuation or control characters), and a voice the engine does not have.",
+        413: f"Request body larger than ``server.max_body_bytes``, or ``text`` longer than "
+             f"``server.max_text_chars`` ({limit}) characters.",
+    }
+    return {
+        "operationId": "tts", "summary": "Synthesize text (the reference API)", "tags": ["public"],
+        "security": public_security(config),
+        "requestBody": {"required": True, "content": json_content(schema_ref("TtsRequest"))},
+        "responses": {"200": {"description": "The audio. Streamed (chunked) when ``stream`` is true.",
+                              "headers": audio_headers(openai=False), "content": audio_content()},
+                      **errors("Error", 400, 401, 413, 415, 500, 502, 503, 504, texts=texts)}}

@@ -1,0 +1,240 @@
+"""The synthesis service (daemon process, event loop): what every answer of the public listener goes through,
+independent of HTTP. It owns
+
+- the cache key of a job (``cache_key``, from the model version a ready worker reports: ``model_version``);
+- single flight through the cache for whole texts (``synthesize``) and the entry points of a stream's production
+  (``lookup``, ``open_stream``; the production itself is ``stream_production``);
+- dispatch (``run_job``): queue, one retry on another worker, the per-request deadline, and the mapping of
+  upstream failures onto the ``RequestError`` / ``ServiceError`` the http layer renders;
+- recording of a finished answer (``record``): the saved copy, one ``synthesis.log`` line, metrics;
+- the request and synthesis counters (``totals``).
+
+Request-specific values (the request ids) come in as plain strings; nothing here sees an aiohttp request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from inference.text.chunking import split_chunks
+from tts_ops.cache import CachedAudio, ResultCache, cache_key
+from tts_ops.cache.singleflight import StreamReader
+from tts_ops.config import Config
+from tts_ops.logs.manager import log_synthesis
+from tts_ops.observability.metrics import Metrics
+from tts_ops.service import stream_production
+from tts_ops.service.chunk_pipeline import chunk_settings, stream_parallelism
+from tts_ops.service.errors import RequestError, ServiceError
+from tts_ops.service.stream_production import StreamItem
+from tts_ops.service.totals import Totals
+from tts_ops.service.voices import engine_default_voice
+from tts_ops.storage.output_store import OutputStore
+from tts_ops.upstream.balancer import Balancer, NoCapacity, Overloaded
+from tts_ops.upstream.client import Synthesis, UpstreamFailed, WorkerRejected, synthesize
+from tts_vocab import SynthesisJob
+from tts_vocab import headers as h
+
+__all__ = ["Dispatch", "ReadyWorkers", "Result", "SynthesisService"]
+
+log = logging.getLogger("tts_ops.server")
+
+
+class ReadyWorker(Protocol):
+    """A READY worker as the service sees it: the health its last probe reported."""
+
+    @property
+    def health(self) -> Mapping[str, Any]: ...
+
+
+class ReadyWorkers(Protocol):
+    """What the service needs of the supervisor: the workers ready to take a job."""
+
+    def ready_workers(self) -> Sequence[ReadyWorker]: ...
+
+
+class Dispatch(Protocol):
+    """Sends one job to a worker through the balancer (``tts_ops.upstream.client.synthesize``)."""
+
+    def __call__(self, balancer: Balancer, job: SynthesisJob, *, admitted: bool = False) -> Awaitable[Synthesis]: ...
+
+
+@dataclass(frozen=True)
+class Result:
+    """Audio for the client: from a worker (cache MISS) or from the cache (HIT)."""
+
+    audio: bytes
+    content_type: str
+    headers: dict[str, str]
+    cache: str
+    worker_id: str | None
+    cached: CachedAudio | None = None
+    shared: bool = False  # a MISS that got another request's synthesis (single flight)
+
+
+class SynthesisService:
+    """Cache key, single flight, dispatch, recording and counters of the public listener."""
+
+    def __init__(self, config: Config, supervisor: ReadyWorkers, balancer: Balancer,
+                 cache: ResultCache | None = None, *, output_store: OutputStore | None = None,
+                 metrics: Metrics | None = None, dispatch: Dispatch = synthesize) -> None:
+        self.config = config
+        self.supervisor = supervisor
+        self.balancer = balancer
+        self.cache = cache
+        self.output_store = output_store
+        self.metrics = metrics
+        self.accepting = True
+        self.totals = Totals()
+        self._dispatch = dispatch
+        self._last_model_version: str | None = None
+
+    def apply(self, config: Config) -> None:
+        """Take over a reloaded config: limits, deadline, cache prefix, engine settings and logging are read from
+        it per request, so the next request uses them."""
+        self.config = config
+
+    # -- admission -----------------------------------------------------------------------------------------------
+    def admit(self) -> None:
+        """Refuse new work once shutdown began (keep-alive connections can still deliver requests); work already
+        admitted, such as the remaining chunks of a stream, carries on until the drain deadline."""
+        if not self.accepting:
+            raise ServiceError(503, "server is shutting down", headers=self._retry_after())
+
+    # -- whole texts -----------------------------------------------------------------------------------------------
+    async def synthesize(self, job: SynthesisJob) -> Result:
+        """A whole text to audio, through the cache: the one path every non-streamed synthesis takes. Identical
+        requests in flight at the same time share one synthesis (single flight)."""
+        key = self.cache_key(job)
+        if self.cache is None or key is None:
+            audio, status, role = await self._synthesize_uncached(job), "MISS", "leader"
+        else:
+            audio, status, role = await self.cache.get_or_create(key, lambda: self._synthesize_uncached(job))
+        worker = audio.meta.get("worker") if status == "MISS" else None
+        headers = {h.CACHE: status, h.SAMPLE_RATE: str(audio.sample_rate),
+                   h.AUDIO_DURATION: f"{audio.duration_s:.3f}", **audio.meta.get("headers", {})}
+        if worker:
+            headers[h.WORKER] = worker
+            headers[h.SYNTHESIS_TIME] = f"{audio.meta.get('synthesis_s', 0.0):.3f}"
+        return Result(audio.data, audio.content_type, headers, status, worker, audio, shared=role == "follower")
+
+    async def _synthesize_uncached(self, job: SynthesisJob) -> CachedAudio:
+        synthesis = await self.run_job(job)
+        reply = synthesis.reply
+        return CachedAudio(synthesis.audio, synthesis.content_type, reply.sample_rate, reply.duration_s,
+                           {"worker": synthesis.worker_id, "synthesis_s": reply.synthesis_s,
+                            "headers": reply.model_headers()})
+
+    # -- streams -----------------------------------------------------------------------------------------------------
+    async def lookup(self, job: SynthesisJob) -> tuple[str | None, CachedAudio | None]:
+        """(cache key, cached audio) of a streamed job; the key is None without a cache or while no worker has
+        reported its model version. A failing cache is a miss."""
+        if self.cache is None:
+            return None, None
+        key = self.cache_key(job)
+        if key is None:
+            return None, None
+        return key, await stream_production.cache_get(self.cache, key)
+
+    def open_stream(self, job: SynthesisJob, key: str | None, request_id: str | None
+                    ) -> StreamReader[StreamItem, CachedAudio]:
+        """A reader of the production of ``job`` (shared with identical streams under ``key``); RequestError 400
+        when the text has nothing to split into chunks."""
+        max_chars, pause_s = chunk_settings(self.config)
+        chunks = split_chunks(job.text, max_chars)
+        if not chunks:
+            raise RequestError(400, "text contains nothing speakable", param="text")
+        plan = stream_production.StreamPlan(job, chunks, pause_s, stream_parallelism(self.supervisor), request_id)
+        return stream_production.join(self, self.cache if key is not None else None, key, plan)
+
+    # -- dispatch ------------------------------------------------------------------------------------------------
+    async def run_job(self, job: SynthesisJob, *, admitted: bool = False) -> Synthesis:
+        """Queue, dispatch with one retry, and enforce the per-request deadline; raises HttpError. ``admitted``:
+        part of a request already admitted (a stream's later chunks), so never shed for a full queue."""
+        timeout_s = self.config.server.request_timeout_s
+        try:
+            result = await asyncio.wait_for(self._dispatch(self.balancer, job, admitted=admitted), timeout_s)
+        except Overloaded as exc:
+            self.totals.shed_one()
+            raise ServiceError(503, str(exc), headers=self._retry_after()) from None
+        except NoCapacity as exc:
+            self.totals.failed_one()
+            raise ServiceError(503, str(exc), headers=self._retry_after()) from None
+        except asyncio.TimeoutError:
+            self.totals.timed_out()
+            raise ServiceError(504, f"synthesis did not finish within {timeout_s:g}s") from None
+        except WorkerRejected as exc:
+            raise RequestError(exc.status, str(exc)) from None
+        except UpstreamFailed as exc:
+            self.totals.failed_one()
+            log.error("synthesis failed after retry: %s", exc)
+            raise ServiceError(502, f"synthesis failed: {exc}") from None
+        if result.attempts > 1:
+            self.totals.retried_one()
+        return result
+
+    def _retry_after(self) -> dict[str, str]:
+        return {h.RETRY_AFTER: str(self.config.server.retry_after_s)}
+
+    # -- the cache key -------------------------------------------------------------------------------------------
+    def cache_key(self, job: SynthesisJob) -> str | None:
+        """Key of a whole-text job, or None while no ready worker has told us its model version."""
+        version = self.model_version()
+        if version is None:
+            return None
+        # The default voice by its id, so a reload that changes it does not serve the old voice.
+        voice = job.voice or engine_default_voice(self.config) or "default"
+        return cache_key(self.config.cache.prefix, engine=self.config.workers.engine, model_version=version,
+                         voice=voice, emotion=job.emotion, speed=job.speed, fmt=job.format,
+                         sample_rate=job.sample_rate, text=job.text)
+
+    def model_version(self) -> str | None:
+        """The model version a ready worker reports; while none is ready, the last one seen (so cached audio is
+        still served when every worker is restarting), None before any worker was ever ready."""
+        for worker in self.supervisor.ready_workers():
+            version = worker.health.get("model_version")
+            if version:
+                self._last_model_version = str(version)
+                return self._last_model_version
+        return self._last_model_version
+
+    # -- recording -----------------------------------------------------------------------------------------------
+    async def record(self, job: SynthesisJob, audio: CachedAudio | None, cache: str, worker: str | None, *,
+                     request_id: str | None, server_id: str, shared: bool = False) -> dict[str, str]:
+        """After a successful answer (whole or streamed): the saved copy when the output store is enabled, one
+        synthesis.log line (naming that copy), metrics. Returns extra response headers (the saved file's URL).
+        ``server_id`` names the saved copy (never the client's ``request_id``). ``shared``: a MISS that got
+        another request's synthesis (single flight); that request counts the synthesis, this one logs
+        ``synthesis_s`` 0 and ``shared: true`` and adds no synthesis metrics.
+        Best effort: a failing side channel is logged and never fails the request."""
+        if audio is None:
+            return {}
+        name = await self._save(job, audio, request_id, server_id)
+        synthesized = cache.upper() != "HIT" and not shared
+        synthesis_s = float(audio.meta.get("synthesis_s", 0.0)) if synthesized else 0.0
+        entry: dict[str, Any] = {
+            "request_id": request_id, "emotion": job.emotion, "speed": job.speed, "voice": job.voice or "default",
+            "format": job.format, "audio_s": round(audio.duration_s, 3), "synthesis_s": round(synthesis_s, 3),
+            "worker": worker, "cache": cache, "status": 200, "output": name}
+        if shared:
+            entry["shared"] = True
+        try:
+            log_synthesis(entry, text=job.text, log_text=self.config.logging.log_text)
+            if self.metrics is not None and synthesized:
+                self.metrics.observe_synthesis(synthesis_s, audio.duration_s, cache)
+        except Exception as exc:
+            log.warning("could not record the synthesis of request %s: %s", request_id, exc)
+        return {h.OUTPUT_URL: f"/output/{name}"} if name else {}
+
+    async def _save(self, job: SynthesisJob, audio: CachedAudio, request_id: str | None,
+                    server_id: str) -> str | None:
+        if self.output_store is None:
+            return None
+        try:
+            return await self.output_store.save_async(server_id, audio.data, job.format)
+        except Exception as exc:  # e.g. disk full: the client still gets its audio
+            log.warning("could not save the output of request %s: %s", request_id, exc)
+            return None
