@@ -11,22 +11,16 @@ import logging
 import sys
 
 from inference.errors import InferenceError
+from tts_ops.cli import admin, models, quality, serve, synth
+from tts_ops.cli.errors import CliError
 from tts_ops.errors import ConfigError, TtsOpsError
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.exit_codes import EXIT_FAILED, EXIT_USAGE
 
-
-class CliError(Exception):
-    """An expected failure with a message for the operator."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
+__all__ = ["CliError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tts_ops.cli import admin, models, quality, serve, synth
-
     parser = argparse.ArgumentParser(prog="tts-ops", description="Supervisor daemon for Chinese multi-emotion TTS.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

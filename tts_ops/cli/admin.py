@@ -12,12 +12,11 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tts_ops.cli.errors import CliError
+from tts_ops.config import Config, load_config
 from tts_vocab.limits import MAX_WORKERS
-
-if TYPE_CHECKING:
-    from tts_ops.config import Config
 
 SYSTEMD_TOKEN_FILE = Path("/var/lib/tts-ops/admin.token")
 
@@ -44,8 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _target(args: argparse.Namespace) -> tuple[str, str]:
-    from tts_ops.config import load_config
-
     config = load_config(args.config)
     url = args.url or f"http://{config.admin.host}:{config.admin.port}"
     token = args.token or os.environ.get("TTS_OPS_ADMIN_TOKEN") or config.admin.token
@@ -56,16 +53,12 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
 
 def _default_token_file(config: Config) -> Path:
     """``<paths.state_dir>/admin.token``; ``load_config`` resolves ``paths.state_dir`` (and ``admin.token_file``)."""
-    from tts_ops.cli import CliError
-
     if config.paths.state_dir is None:
         raise CliError("no admin token file: paths.state_dir is not set")
     return config.paths.state_dir / "admin.token"
 
 
 def _read_token(token_file: Path) -> str:
-    from tts_ops.cli import CliError
-
     # The systemd unit's StateDirectory, for an operator's shell that lacks the service's $STATE_DIRECTORY.
     candidates = [token_file, SYSTEMD_TOKEN_FILE]
     errors = []
@@ -79,8 +72,6 @@ def _read_token(token_file: Path) -> str:
 
 
 def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    from tts_ops.cli import CliError
-
     url, token = _target(args)
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url + path, data=data, method=method, headers={
@@ -144,8 +135,6 @@ def run_restart(args: argparse.Namespace) -> int:
 
 
 def run_scale(args: argparse.Namespace) -> int:
-    from tts_ops.cli import CliError
-
     if not 1 <= args.count <= MAX_WORKERS:
         raise CliError(f"count must be between 1 and {MAX_WORKERS}", code=2)
     result = call(args, "POST", "/admin/scale", {"workers": args.count})

@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from inference.models.store import ModelStore, format_list
+from tts_ops.config import load_config
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list, pull and verify models in the local store")
@@ -35,8 +38,6 @@ def add_store_options(parser: argparse.ArgumentParser, default) -> None:
 
 
 def _store(args: argparse.Namespace):
-    from inference.models.store import ModelStore
-    from tts_ops.config import load_config
 
     root = args.store or load_config(args.config).engines.model_dir
     assert root is not None  # load_config resolves every default path
@@ -44,7 +45,6 @@ def _store(args: argparse.Namespace):
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from inference.models.store import format_list
 
     store = _store(args)
     print(f"store: {store.root}")

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from tts_ops.cli.errors import CliError
 from tts_vocab.exit_codes import EXIT_FAILED
 
 
@@ -24,9 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Heavy and optional (torch, distillmos: the quality extra).
     from inference.quality import AudioFileError, MosScorer
-    from tts_ops.cli import CliError
-
     if args.threads < 1:
         raise CliError("--threads must be at least 1", code=2)
     scorer = MosScorer(threads=args.threads).load()  # ScorerUnavailable (a BootError): one line, exit 1

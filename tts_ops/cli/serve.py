@@ -13,6 +13,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from inference.models.store import ModelStore
+from tts_ops.cli.errors import CliError
+from tts_ops.config import ConfigError, dump_effective, load_config
+from tts_ops.logs.manager import setup_logging
+from tts_ops.observability.sdnotify import SystemdNotifier
 from tts_vocab import ENGINES
 
 # Asked of systemd before a model pull and again at each progress line: TimeoutStartSec= (300 s) is sized for a
@@ -46,9 +53,6 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    import yaml
-
-    from tts_ops.config import ConfigError, dump_effective, load_config
 
     try:
         config = load_config(args.config)
@@ -62,8 +66,6 @@ def run_check(args: argparse.Namespace) -> int:
 
 def invalid(exc: Any) -> Exception:
     """The CliError for a ConfigError: one line for one problem, else a header and one line per problem."""
-    from tts_ops.cli import CliError
-
     problems = exc.problems
     if len(problems) == 1:
         return CliError(f"invalid configuration: {problems[0]}")
@@ -86,10 +88,8 @@ class HupDuringStart:
 
 def run_serve(args: argparse.Namespace) -> int:
     held = HupDuringStart()  # first thing: before the imports below, the config load and the model pull
-    from tts_ops.cli import CliError
-    from tts_ops.config import ConfigError, load_config
+    # Heavy (aiohttp, the whole daemon): only `tts-ops serve` needs it, not `tts-ops serve --check`.
     from tts_ops.daemon import Daemon
-    from tts_ops.logs.manager import setup_logging
 
     overrides = cli_overrides(args)
 
@@ -123,8 +123,6 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def prepare_model(config: Any) -> None:
     """Pull the bundled model once, before workers start, so N workers do not race to download it."""
-    from inference.models.store import ModelStore
-    from tts_ops.observability.sdnotify import SystemdNotifier
 
     if not ENGINES[config.workers.engine].pullable:
         return

@@ -7,6 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+from inference.models.store import ModelStore
+from tts_ops.cli.errors import CliError
+from tts_ops.config import load_config
+from tts_ops.config.engine_options import engine_options
 from tts_vocab import engine_descriptor
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.exit_codes import EXIT_USAGE
@@ -29,12 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Heavy (numpy, soundfile, the engine runtime): loaded only when synthesising, not to print --help.
     from inference.audio import encode
     from inference.engines import create_engine
     from inference.engines.base import SynthesisParams
-    from tts_ops.cli import CliError
-    from tts_ops.config import load_config
-    from tts_ops.config.engine_options import engine_options
 
     text = sys.stdin.read() if args.text == "-" else args.text
     params = SynthesisParams.build(args.emotion, args.speed, args.voice)
@@ -45,8 +47,6 @@ def run(args: argparse.Namespace) -> int:
     engine_id = args.engine or config.workers.engine
     if engine_descriptor(engine_id).pullable:
         # Pull before loading so a first run shows the download instead of a silent 40 MB wait.
-        from inference.models.store import ModelStore
-
         assert config.engines.model_dir is not None  # load_config resolves every default path
         ModelStore(config.engines.model_dir).ensure(engine_id, progress=lambda line: print(line, file=sys.stderr))
     engine = create_engine(engine_id, store_dir=config.engines.model_dir, threads=config.workers.threads,
@@ -70,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
 def choose_format(flag: str | None, output: Path) -> str:
     """The format from ``--format`` or the file's extension; both given and disagreeing is an error, since a
     ``.wav`` file holding Ogg data fools every player."""
-    from tts_ops.cli import CliError
-
     if flag is None:
         return format_for_path(output)
     fmt = normalize_format(flag)

@@ -28,10 +28,10 @@ from typing import Protocol
 
 import aiohttp
 
-from inference.errors import EXIT_BOOT_FAILURE
 from tts_ops.supervisor.policy import RestartPolicy
 from tts_ops.supervisor.spec import WorkerSpec as WorkerSpec  # re-exported: where it lived before spec.py
 from tts_ops.supervisor.states import LIVE, WorkerState, check_transition
+from tts_vocab.exit_codes import EXIT_BOOT_FAILURE
 
 log = logging.getLogger("tts_ops.supervisor")
 worker_log = logging.getLogger("tts_ops.worker")

@@ -54,7 +54,8 @@ def test_half_open_single_probe_then_recovery(clock):
 
 def test_failed_probe_reopens_with_fresh_timer(clock):
     b = CircuitBreaker(2, 5.0, clock)
-    b.record_failure(); b.record_failure()
+    b.record_failure()
+    b.record_failure()
     clock.now += 5
     assert b.allow()
     assert b.record_failure() is Transition.REOPENED

@@ -118,9 +118,9 @@ async def test_disabled_cache():
         assert cache.backend == "disabled" and not cache.up
         assert not await cache.put("test:audio:k", audio(10))
         assert await cache.get("test:audio:k") is None
-        calls = []
+        calls: list[int] = []
 
-        async def factory():
+        async def factory(calls: list[int] = calls) -> object:  # bound now: each config gets its own list
             calls.append(1)
             return audio(10)
 

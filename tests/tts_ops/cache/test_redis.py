@@ -9,9 +9,8 @@ import struct
 import pytest
 import redis.asyncio as aioredis
 
-from tts_ops.cache import CachedAudio, ResultCache, cache_key
-
 from tests.support.redis_server import free_port
+from tts_ops.cache import CachedAudio, ResultCache, cache_key
 
 from .conftest import cache_config
 

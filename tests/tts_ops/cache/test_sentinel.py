@@ -9,11 +9,10 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
+from tests.support.redis_server import REDIS_SERVER, free_port, ping
 from tts_ops.cache import CachedAudio, ResultCache, cache_key, parse_sentinel_url
 from tts_ops.cache.urls import SENTINEL_PORT, SentinelSpec, validate_url
 from tts_ops.errors import ConfigError
-
-from tests.support.redis_server import REDIS_SERVER, free_port, ping
 
 from .conftest import cache_config
 

@@ -12,7 +12,12 @@ import pytest
 
 from tts_ops import errors
 from tts_ops.config import (
-    EMOTIONS, Config, ConfigError, dump_effective, load_config, render_yaml_reference,
+    EMOTIONS,
+    Config,
+    ConfigError,
+    dump_effective,
+    load_config,
+    render_yaml_reference,
 )
 from tts_ops.config.loader import from_env, iter_keys
 

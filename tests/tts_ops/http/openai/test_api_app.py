@@ -9,8 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tts_ops.config import load_config
-from tts_ops.upstream.balancer import Balancer
 from tts_ops.http.public import FrontEnd
+from tts_ops.upstream.balancer import Balancer
 
 SPEECH = {"model": "tts-1", "voice": "alloy", "input": "你好。"}
 
