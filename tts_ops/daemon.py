@@ -135,7 +135,7 @@ class Daemon:
             raise IllegalTransition(f"daemon cannot go from {self.state.value} to {new.value}")
         old, self.state = self.state, new
         # The front end's own view: it refuses new requests from the moment the drain starts.
-        self.frontend.accepting = new in (DaemonState.STARTING, DaemonState.RUNNING, DaemonState.RELOADING)
+        self.frontend.set_accepting(new in (DaemonState.STARTING, DaemonState.RUNNING, DaemonState.RELOADING))
         log.info("daemon %s -> %s%s", old.value, new.value, f": {reason}" if reason else "")
 
     # -- signals ---------------------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from aiohttp import web
 
 from tts_ops.cache import ResultCache
 from tts_ops.config import Config
-from tts_ops.http import openai_api
 from tts_ops.http.errors import HttpError
 from tts_ops.http.middleware import MAX_BODY_BYTES, METRICS, json_error, request_context
+from tts_ops.http.openai import routes as openai_routes
 from tts_ops.http.streaming import stream_job
 from tts_ops.http.validation import check_content_type, engine_default_voice, load_json, parse_tts
 from tts_ops.observability.metrics import Metrics
@@ -90,12 +90,12 @@ class FrontEnd:
 
     @property
     def accepting(self) -> bool:
-        """False from the start of the drain: new requests get 503 (the daemon sets it)."""
+        """False from the start of the drain: new requests get 503."""
         return self.service.accepting
 
-    @accepting.setter
-    def accepting(self, value: bool) -> None:
-        self.service.accepting = value
+    def set_accepting(self, accepting: bool) -> None:
+        """The daemon's lifecycle decides: False from the start of the drain (new requests get 503)."""
+        self.service.set_accepting(accepting)
 
     # -- app -------------------------------------------------------------------------------------------------
     def build_app(self) -> web.Application:
@@ -112,7 +112,7 @@ class FrontEnd:
             app.router.add_get("/output/{name}", self.output_store.handler)
         # /v1/*, /openapi.json, API keys on /v1/* and /tts: the OpenAI routes use the service (config, totals,
         # admit, and stream_job's StreamingService).
-        openai_api.register(app, self.service)
+        openai_routes.register(app, self.service)
         return app
 
     async def handle_index(self, request: web.Request) -> web.StreamResponse:

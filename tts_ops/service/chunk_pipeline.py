@@ -12,7 +12,7 @@ from tts_ops.config import Config
 from tts_ops.service.assemblers import ChunkAudio
 from tts_ops.service.errors import RequestError
 from tts_ops.upstream.client import Synthesis
-from tts_vocab import ENGINES, FORMATS, SynthesisJob
+from tts_vocab import FORMATS, SynthesisJob
 
 __all__ = ["ChunkPipeline", "JobRunner", "chunk_settings", "stream_parallelism", "MAX_STREAM_PARALLELISM",
            "MAX_CHUNKS_AHEAD"]
@@ -35,12 +35,8 @@ class ReadyPool(Protocol):
 
 
 def chunk_settings(config: Config) -> tuple[int, float]:
-    """(max_chunk_chars, pause_s) of the configured engine: the same split the engine would make itself (its config
-    section's settings where it has them, else the engine's defaults)."""
-    descriptor = ENGINES[config.workers.engine]
-    section = getattr(config.engines, descriptor.config_section)
-    return (getattr(section, "max_chunk_chars", descriptor.max_chunk_chars),
-            getattr(section, "pause_s", descriptor.pause_s))
+    """(max_chunk_chars, pause_s) of the configured engine: the same split the engine would make itself."""
+    return config.engines.section(config.workers.engine).chunking()
 
 
 def stream_parallelism(supervisor: ReadyPool) -> int:

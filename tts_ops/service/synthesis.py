@@ -87,7 +87,7 @@ class SynthesisService:
         self.cache = cache
         self.output_store = output_store
         self.metrics = metrics
-        self.accepting = True
+        self._accepting = True
         self.totals = Totals()
         self._dispatch = dispatch
         self._last_model_version: str | None = None
@@ -98,10 +98,18 @@ class SynthesisService:
         self.config = config
 
     # -- admission -----------------------------------------------------------------------------------------------
+    @property
+    def accepting(self) -> bool:
+        """False from the start of the drain: new requests get 503 (``admit``)."""
+        return self._accepting
+
+    def set_accepting(self, accepting: bool) -> None:
+        self._accepting = accepting
+
     def admit(self) -> None:
         """Refuse new work once shutdown began (keep-alive connections can still deliver requests); work already
         admitted, such as the remaining chunks of a stream, carries on until the drain deadline."""
-        if not self.accepting:
+        if not self._accepting:
             raise ServiceError(503, "server is shutting down", headers=self._retry_after())
 
     # -- whole texts -----------------------------------------------------------------------------------------------

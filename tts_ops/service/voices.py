@@ -4,15 +4,10 @@ Shared by request validation (``tts_ops.http.validation``) and the cache key (``
 from __future__ import annotations
 
 from tts_ops.config import Config
-from tts_vocab import ENGINES
 
 __all__ = ["engine_default_voice"]
 
 
 def engine_default_voice(config: Config) -> str | None:
     """The voice id the configured engine uses when a job names none."""
-    engine = config.workers.engine
-    if engine == "sambert-hifigan":
-        return str(config.engines.sambert_hifigan.default_voice)
-    descriptor = ENGINES.get(engine)
-    return descriptor.default_voice if descriptor else None
+    return config.engines.section(config.workers.engine).default_voice

@@ -150,7 +150,7 @@ async def test_not_accepting_is_unhealthy_and_503(tmp_path):
         assert (resp.status, await resp.read()) == (200, b'{"status":"healthy"}')
         resp = await client.get("/ready")
         assert resp.status == 200 and (await read_json(resp))["workers"]["ready"] == 1
-        frontend.accepting = False  # draining for shutdown
+        frontend.set_accepting(False)  # draining for shutdown
         resp = await client.get("/health")
         assert (resp.status, await resp.read()) == (503, UNHEALTHY)
         resp = await client.post("/tts", json={"text": "你好"})
@@ -177,7 +177,7 @@ async def test_apply_reaches_the_routes_and_the_service(tmp_path):
         frontend.apply(new)
         assert frontend.config is new and frontend.service.config is new
         assert (await read_json(await client.get("/ready")))["limits"]["max_text_chars"] == 100
-        frontend.accepting = False
+        frontend.set_accepting(False)
         resp = await client.post("/tts", json=text)  # no longer too long: refused for the drain, new Retry-After
         assert resp.status == 503 and resp.headers["Retry-After"] == "3"
     finally:

@@ -140,7 +140,7 @@ def config_for(tmp_path, engine: str, **sambert):
 ])
 def test_tts_and_openai_endpoints_give_a_voice_the_same_job_and_cache_key(tmp_path, engine, sambert, voices):
     from tts_ops.cache import cache_key
-    from tts_ops.http.openai_api import parse_speech
+    from tts_ops.http.openai.parsing import parse_speech
 
     config = config_for(tmp_path, engine, **sambert)
     default_voice = engine_default_voice(config)
