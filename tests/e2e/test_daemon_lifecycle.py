@@ -23,8 +23,8 @@ import yaml
 from tests.conftest import free_port, http
 from tts_ops.config import Config, load_config
 from tts_ops.daemon import Daemon, DaemonState, effective_config, restart_only_changes
-from tts_ops.supervisor.states import IllegalTransition
 from tts_ops.supervisor.pool import ReplacementFailed
+from tts_ops.supervisor.states import IllegalTransition
 
 D = DaemonState
 

@@ -53,9 +53,9 @@ def by_state(daemon) -> dict[str, int]:
 
 def test_crash_loop_reaches_failed_is_retried_after_the_cool_down_and_recovers(start_daemon, broken_store):
     # The model is broken from the first spawn: initial boot + restart #1 fail -> FAILED (limit 2).
-    daemon = start_daemon({"workers": {"boot_failure_limit": 2, "failed_cooldown_s": 3}}, workers=1,
+    daemon = start_daemon({"workers": {"boot_failure_limit": 2, "failed_cooldown_s": 6}}, workers=1,
                           store_dir=broken_store.root, wait=False)
-    daemon.wait_until(lambda: "boot failed 2 times in a row; retry in 3s" in daemon.log(), 60,
+    daemon.wait_until(lambda: "boot failed 2 times in a row; retry in 6s" in daemon.log(), 60,
                       what="FAILED after two boot failures")
     [row] = worker_rows(daemon)
     assert row["state"] == "failed" and row["restarts"] == 1, row
@@ -65,7 +65,7 @@ def test_crash_loop_reaches_failed_is_retried_after_the_cool_down_and_recovers(s
 
     # After the cool-down the same slot is tried again (restart #2); still broken, so straight back to FAILED -
     # one attempt per cool-down, not a new series of backoff restarts.
-    daemon.wait_until(lambda: "boot failed 3 times in a row; retry in 3s" in daemon.log(), 30,
+    daemon.wait_until(lambda: "boot failed 3 times in a row; retry in 6s" in daemon.log(), 30,
                       what="a boot attempt after the cool-down")
     [row] = worker_rows(daemon)
     assert (row["id"], row["state"], row["restarts"]) == (worker_id, "failed", 2), row

@@ -90,7 +90,7 @@ def test_kill9_under_load_every_request_succeeds(start_daemon):
                                       for r in worker_rows(daemon)), 60, what="worker restart")
         done = len(load.results)
         load.wait_for(done + 8)
-    assert load.failures() == [], (load.failures()[:5], [l for l in daemon.log().splitlines() if "attempt" in l])
+    assert load.failures() == [], (load.failures()[:5], [ln for ln in daemon.log().splitlines() if "attempt" in ln])
     row = next(r for r in worker_rows(daemon) if r["id"] == victim["id"])
     assert row["last_exit_reason"] == "killed by SIGKILL" and row["pid"] != victim["pid"]
     status = daemon.status()
@@ -222,7 +222,7 @@ def test_sd_notify_protocol_on_a_real_socket(start_daemon, tmp_path):
         while time.monotonic() < deadline:
             try:
                 messages.append(sock.recv(4096).decode())
-            except socket.timeout:
+            except TimeoutError:
                 pass
             if any(until in m for m in messages):
                 return

@@ -34,6 +34,8 @@ from tts_ops.cache.memory import MemoryBackend
 from tts_ops.cache.redis_backend import RedisBackend
 from tts_ops.cache.singleflight import SharedCallCancelled, SingleFlight, StreamFlights, StreamReader
 from tts_ops.cache.urls import parse_sentinel_url, validate_url
+from tts_ops.config.loader import redact_url  # the config's own redaction, so logs match dump_effective
+from tts_ops.config.schema import CacheConfig
 
 __all__ = ["CacheBackend", "CachedAudio", "ResultCache", "cache_key", "normalize_text", "parse_sentinel_url",
            "SharedCallCancelled", "BreakerState", "COUNTERS", "StreamReader"]
@@ -48,6 +50,9 @@ class CacheBackend(Protocol):
     """What ``ResultCache`` needs of a backend (``MemoryBackend``, ``RedisBackend``): failures become misses."""
 
     counters: dict[str, int]
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        """The circuit breaker of a remote backend (Redis); None for local ones."""
 
     @property
     def name(self) -> str: ...
@@ -66,6 +71,7 @@ class _DisabledBackend:
 
     name = "disabled"
     up = False
+    breaker = None
 
     def __init__(self, counters: dict[str, int]) -> None:
         self.counters = counters
@@ -103,13 +109,12 @@ class ResultCache:
         self._warned_unencodable = False
 
     @classmethod
-    def from_config(cls, cfg: Any) -> ResultCache:
-        """Build from a ``CacheConfig`` (a whole ``Config`` is accepted too); no I/O, call ``start()`` next.
+    def from_config(cls, cfg: CacheConfig) -> ResultCache:
+        """Build from the ``cache`` config section; no I/O, call ``start()`` next.
 
         Raises ConfigError only for a URL that can never work (bad Sentinel host list...); an unreachable
         Redis is not an error here nor in ``start()``.
         """
-        cfg = getattr(cfg, "cache", cfg)
         counters = dict.fromkeys(COUNTERS, 0)
         if not cfg.enabled or (not cfg.redis_url and cfg.memory_max_bytes == 0):
             return cls(_DisabledBackend(counters), max_item_bytes=cfg.max_item_bytes, ttl_s=cfg.ttl_s)
@@ -117,8 +122,6 @@ class ResultCache:
         if not cfg.redis_url:
             backend = MemoryBackend(cfg.memory_max_bytes, cfg.ttl_s, counters)
             return cls(backend, max_item_bytes=cfg.max_item_bytes, ttl_s=cfg.ttl_s)
-        from tts_ops.config.loader import redact_url  # the config's own redaction, so logs match dump_effective
-
         validate_url(cfg.redis_url, cfg.sentinel_master)
         url = redact_url(cfg.redis_url)
         breaker = CircuitBreaker(cfg.breaker_failures, cfg.breaker_reset_s)
@@ -229,13 +232,13 @@ class ResultCache:
 
     def stats(self) -> dict[str, Any]:
         lookups = self.counters["hits"] + self.counters["misses"]
-        breaker = getattr(self._backend, "breaker", None)
+        breaker = self._backend.breaker
         data: dict[str, Any] = {
             "backend": self.backend,
             "url": self.url,
             "up": self.up,
-            "breaker": breaker.state.value if isinstance(breaker, CircuitBreaker) else None,
-            "outages": breaker.opened_count if isinstance(breaker, CircuitBreaker) else 0,
+            "breaker": breaker.state.value if breaker is not None else None,
+            "outages": breaker.opened_count if breaker is not None else 0,
             **self.counters,
             "hit_ratio": round(self.counters["hits"] / lookups, 4) if lookups else 0.0,
             "single_flight_in_progress": len(self._flights) + len(self._streams),

@@ -37,6 +37,7 @@ class MemoryBackend:
     """Byte-bounded LRU with TTL; never raises to the caller."""
 
     name = "memory"
+    breaker = None
 
     def __init__(self, max_bytes: int, ttl_s: float, counters: dict[str, int],
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -104,19 +104,34 @@ async def test_crashed_lifecycle_task_is_logged_and_replaced(sleeper, supervisor
 
 
 async def test_lost_worker_not_replaced_beyond_target(sleeper, supervisors, monkeypatch):
-    monkeypatch.setattr(supervisor_module, "LOST_RESPAWN_INITIAL_S", 0.2)
+    monkeypatch.setattr(supervisor_module, "LOST_RESPAWN_INITIAL_S", 0.05)
+    boots: list[str] = []
+    decisions: list[int] = []  # len(sup.workers) right after each lost-worker respawn decision
+    sup = Supervisor(sleeper(), 1)
 
     async def buggy_boot(self):
+        boots.append(self.id)
+        if len(boots) == 2:
+            sup.target = 0  # scaled down while the replacement was booting, before its own loss is handled
         raise RuntimeError("bug in boot")
 
+    real_respawn = Supervisor._respawn_lost
+
+    async def recorded_respawn(self, lost):
+        await real_respawn(self, lost)
+        decisions.append(len(self.workers))
+
     monkeypatch.setattr(WorkerHandle, "boot", buggy_boot)
-    sup = Supervisor(sleeper(), 1)
+    monkeypatch.setattr(Supervisor, "_respawn_lost", recorded_respawn)
     supervisors.append(sup)
     await sup.start()
-    await until(lambda: "w1" not in sup.workers, 5, "w1 dropped")
-    sup.target = 0  # scaled down meanwhile
-    await asyncio.sleep(0.4)
-    assert sup.workers == {}
+    # Positive control: with the target still 1, the lost w1 is replaced by w2 (whose boot fails in turn).
+    await until(lambda: decisions, 5, "the respawn decision for w1")
+    assert decisions[0] == 1 and boots[:1] == ["w1"]
+    await until(lambda: len(decisions) == 2, 5, "the respawn decision for w2")
+    # The same decision with the target now 0: no new worker, no new boot.
+    assert boots == ["w1", "w2"] and decisions == [1, 0]
+    assert sup.workers == {} and sup.restarts_by_reason == {"supervision error": 2}
 
 
 # -- watchdog -----------------------------------------------------------------------------------------------------
