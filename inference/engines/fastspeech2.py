@@ -163,7 +163,7 @@ class FastSpeech2Engine(Engine):
             if splits_left and len(chunk.text) > 1:
                 return self._render_halves(chunk, duration, preset, splits_left, f"inference failed ({exc})")
             raise EngineFailure(f"{MODEL_ID} inference failed: {exc}") from exc
-        if splits_left and len(chunk.text) > 1 and ending_is_cut(audio):
+        if splits_left and len(chunk.text) > 1 and ending_is_cut(audio, duration):
             return self._render_halves(chunk, duration, preset, splits_left, "ending cut off")
         return audio
 
@@ -202,14 +202,17 @@ class FastSpeech2Engine(Engine):
         self._acoustic = self._vocoder = None
 
 
-def ending_is_cut(audio: np.ndarray) -> bool:
-    """Whether the last frames still carry speech-level energy (a rendering that stopped mid-sound)."""
+def ending_is_cut(audio: np.ndarray, duration: float = 1.0) -> bool:
+    """Whether the last frames still carry speech-level energy (a rendering that stopped mid-sound). The closing
+    silence lasts TAIL_FRAMES at duration ratio 1 and shrinks with it (2 frames at speed 2.0), so the window does
+    too: a fixed 4-frame window took the fast decay of every clean ending at speed 2 for a cut."""
     frames = audio[: len(audio) // HOP_SAMPLES * HOP_SAMPLES].reshape(-1, HOP_SAMPLES)
-    if len(frames) <= 2 * TAIL_FRAMES:
+    tail = max(2, round(TAIL_FRAMES * duration))
+    if len(frames) <= 2 * tail:
         return False
     energy = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
     speech = float(np.percentile(energy, 75))
-    return speech > 0 and float(energy[-TAIL_FRAMES:].max()) > TAIL_RATIO * speech
+    return speech > 0 and float(energy[-tail:].max()) > TAIL_RATIO * speech
 
 
 def join_pieces(pieces: list[np.ndarray]) -> np.ndarray:

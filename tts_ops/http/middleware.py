@@ -5,6 +5,8 @@ errors for everything, so a client never sees an HTML error page or a traceback.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import re
 import time
@@ -39,8 +41,12 @@ class RequestObserver(Protocol):
 METRICS = web.AppKey("metrics", RequestObserver)
 
 
+#: JSON bodies keep Chinese readable ("unknown emotion '开心'"), not \uXXXX escapes; still valid UTF-8 JSON.
+readable_json = functools.partial(json.dumps, ensure_ascii=False)
+
+
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
+    return web.json_response({"error": message}, status=status, headers=headers, dumps=readable_json)
 
 
 @web.middleware

@@ -187,3 +187,19 @@ async def test_apply_reaches_the_routes_and_the_service(tmp_path):
 async def test_index_page_is_served(client):
     resp = await client.get("/")
     assert resp.status == 200 and b"<html" in (await resp.read()).lower()
+
+
+async def test_chinese_in_an_error_is_readable_not_escaped(client):
+    resp = await client.post("/tts", json={"text": "你好", "emotion": "无聊"})
+    raw = await resp.read()
+    assert resp.status == 400 and "unknown emotion '无聊'" in raw.decode("utf-8"), raw
+    assert b"\\u" not in raw
+    assert json.loads(raw)["error"].startswith("unknown emotion '无聊'")
+
+
+@pytest.mark.parametrize("emotion", ["开心", "高兴", "快乐", "悲伤", "难过", "伤心", "生气", "愤怒", "害怕", "恐惧",
+                                     "惊讶", "吃惊", "厌恶", "讨厌", "中性", "平静"])
+async def test_chinese_emotion_names_are_accepted(client, emotion):
+    # No worker can take the job (503), so getting past validation is what shows the name was accepted.
+    resp = await client.post("/tts", json={"text": "你好", "emotion": emotion})
+    assert resp.status == 503, await resp.text()

@@ -271,3 +271,12 @@ def test_cache_key_accepts_a_lone_surrogate_from_json():
     key = cache_key("p:", engine="e", model_version="v", voice="default", emotion="neutral", speed=1.0, fmt="wav",
                     sample_rate=None, text="\ud800你好")
     assert key.startswith("p:audio:")
+
+
+@pytest.mark.parametrize("name, emotion", [
+    ("开心", "happy"), ("高兴", "happy"), ("快乐", "happy"), ("悲伤", "sad"), ("难过", "sad"), ("伤心", "sad"),
+    ("生气", "angry"), ("愤怒", "angry"), ("害怕", "fear"), ("恐惧", "fear"), ("惊讶", "surprise"),
+    ("吃惊", "surprise"), ("厌恶", "disgust"), ("讨厌", "disgust"), ("中性", "neutral"), ("平静", "neutral"),
+])
+def test_chinese_emotion_names(name, emotion):
+    assert parse({"text": "你好", "emotion": name}).emotion == emotion

@@ -14,6 +14,7 @@ from aiohttp import web
 from tts_ops.config import Config
 from tts_ops.http import openapi
 from tts_ops.http.errors import HttpError
+from tts_ops.http.middleware import readable_json
 from tts_ops.http.openai.parsing import parse_speech
 from tts_ops.http.openai.vocab import MODEL_ALIASES, MODELS_CREATED, available_voices, is_model_alias
 from tts_ops.http.streaming import StreamingService, stream_job
@@ -43,7 +44,7 @@ def openai_error(status: int, message: str, *, param: str | None = None, code: s
     """An error in OpenAI's shape; 5xx are ``server_error``, everything else ``invalid_request_error``."""
     kind = "server_error" if status >= 500 else "invalid_request_error"
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return web.json_response(body, status=status, headers=headers)
+    return web.json_response(body, status=status, headers=headers, dumps=readable_json)
 
 
 def model_entries(config: Config) -> list[dict[str, Any]]:
@@ -160,7 +161,7 @@ def _unauthorized(openai_shape: bool, message: str, code: str | None) -> web.Res
     headers = {"WWW-Authenticate": 'Bearer realm="tts-ops"'}
     if openai_shape:
         return openai_error(401, message, code=code, headers=headers)
-    return web.json_response({"error": message}, status=401, headers=headers)
+    return web.json_response({"error": message}, status=401, headers=headers, dumps=readable_json)
 
 
 # --- wiring --------------------------------------------------------------------------------------------------------
