@@ -71,7 +71,7 @@ async def make_client(tmp_path, worker):
             "logging": {"dir": str(tmp_path / "logs")}, "output": {"dir": str(tmp_path / "out")},
         }, env={})
         supervisor = StandInSupervisor([StandInWorker("w1", S.READY, pid=1)])
-        result_cache = ResultCache.from_config(config)
+        result_cache = ResultCache.from_config(config.cache)
         await result_cache.start()
         caches.append(result_cache)
         frontend = FrontEnd(config, supervisor, Balancer(supervisor, queue_limit=4), result_cache,
