@@ -29,6 +29,7 @@ from inference.errors import BootError, EngineFailure
 from tts_vocab import SynthesisJob, SynthesisReply
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.exit_codes import EXIT_BOOT_FAILURE, EXIT_OK, EXIT_RUNTIME_CRASH
+from tts_vocab.fields import parse_text
 
 log = logging.getLogger("tts_ops.worker")
 MAX_BODY_BYTES = 1 << 20
@@ -138,6 +139,7 @@ class WorkerServer:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/health", self.handle_health)
         app.router.add_post("/synthesize", self.handle_synthesize)
+        app.router.add_post("/phonemize", self.handle_phonemize)
         return app
 
     async def handle_health(self, request: web.Request) -> web.Response:
@@ -150,6 +152,30 @@ class WorkerServer:
             info = self.engine.info()
             body.update(model_version=info.model_version, sample_rate=info.sample_rate, voices=list(info.voices))
         return web.json_response(body, status=200 if self.phase is WorkerPhase.READY else 503)
+
+    async def handle_phonemize(self, request: web.Request) -> web.Response:
+        """``{"text"}`` -> the phonemizer view (``tts_vocab.FrontendView.to_wire``); runs on the inference thread,
+        after any synthesis in progress, because the frontend belongs to the engine."""
+        if self.phase is not WorkerPhase.READY:
+            return json_error(503, f"worker is {self.phase.value}", retryable=True)
+        try:
+            body = await request.json()
+            text = parse_text(body.get("text") if isinstance(body, dict) else None)
+        except web.HTTPRequestEntityTooLarge:
+            return json_error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            return json_error(400, "request body must be JSON")
+        except InvalidRequest as exc:
+            return json_error(400, str(exc), field=exc.field)
+        async with self._lock:
+            try:
+                view = await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.phonemize, text)
+            except InvalidRequest as exc:
+                return json_error(400, str(exc), field=exc.field)
+            except Exception as exc:  # a frontend bug: answer in JSON and keep serving
+                log.exception("phonemize raised unexpectedly")
+                return json_error(500, f"phonemize failed unexpectedly: {type(exc).__name__}", retryable=True)
+        return web.json_response(view.to_wire())
 
     async def handle_synthesize(self, request: web.Request) -> web.Response:
         if self.phase is not WorkerPhase.READY:

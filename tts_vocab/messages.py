@@ -120,3 +120,60 @@ def _number(values: Mapping[str, str], name: str, kind: type[int] | type[float])
         return float(kind(raw))
     except ValueError:
         raise InvalidRequest(f"worker header {name} is not a number: {raw[:40]!r}", name) from None
+
+
+@dataclass(frozen=True)
+class FrontendChunk:
+    """One chunk as the model receives it: its text, one pinyin syllable per spoken syllable (TONE3, as sent:
+    sandhi applied, neutral tone 5, erhua ``er5``) and the model's input symbols."""
+
+    text: str
+    pinyin: tuple[str, ...]
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FrontendView:
+    """The phonemizer view of a text (``POST /frontend``, ``tts-ops frontend``): what the model would be given.
+    ``skipped``: characters the voice cannot read, as ``U+XXXX`` code points with the character."""
+
+    normalized: str
+    chunks: tuple[FrontendChunk, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    def to_wire(self) -> dict[str, Any]:
+        """The public shape, ``{"normalized", "chunks": [{"text", "pinyin", "symbols"}]}``, plus ``skipped``."""
+        return {"normalized": self.normalized,
+                "chunks": [{"text": c.text, "pinyin": list(c.pinyin), "symbols": list(c.symbols)} for c in self.chunks],
+                "skipped": [{"char": char, "code_point": code} for char, code in self.skipped]}
+
+    def public(self) -> dict[str, Any]:
+        """Exactly ``{"normalized", "chunks"}``: what ``tts-ops frontend --json`` prints and ``/frontend`` answers."""
+        wire = self.to_wire()
+        del wire["skipped"]
+        return wire
+
+    @classmethod
+    def from_wire(cls, body: object) -> FrontendView:
+        """The view in a worker's JSON answer; InvalidRequest when it does not have the shape."""
+        if not isinstance(body, dict) or not isinstance(body.get("normalized"), str):
+            raise InvalidRequest("malformed frontend view from a worker: no 'normalized' string")
+        try:
+            chunks = tuple(FrontendChunk(_text(c["text"]), _strings(c["pinyin"]), _strings(c["symbols"]))
+                           for c in body["chunks"])
+            skipped = tuple((_text(s["char"]), _text(s["code_point"])) for s in body.get("skipped", ()))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidRequest(f"malformed frontend view from a worker: {exc!r}") from None
+        return cls(body["normalized"], chunks, skipped)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strings(values: object) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        raise ValueError(f"expected a list of strings, got {type(values).__name__}")
+    return tuple(_text(v) for v in values)

@@ -20,6 +20,7 @@ from tts_vocab.emotions import EMOTION_ALIASES, EMOTIONS
 from tts_vocab.emotions import normalize_emotion as _normalize_emotion
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.limits import SPEED_MAX, SPEED_MIN
+from tts_vocab.messages import FrontendView
 
 log = logging.getLogger("tts_ops.engine")
 
@@ -96,6 +97,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def synthesize_chunk(self, text: str, params: SynthesisParams) -> np.ndarray:
         """Float32 mono samples at ``info().sample_rate`` for one chunk."""
+
+    def phonemize(self, text: str) -> FrontendView:
+        """What the model would be given for ``text`` (``POST /frontend``, ``tts-ops frontend``). Engines whose
+        frontend is not ours (Sambert's ttsfrd) have no such view: TextError, a 400 naming the engine."""
+        raise TextError(f"engine {self.id} has no phonemizer view (its text frontend is not tts-ops' own)")
 
     def resolve_voice(self, voice: str | None) -> str:
         """The engine's voice id for a requested voice; TextError for voices this engine does not have."""

@@ -20,6 +20,7 @@ from inference.audio import check_output
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
 from inference.errors import BootError, EngineFailure
 from tts_vocab.engines import FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS
+from tts_vocab.messages import FrontendView
 
 if TYPE_CHECKING:  # the frontend pulls in pypinyin and WeTextProcessing; load() imports it
     from inference.text.frontend import Chunk
@@ -127,6 +128,10 @@ class FastSpeech2Engine(Engine):
     def split(self, text: str) -> list[str]:
         self._require_loaded()
         return [chunk.text for chunk in self._frontend.encode(text, max_chars=self.max_chunk_chars)]
+
+    def phonemize(self, text: str) -> FrontendView:
+        self._require_loaded()
+        return FrontendView.from_wire(self._frontend.phonemize(text, max_chars=self.max_chunk_chars))
 
     def synthesize_chunk(self, text: str, params: SynthesisParams) -> np.ndarray:
         self._require_loaded()

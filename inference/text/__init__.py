@@ -5,8 +5,10 @@ run in the worker process and in-process for ``tts-ops synth``. They pull in num
 so they are loaded on first attribute access: importing ``inference.text.chunking`` (which runs this file first)
 must stay cheap for the front end.
 
-Modules: ``chunking`` (split_chunks), ``normalize`` (WeTextProcessing wrapper), ``g2p`` (pinyin -> Baker
-symbols, erhua, prosody breaks), ``letters`` (Latin letter readings), ``frontend`` (MandarinFrontend, Chunk).
+Modules: ``chunking`` (split_chunks), ``normalize`` (WeTextProcessing wrapper and its pre-fixes), ``g2p`` (pinyin
+and polyphone rules -> Baker symbols, erhua, prosody breaks), ``sandhi`` (surface tones), ``words`` (jieba word
+segmentation, loaded on first use), ``letters`` (Latin letters, English-word lexicon), ``polyphones`` (g2pM's
+checkpoint, verified and evaluated; not on the synthesis path), ``frontend`` (MandarinFrontend, Chunk).
 """
 
 from __future__ import annotations

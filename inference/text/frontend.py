@@ -12,14 +12,16 @@ speakable (an emoji-only sentence) are dropped; a text where every chunk is drop
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from inference.errors import BootError, TextError
+from inference.text import words
 from inference.text.chunking import split_chunks
-from inference.text.g2p import BakerG2P
+from inference.text.g2p import BakerG2P, SentenceReading
 from inference.text.normalize import get_normalizer, normalize_text
 
 log = logging.getLogger("tts_ops.text")
@@ -46,8 +48,10 @@ class MandarinFrontend:
         self._symbol_to_id = {symbol: int(index) for symbol, index in mapper["symbol_to_id"].items()}
         if any(not 0 <= index < 2**31 for index in self._symbol_to_id.values()):
             raise BootError("Baker mapper has symbol ids outside int32; wrong or corrupt mapper file?")
-        # Load the normaliser now so a broken install fails the worker at boot, not the first request.
+        # Load the normaliser and the word segmenter now so a broken install fails the worker at boot, and the
+        # first request does not pay for them.
         get_normalizer()
+        words.load()
 
     def normalize(self, text: str) -> str:
         """Numbers, dates, times, money, percentages and phone numbers spelled out in Chinese characters."""
@@ -70,15 +74,43 @@ class MandarinFrontend:
     def encode(self, text: str, max_chars: int = 60) -> list[Chunk]:
         """Split, normalise and encode ``text``; chunks with nothing speakable are dropped."""
         chunks = []
-        for piece in split_chunks(text, max_chars):
-            normalized = self.normalize(piece)
-            symbols = self._g2p.symbols(normalized)
-            if not symbols:
+        for piece, normalized, reading in self._read(text, max_chars):
+            if not reading.symbols:
                 log.debug("dropped chunk with nothing speakable: %r", piece)
                 continue
-            ids = self.ids(symbols)
+            ids = self.ids(list(reading.symbols))
             ids.flags.writeable = False  # Chunk is frozen; keep its array from being edited in place too
-            chunks.append(Chunk(piece, normalized, tuple(symbols), ids))
+            chunks.append(Chunk(piece, normalized, reading.symbols, ids))
         if not chunks:
             raise TextError(NOTHING_SPEAKABLE)
         return chunks
+
+    def phonemize(self, text: str, max_chars: int = 60) -> dict[str, Any]:
+        """What the model would be given for ``text``, for inspection (the phonemizer view). JSON-ready::
+
+            {"normalized": str,              # the normalised text of every chunk, concatenated
+             "chunks": [{"text": str,        # the chunk as split from the request text (not normalised)
+                         "pinyin": [str],    # one per spoken syllable, tone-3 as sent: sandhi applied,
+                                             # neutral tone 5, erhua as its own "er5", letters/digits spelled
+                         "symbols": [str]}], # the Baker symbols the model receives, sil ... sil eos
+             "skipped": [{"char": str, "code_point": "U+1F600"}]}  # characters the voice cannot read
+
+        Chunks are those ``encode`` would synthesise, in order; a chunk with nothing speakable is left out (its
+        characters appear under "skipped"), and text with nothing speakable gives ``"chunks": []`` instead of
+        the ``TextError`` that ``encode`` raises. For Chinese-only text each chunk has one pinyin entry per
+        character. "normalized" and "chunks" with text/pinyin/symbols are the shape of ``tts-ops frontend
+        --json`` (issue 13); "skipped" is extra."""
+        normalized_parts: list[str] = []
+        chunks: list[dict[str, Any]] = []
+        skipped: list[dict[str, str]] = []
+        for piece, normalized, reading in self._read(text, max_chars):
+            normalized_parts.append(normalized)
+            skipped.extend({"char": char, "code_point": f"U+{ord(char):04X}"} for char in reading.skipped)
+            if reading.symbols:
+                chunks.append({"text": piece, "pinyin": list(reading.pinyin), "symbols": list(reading.symbols)})
+        return {"normalized": "".join(normalized_parts), "chunks": chunks, "skipped": skipped}
+
+    def _read(self, text: str, max_chars: int) -> Iterator[tuple[str, str, SentenceReading]]:
+        for piece in split_chunks(text, max_chars):
+            normalized = self.normalize(piece)
+            yield piece, normalized, self._g2p.read(normalized)

@@ -1,4 +1,4 @@
-"""How the Baker voice reads Latin letters and stray ASCII digits: one or more Mandarin syllables per character.
+"""How the Baker voice reads Latin letters, English words and stray ASCII digits, as Mandarin syllables.
 
 Runs in the worker process and in-process for ``tts-ops synth`` (imported by the G2P; pure data).
 
@@ -13,8 +13,15 @@ that every syllable below exists in the model's inventory). Choices, where usage
   L ai4 le5, M ai4 mu5, R a1 er3, S ai4 si5 (the second syllable neutral, as people say them).
 - Three for the two long names: W da2 bu5 liu5 ("double-u"), X ai4 ke4 si5.
 
-Case is ignored. Digits normally never get here (text normalisation spells numbers out in context, "15" ->
-十五); these readings are the fallback for any it leaves behind, read digit by digit like a phone number.
+A small lexicon of English words and brands that Chinese speakers say as words, not letter by letter
+(``WORD_READINGS``, written with the syllables people use; Baker has no "fai", so Wi-Fi is wai4 fei1). A word is
+looked up case-insensitively, hyphens ignored (Wi-Fi, WiFi, wifi); an all-capital token is an acronym and is
+spelled (USB, CEO, APP, EMAIL) unless the lexicon lists that capitalised form (OK, WIFI). Anything not in the
+lexicon is spelled: the voice has no English phonemes, and a wrong guess at a word is worse than its letters.
+
+Letter case is otherwise ignored. Digits normally never get here (text normalisation spells numbers out in
+context, "15" -> 十五); these readings are the fallback for any it leaves behind, read digit by digit like a
+phone number.
 """
 
 from __future__ import annotations
@@ -62,6 +69,34 @@ DIGIT_READINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+# key: the word lower-cased without hyphens -> its syllables.
+WORD_READINGS: dict[str, tuple[str, ...]] = {
+    "ok": ("ou1", "kei1"),  # 欧克
+    "wifi": ("wai4", "fei1"),  # 歪飞
+    "app": ("ai1", "pu3"),  # 艾普
+    "email": ("yi1", "mei4", "er5"),  # 伊妹儿
+    "windows": ("wen1", "dou1", "si5"),  # 温斗斯
+    "iphone": ("ai4", "feng4"),  # 爱疯
+    "ipad": ("ai4", "pai4"),  # 爱派
+    "android": ("an1", "zhuo2"),  # 安卓
+    "google": ("gu3", "ge1"),  # 谷歌
+    "wechat": ("wei1", "xin4"),  # 微信
+    "bye": ("bai4",),  # 拜
+    "hello": ("ha1", "lou2"),  # 哈喽
+}
+# All-capital spellings that are words, not acronyms.
+CAPITALISED_WORDS = frozenset({"OK", "WIFI", "WI-FI"})
+
+
 def readings_for(char: str) -> tuple[str, ...]:
     """Tone-3 pinyin syllables for one ASCII letter or digit; empty for anything else."""
     return LETTER_READINGS.get(char.upper()) or DIGIT_READINGS.get(char, ())
+
+
+def word_readings(word: str) -> tuple[str, ...]:
+    """Syllables for a run of Latin letters (hyphens allowed inside): the lexicon's reading, else its letters."""
+    key = word.replace("-", "").lower()
+    acronym = len(key) > 1 and word.isupper() and word not in CAPITALISED_WORDS
+    if key in WORD_READINGS and not acronym:
+        return WORD_READINGS[key]
+    return tuple(reading for char in word for reading in readings_for(char))

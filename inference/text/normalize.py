@@ -18,6 +18,16 @@ only after its own full-to-half step, too late), thousands separators ("1,000,00
 between a letter and a digit ("COVID-19" -> "COVID负十九"), international phone numbers ("+86 138-..." read as
 正八十六 and a subtraction; spelled digit by digit here), lone surrogates (which make pynini raise) and
 control characters.
+
+Fixes added for the issue's normalisation classes (each with a table in tests/inference/text/test_normalize.py):
+- An approximate-quantity word glued to an ASCII fraction was swallowed into it: the tagger read 约1/3 as
+  三分之约一 ("one about-third"), 大约1/3 as 大三分之约一. A space between a Chinese character and a fraction keeps
+  the word whole (约 三分之一); the space is not spoken.
+- E-mail addresses and URLs are spelled before the normaliser sees them (it read zhang.san2024@x.com's digits as
+  两千零二十四 and the G2P dropped @ and .): ``@`` 艾特, ``.`` 点, ``-`` 杠, ``_`` 下划线, ``/`` 斜杠, ``:`` 冒号
+  (the rest in ``_ADDRESS_SYMBOLS``), digit runs one digit at a time with 1 as 幺 (as phone numbers), letters
+  left for the G2P to spell or read (``letters``).
+- Units the tagger misread: mAh (5000mAh was 五千米Ah) -> 毫安时, kWh (三点五千瓦h) -> 千瓦时.
 """
 
 from __future__ import annotations
@@ -53,6 +63,18 @@ _INTL_PHONE = re.compile(
     r"(?<![0-9A-Za-z+])\+(?:(\d{1,3})(?!\d)\)?[\s-]*(\(?\d[\d\s()-]{4,}\d)|(86)(1[3-9]\d{9}))(?!\d)")
 # Digits of a phone number are read one by one, 1 as 幺 (the spoken convention for numbers).
 _PHONE_DIGITS = str.maketrans("0123456789", "零幺二三四五六七八九")
+# A Chinese character right before an ASCII fraction: the tagger pulls 约 into the fraction (约1/3 -> 三分之约一).
+_HAN_BEFORE_FRACTION = re.compile(r"(?<=[\u3400-\u9fff])(?=\d+/\d+(?![\d/]))")
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_URL = re.compile(r"(?<![A-Za-z0-9@])(?:https?://|www\.)[A-Za-z0-9._~:/?#@!$&'*+,;=%-]+")
+# Punctuation that ends a sentence or clause, not the address (…查看 www.example.com.).
+_ADDRESS_TRAILER = ".,;:!?'"
+_ADDRESS_SYMBOLS = {"@": "艾特", ".": "点", "-": "杠", "_": "下划线", "/": "斜杠", ":": "冒号", "+": "加",
+                    "%": "百分号", "=": "等于", "?": "问号", "&": "和", "#": "井号", "~": "波浪线"}
+_UNIT_AFTER_NUMBER = (
+    (re.compile(r"(?<=\d)\s?mAh\b"), "毫安时"),
+    (re.compile(r"(?<=\d)\s?kWh\b"), "千瓦时"),
+)
 _UNENCODABLE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -91,7 +113,29 @@ def _prepare(text: str) -> str:
     text = _THOUSANDS_GROUP.sub(lambda m: m.group(0).replace(",", ""), text)
     text = text.translate(_FULL_TO_HALF)
     text = _INTL_PHONE.sub(_spell_phone, text)
+    text = _EMAIL.sub(_spell_address, text)
+    text = _URL.sub(_spell_address, text)
+    for pattern, unit in _UNIT_AFTER_NUMBER:
+        text = pattern.sub(unit, text)
+    text = _HAN_BEFORE_FRACTION.sub(" ", text)
     return _LETTER_HYPHEN_DIGIT.sub(" ", text)
+
+
+def _spell_address(match: re.Match) -> str:
+    """An e-mail address or URL spelled out: symbols as words, digits one by one, letters left for the G2P."""
+    address = match.group(0)
+    trailer = ""
+    while address and address[-1] in _ADDRESS_TRAILER:
+        address, trailer = address[:-1], address[-1] + trailer
+    spelled = []
+    for char in address:
+        if char.isdigit():
+            spelled.append(char.translate(_PHONE_DIGITS))
+        elif char in _ADDRESS_SYMBOLS:
+            spelled.append(_ADDRESS_SYMBOLS[char])
+        else:
+            spelled.append(char)
+    return "".join(spelled) + trailer
 
 
 def _spell_phone(match: re.Match) -> str:

@@ -1,19 +1,21 @@
 """Polyphone readings from g2pM's BiLSTM (a numpy checkpoint trained on the CPP polyphone corpus), combined with
 pypinyin's phrase dictionary.
 
-Runs in the worker process and in-process for ``tts-ops synth``; loaded on the first run of Chinese text that
-contains a polyphonic character (not at ``import inference.text``), once per process, under a lock.
+Status: evaluated, not on the synthesis path. Measured on the hand-checked tables in
+tests/inference/text/polyphone_table.py (``python bench/frontend_text.py --polyphones``), the released checkpoint
+is confidently wrong on common words (人参 can1, 目的 de5, 跑得很快 de2, 上当 dang1): g2pM alone 101/176 and 19/40
+held out, pypinyin's phrase-dictionary words with g2pM elsewhere 140/176 and 27/40, against pypinyin alone 143/176
+and 28/40 and the shipped pypinyin + context rules (``inference.text.g2p``) 167/176 and 37/40. No confidence
+threshold on the model's softmax beat the rules either. The loader stays so the decision can be re-measured when a
+better checkpoint exists: ``resolve`` is the combination that would be wired into ``g2p.lexical_readings``.
 
-The checkpoint ships in the g2pM wheel as four pickles. Unpickling runs code, so each file's bytes are hashed
-first and compared with the sha256 pinned below (g2pM==0.1.2.5); a mismatch is a ``BootError`` and nothing of
-that file is unpickled. The forward pass is ours (g2pM's own ``G2pM()`` unpickles without checking, and takes the
-argmax over all 876 readings, so it can pick a reading the character does not have): a one-layer BiLSTM over
-``BOS + run + EOS``, two dense layers, argmax restricted to the character's own readings in g2pM's CC-CEDICT digest.
-
-Which source decides (measured on tests/inference/text/test_polyphones.py, see ``bench/frontend_text.py
---polyphones``): inside a word of two or more characters from pypinyin's phrase dictionary (its segmentation of the
-run) pypinyin's reading stands: 银行, 队长, 还钱 are lexicalised and the dictionary is right more often there than the
-model. A polyphonic character outside such a word (a single-character segment) takes the model's reading.
+Loaded on first use only (``get_model``), once per process, under a lock; ``import inference.text`` never
+loads it. The checkpoint ships in the g2pM wheel as four pickles. Unpickling runs code, so each file's bytes are
+hashed first and compared with the sha256 pinned below (g2pM==0.1.2.5); a mismatch is a ``BootError`` and nothing
+of that file is unpickled. The forward pass is ours (g2pM's own ``G2pM()`` unpickles without checking, and takes
+the argmax over all 876 readings, so it can pick a reading the character does not have): a one-layer BiLSTM over
+``BOS + run + EOS``, two dense layers, argmax restricted to the character's own readings in g2pM's CC-CEDICT
+digest. Its predictions equal g2pM's own wherever g2pM's argmax is one of the character's readings.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Mandarin tone sandhi, applied once, to the dictionary tones of one run of Chinese characters.
 
 Runs in the worker process and in-process for ``tts-ops synth`` (pure Python; the G2P calls it with pypinyin's
-readings, taken with pypinyin's own sandhi off, and pypinyin's word segmentation of the run).
+readings, taken with pypinyin's own sandhi off, and jieba's segmentation of the run: ``inference.text.words``).
 
 The Baker corpus that trained the bundled voice is labelled with surface tones (你好 ni2 hao3, 卡尔普 ka2 er2 pu3),
 so the model must receive them. Rules, in the order they run:
@@ -15,10 +15,14 @@ so the model must receive them. Rules, in the order they run:
    dictionary writes it neutral) and yi4 before any other tone (一直 yi4 zhi2, 一起 yi4 qi3).
 3. Third-tone sandhi, 3-3 -> 2-3, inside each word first, then across word boundaries from right to left:
    - two syllables: 展览 zhan2 lan3, 雨伞 yu2 san3;
-   - three syllables, all third tone: a 2+1 word (its first two characters are a word: 展览馆) becomes 2-2-3,
-     a 1+2 word (纸老虎) 3-2-3;
+   - three syllables, all third tone: 2+1 (展览馆 = 展览 + 馆) becomes 2-2-3, 1+2 (小老虎 = 小 + 老虎) 3-2-3.
+     A group whose first two characters are a word in the segmenter's dictionary is 2+1, any other 1+2. Where
+     both halves are words the first wins (水产品, 海产品, 胆小鬼, 有产者, 蒙古语 are all 2+1; of the 15 such
+     all-third-tone words in jieba's dictionary with frequency >= 50 only 小女子 is 1+2; comparing the halves'
+     frequencies instead got 5 of the 15 wrong). When the segmenter splits the group (好 + 领导, 买 + 雨伞) the
+     across-word rule below gives the same 3-2-3;
    - four or more: pairwise from the right inside the word (a third tone before a third tone becomes second);
-   - across words (pypinyin's segments, so across its phrase boundaries too): a word-final third tone before a
+   - across words (the segmenter's words, so across pypinyin's phrase boundaries too): a word-final third tone before a
      word-initial third tone becomes second, scanning right to left, so 我很好 -> wo3 hen2 hao3 and
      你也很好 -> ni2 ye3 hen2 hao3.
    A third tone before a neutral tone is left alone (姐姐 jie3 jie5).
@@ -51,8 +55,8 @@ def apply_sandhi(run: str, readings: list[str], words: Sequence[str],
                  is_word: Callable[[str], bool] = lambda _: False) -> list[str]:
     """Surface tones for ``readings`` (one per character of ``run``, dictionary tones, "" where unreadable).
 
-    ``words`` is the segmentation of ``run`` (concatenating to it); ``is_word`` tells whether a string is a
-    dictionary word (for the 2+1 / 1+2 decision in three-syllable words)."""
+    ``words`` is the segmentation of ``run`` (concatenating to it); ``is_word`` tells whether a string is a word
+    of the segmenter's dictionary (for the 2+1 / 1+2 decision in three-syllable words)."""
     if len(readings) != len(run) or "".join(words) != run:
         return readings
     out = list(readings)

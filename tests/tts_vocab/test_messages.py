@@ -65,3 +65,23 @@ def test_reply_missing_numbers_are_zero_and_malformed_ones_an_error():
     with pytest.raises(InvalidRequest, match="X-Audio-Duration") as info:
         SynthesisReply.from_headers({headers.AUDIO_DURATION: "soon"})
     assert info.value.field == headers.AUDIO_DURATION
+
+
+def test_frontend_view_round_trips_and_its_public_shape_is_exact():
+    from tts_vocab.messages import FrontendChunk, FrontendView
+
+    view = FrontendView("你好", (FrontendChunk("你好", ("ni2", "hao3"), ("sil", "n", "i2", "eos")),),
+                        (("😀", "U+1F600"),))
+    assert FrontendView.from_wire(json.loads(json.dumps(view.to_wire()))) == view
+    assert view.public() == {"normalized": "你好",
+                             "chunks": [{"text": "你好", "pinyin": ["ni2", "hao3"], "symbols": ["sil", "n", "i2", "eos"]}]}
+
+
+@pytest.mark.parametrize("body", [None, [], {"chunks": []}, {"normalized": "a", "chunks": [{"text": "a"}]},
+                                  {"normalized": "a", "chunks": [{"text": "a", "pinyin": "a1", "symbols": []}]},
+                                  {"normalized": "a", "chunks": [{"text": 1, "pinyin": [], "symbols": []}]}])
+def test_malformed_frontend_view_is_an_invalid_request(body):
+    from tts_vocab.messages import FrontendView
+
+    with pytest.raises(InvalidRequest, match="malformed frontend view"):
+        FrontendView.from_wire(body)

@@ -11,7 +11,7 @@ import logging
 import sys
 
 from inference.errors import InferenceError
-from tts_ops.cli import admin, models, quality, serve, synth
+from tts_ops.cli import admin, frontend, models, quality, serve, synth
 from tts_ops.cli.errors import CliError
 from tts_ops.errors import ConfigError, TtsOpsError
 from tts_vocab.errors import InvalidRequest
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tts-ops", description="Supervisor daemon for Chinese multi-emotion TTS.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serve, synth, models, admin, quality):
+    for module in (serve, synth, frontend, models, admin, quality):
         module.register(sub)
     return parser
 

@@ -7,11 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from inference.models.store import ModelStore
 from tts_ops.cli.errors import CliError
+from tts_ops.cli.local_engine import load_engine
 from tts_ops.config import load_config
-from tts_ops.config.engine_options import engine_options
-from tts_vocab import engine_descriptor
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.exit_codes import EXIT_USAGE
 from tts_vocab.formats import format_for_path, normalize_format
@@ -33,9 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Heavy (numpy, soundfile, the engine runtime): loaded only when synthesising, not to print --help.
+    # Heavy (numpy, soundfile): loaded only when synthesising, not to print --help.
     from inference.audio import encode
-    from inference.engines import create_engine
     from inference.engines.base import SynthesisParams
 
     text = sys.stdin.read() if args.text == "-" else args.text
@@ -44,15 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sample_rate is not None and not MIN_SAMPLE_RATE <= args.sample_rate <= MAX_SAMPLE_RATE:
         raise CliError(f"--sample-rate must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE}", code=EXIT_USAGE)
     config = load_config(args.config)
-    engine_id = args.engine or config.workers.engine
-    if engine_descriptor(engine_id).pullable:
-        # Pull before loading so a first run shows the download instead of a silent 40 MB wait.
-        assert config.engines.model_dir is not None  # load_config resolves every default path
-        ModelStore(config.engines.model_dir).ensure(engine_id, progress=lambda line: print(line, file=sys.stderr))
-    engine = create_engine(engine_id, store_dir=config.engines.model_dir, threads=config.workers.threads,
-                           options=engine_options(config, engine_id))
     start = time.monotonic()
-    engine.load()
+    engine = load_engine(config, args.engine or config.workers.engine)
     samples = engine.synthesize(text, params)
     encoded = encode(samples, engine.info().sample_rate, fmt, args.sample_rate)
     try:

@@ -19,10 +19,10 @@ from aiohttp import web
 from tts_ops.cache import ResultCache
 from tts_ops.config import Config
 from tts_ops.http.errors import HttpError
-from tts_ops.http.middleware import MAX_BODY_BYTES, METRICS, json_error, request_context
+from tts_ops.http.middleware import MAX_BODY_BYTES, METRICS, json_error, readable_json, request_context
 from tts_ops.http.openai import routes as openai_routes
 from tts_ops.http.streaming import stream_job
-from tts_ops.http.validation import check_content_type, engine_default_voice, load_json, parse_tts
+from tts_ops.http.validation import check_content_type, engine_default_voice, load_json, parse_frontend, parse_tts
 from tts_ops.observability.metrics import Metrics
 from tts_ops.service.synthesis import Dispatch, ReadyWorker, Result, SynthesisService
 from tts_ops.service.totals import Totals
@@ -105,6 +105,7 @@ class FrontEnd:
             app[METRICS] = self.metrics
         app.router.add_get("/", self.handle_index)
         app.router.add_post("/tts", self.handle_tts)
+        app.router.add_post("/frontend", self.handle_frontend)
         app.router.add_get("/health", self.handle_health)
         app.router.add_get("/ready", self.handle_ready)
         app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
@@ -136,6 +137,18 @@ class FrontEnd:
         return web.json_response(body, status=200 if body["ready"] else 503, headers={"Cache-Control": "no-store"})
 
     # -- synthesis -------------------------------------------------------------------------------------------
+    async def handle_frontend(self, request: web.Request) -> web.Response:
+        """The phonemizer view: what the model would be given for a text (normalised text, per-chunk pinyin as
+        sent — sandhi applied — and symbols), answered by a worker's engine."""
+        try:
+            self.service.admit()
+            check_content_type(request.content_type)
+            text = parse_frontend(load_json(await request.read()), max_text_chars=self.config.server.max_text_chars)
+            view = await self.service.frontend_view(text)
+        except HttpError as exc:
+            return json_error(exc.status, str(exc), exc.headers)
+        return web.json_response(view.public(), dumps=readable_json)
+
     async def handle_tts(self, request: web.Request) -> web.StreamResponse:
         service = self.service
         service.totals.request()

@@ -90,6 +90,22 @@ def parse_tts(body: Any, *, max_text_chars: int, default_voice: str | None = Non
         raise as_request_error(exc) from None
 
 
+def parse_frontend(body: Any, *, max_text_chars: int) -> str:
+    """``POST /frontend`` body (``{"text": ...}``) -> the text; the same limits as ``/tts``."""
+    if not isinstance(body, dict):
+        raise RequestError(400, "request body must be a JSON object")
+    unknown = sorted(set(body) - {"text"})
+    if unknown:
+        raise RequestError(400, f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
+    try:
+        text = parse_text(body.get("text"))
+    except InvalidRequest as exc:
+        raise as_request_error(exc) from None
+    if len(text) > max_text_chars:
+        raise RequestError(413, f"'text' is {len(text)} characters; the limit is {max_text_chars}", param="text")
+    return text
+
+
 def parse_emotion(value: Any) -> str:
     """Canonical emotion (English, Chinese or alias spelling); RequestError 400 naming the accepted ones."""
     try:

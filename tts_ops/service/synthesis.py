@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from inference.text.chunking import split_chunks
 from tts_ops.cache import CachedAudio, ResultCache, cache_key
@@ -34,13 +34,15 @@ from tts_ops.service.totals import Totals
 from tts_ops.service.voices import engine_default_voice
 from tts_ops.storage.output_store import OutputStore
 from tts_ops.upstream.balancer import Balancer, NoCapacity, Overloaded
-from tts_ops.upstream.client import Synthesis, UpstreamFailed, WorkerRejected, synthesize
+from tts_ops.upstream.client import Synthesis, UpstreamFailed, WorkerRejected, phonemize, synthesize
 from tts_vocab import SynthesisJob
 from tts_vocab import headers as h
+from tts_vocab.messages import FrontendView
 
 __all__ = ["Dispatch", "ReadyWorkers", "Result", "SynthesisService"]
 
 log = logging.getLogger("tts_ops.server")
+T = TypeVar("T")
 
 
 class ReadyWorker(Protocol):
@@ -162,9 +164,21 @@ class SynthesisService:
     async def run_job(self, job: SynthesisJob, *, admitted: bool = False) -> Synthesis:
         """Queue, dispatch with one retry, and enforce the per-request deadline; raises HttpError. ``admitted``:
         part of a request already admitted (a stream's later chunks), so never shed for a full queue."""
+        result = await self._upstream(self._dispatch(self.balancer, job, admitted=admitted), "synthesis")
+        if result.attempts > 1:
+            self.totals.retried_one()
+        return result
+
+    async def frontend_view(self, text: str) -> FrontendView:
+        """The phonemizer view of ``text`` from a worker's engine (``POST /frontend``); raises HttpError."""
+        return await self._upstream(phonemize(self.balancer, text), "frontend")
+
+    async def _upstream(self, call: Awaitable[T], what: str) -> T:
+        """A worker call under the request deadline, its failures mapped onto the errors the http layer renders
+        (and counted)."""
         timeout_s = self.config.server.request_timeout_s
         try:
-            result = await asyncio.wait_for(self._dispatch(self.balancer, job, admitted=admitted), timeout_s)
+            return await asyncio.wait_for(call, timeout_s)
         except Overloaded as exc:
             self.totals.shed_one()
             raise ServiceError(503, str(exc), headers=self._retry_after()) from None
@@ -173,16 +187,13 @@ class SynthesisService:
             raise ServiceError(503, str(exc), headers=self._retry_after()) from None
         except asyncio.TimeoutError:
             self.totals.timed_out()
-            raise ServiceError(504, f"synthesis did not finish within {timeout_s:g}s") from None
+            raise ServiceError(504, f"{what} did not finish within {timeout_s:g}s") from None
         except WorkerRejected as exc:
             raise RequestError(exc.status, str(exc)) from None
         except UpstreamFailed as exc:
             self.totals.failed_one()
-            log.error("synthesis failed after retry: %s", exc)
-            raise ServiceError(502, f"synthesis failed: {exc}") from None
-        if result.attempts > 1:
-            self.totals.retried_one()
-        return result
+            log.error("%s failed after retry: %s", what, exc)
+            raise ServiceError(502, f"{what} failed: {exc}") from None
 
     def _retry_after(self) -> dict[str, str]:
         return {h.RETRY_AFTER: str(self.config.server.retry_after_s)}

@@ -1,5 +1,6 @@
-"""Send one synthesis job to a worker, retrying once on another worker if the first one dies or breaks the
-connection mid-request (synthesis is idempotent, so the client only sees success). Daemon process, event loop.
+"""Send one synthesis job (or a phonemizer request) to a worker, retrying once on another worker if the first one
+dies or breaks the connection mid-request (both are idempotent, so the client only sees success). Daemon process,
+event loop.
 
 A worker is reserved for exactly as long as it synthesises. The HTTP call runs in a task of its own that frees
 the worker when the worker has answered; the caller only awaits it (shielded). When the caller goes away (client
@@ -13,22 +14,23 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
 
 from tts_ops.errors import TtsOpsError
 from tts_vocab import SynthesisJob, SynthesisReply
 from tts_vocab.errors import InvalidRequest
+from tts_vocab.messages import FrontendView
 
 log = logging.getLogger("tts_ops.dispatch")
 RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
 
 #: Worker calls in progress. The loop holds tasks weakly: one whose caller has gone must stay referenced until
 #: the worker answers, or it could be collected mid-request and never free its worker.
-_calls: set[asyncio.Task[_Reply]] = set()
+_calls: set[asyncio.Task[Any]] = set()
 
 
 class UpstreamWorker(Protocol):
@@ -49,6 +51,7 @@ class UpstreamWorker(Protocol):
 
 
 W = TypeVar("W", bound=UpstreamWorker)
+R = TypeVar("R")
 
 
 class WorkerLender(Protocol[W]):
@@ -85,18 +88,48 @@ class Synthesis:
 
 
 @dataclass(frozen=True)
-class _Reply:
+class _Reply(Generic[R]):
     status: int
     body: bytes
     content_type: str
-    #: Parsed from the headers of a 200 (None for an error answer).
-    meta: SynthesisReply | None
+    #: What a 200 answer says, parsed once (None for an error answer).
+    meta: R | None
+
+
+#: Parses a 200 answer's headers and body; InvalidRequest when the worker broke the protocol.
+Parse = Callable[[Mapping[str, str], bytes], R]
+
+
+def _synthesis_meta(headers: Mapping[str, str], body: bytes) -> SynthesisReply:
+    return SynthesisReply.from_headers(headers)
+
+
+def _frontend_view(headers: Mapping[str, str], body: bytes) -> FrontendView:
+    try:
+        return FrontendView.from_wire(json.loads(body))
+    except ValueError as exc:
+        raise InvalidRequest(f"frontend view from a worker is not JSON: {exc}") from None
 
 
 async def synthesize(balancer: WorkerLender[W], job: SynthesisJob, attempts: int = 2, *,
                      admitted: bool = False) -> Synthesis:
     """``admitted``: work that belongs to a request already admitted (a stream's later chunks): never shed for a
     full queue, and queued at the head, like a retry; a stream must not die half-way because of newer load."""
+    meta, reply, worker_id, attempt = await _call(balancer, "/synthesize", job.to_wire(), _synthesis_meta,
+                                                  attempts, admitted)
+    return Synthesis(reply.body, reply.content_type, worker_id, meta, attempt)
+
+
+async def phonemize(balancer: WorkerLender[W], text: str, attempts: int = 2) -> FrontendView:
+    """The phonemizer view of ``text`` from a worker's engine (``POST /frontend``), with the same retry rules."""
+    view, _, _, _ = await _call(balancer, "/phonemize", {"text": text}, _frontend_view, attempts, False)
+    return view
+
+
+async def _call(balancer: WorkerLender[W], path: str, body: dict[str, Any], parse: Parse[R], attempts: int,
+                admitted: bool) -> tuple[R, _Reply[R], str, int]:
+    """One worker call with one retry on another worker: (what the 200 answer says, the answer, the worker's id,
+    the attempt)."""
     avoid: list[str] = []
     dead: list[tuple[str, int | None]] = []
     last_error = "no attempt made"
@@ -106,13 +139,13 @@ async def synthesize(balancer: WorkerLender[W], job: SynthesisJob, attempts: int
         try:
             # The worker is released by the call's done callback, which runs before this await resumes (it was
             # registered first), so a retry below never sees its own failed worker still reserved.
-            reply = await asyncio.shield(_start_call(balancer, worker, job))
+            reply = await asyncio.shield(_start_call(balancer, worker, path, body, parse))
         except RETRYABLE as exc:
             last_error = f"worker {worker.id} connection failed: {exc or type(exc).__name__}"
             dead.append((worker.id, generation))
         else:
             if reply.status == 200 and reply.meta is not None:
-                return Synthesis(reply.body, reply.content_type, worker.id, reply.meta, attempt)
+                return reply.meta, reply, worker.id, attempt
             message = _error_message(reply.body, reply.status)
             if 400 <= reply.status < 500 and reply.status != 429:
                 raise WorkerRejected(reply.status, message)
@@ -123,28 +156,30 @@ async def synthesize(balancer: WorkerLender[W], job: SynthesisJob, attempts: int
     raise UpstreamFailed(last_error)
 
 
-def _start_call(balancer: WorkerLender[W], worker: W, job: SynthesisJob) -> asyncio.Task[_Reply]:
-    task = asyncio.create_task(_post(worker.session, job), name=f"synthesize-{worker.id}")
+def _start_call(balancer: WorkerLender[W], worker: W, path: str, body: dict[str, Any],
+                parse: Parse[R]) -> asyncio.Task[_Reply[R]]:
+    task = asyncio.create_task(_post(worker.session, path, body, parse), name=f"{path.strip('/')}-{worker.id}")
     _calls.add(task)
     task.add_done_callback(functools.partial(_call_done, balancer, worker))
     return task
 
 
-async def _post(session: aiohttp.ClientSession | None, job: SynthesisJob) -> _Reply:
+async def _post(session: aiohttp.ClientSession | None, path: str, payload: dict[str, Any],
+                parse: Parse[R]) -> _Reply[R]:
     if session is None:
         raise aiohttp.ClientConnectionError("worker has no connection")
-    async with session.post("http://worker/synthesize", json=job.to_wire()) as resp:
+    async with session.post(f"http://worker{path}", json=payload) as resp:
         body = await resp.read()
         if resp.status != 200:
             return _Reply(resp.status, body, resp.content_type, None)
         try:
-            meta = SynthesisReply.from_headers(resp.headers)
+            meta = parse(resp.headers, body)
         except InvalidRequest as exc:  # a worker breaking the protocol: a worker failure, retried elsewhere
             return _Reply(502, json.dumps({"error": str(exc)}).encode(), resp.content_type, None)
         return _Reply(resp.status, body, resp.content_type, meta)
 
 
-def _call_done(balancer: WorkerLender[W], worker: W, task: asyncio.Task[_Reply]) -> None:
+def _call_done(balancer: WorkerLender[W], worker: W, task: asyncio.Task[Any]) -> None:
     _calls.discard(task)
     ok = False
     if not task.cancelled():

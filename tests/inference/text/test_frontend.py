@@ -52,7 +52,8 @@ CASES = {
     "你好": "n i2 #0 h ao3",
     # Latin letters, spelled.
     "GPU": "j i4 #0 p i1 #0 ^ iou1",
-    "iPhone": "^ ai4 #0 p i1 #0 ^ ei1 #0 q v1 #0 ^ ou1 #0 ^ en1 #0 ^ i4",
+    "iPhone": "^ ai4 #0 f eng4",  # a brand in the word lexicon
+    "iPod": "^ ai4 #0 p i1 #0 ^ ou1 #0 d i4",  # not in it: spelled
     "A股": "^ ei1 #0 g u3",
     "W": "d a2 #0 b u5 #0 l iou5",
     # Emoji and other scripts are dropped without a break.

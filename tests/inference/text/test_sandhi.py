@@ -33,9 +33,34 @@ CASES = {
     "不能": "bu4 neng2",
     "不一样": "bu4 yi2 yang4",
     "今天天气真好": "jin1 tian1 tian1 qi4 zhen1 hao3",
+    # Three third tones over jieba's segmentation. 2+1 (the first two characters are a word): 2-2-3.
+    "展览馆": "zhan2 lan2 guan3",
+    "洗脸水": "xi2 lian2 shui3",
+    "蒙古语": "meng2 gu2 yu3",
+    "管理组": "guan2 li2 zu3",
+    "跑马场": "pao2 ma2 chang3",  # 马场 is a word too; the structure is 跑马 + 场
+    "水产品": "shui2 chan2 pin3",  # 产品 is the commoner word; still 水产 + 品
+    "胆小鬼": "dan2 xiao2 gui3",
+    "五百米": "wu2 bai2 mi3",
+    # 1+2 (the last two are the word): 3-2-3, inside one segment or across 小 + 老虎 / 买 + 雨伞.
+    "小老虎": "xiao3 lao2 hu3",
+    "纸老虎": "zhi3 lao2 hu3",
+    "米老鼠": "mi3 lao2 shu3",
+    "好领导": "hao3 ling2 dao3",
+    "老保姆": "lao3 bao2 mu3",
+    "买雨伞": "mai3 yu2 san3",
+    "我也想养小老鼠": "wo3 ye2 xiang3 yang2 xiao3 lao2 shu3",
 }
 
 
 @pytest.mark.parametrize("text", list(CASES))
 def test_surface_tones(text):
     assert " ".join(_pinyin_readings(text)) == CASES[text]
+
+
+def test_three_syllable_structure_comes_from_the_segmenter():
+    from inference.text import words
+
+    assert words.segment("我也想养小老鼠")[-1] == "小老鼠"  # one segment: the 1+2 decision is made inside it
+    assert words.is_word("老鼠") and not words.is_word("小老")
+    assert words.is_word("展览") and not words.is_word("览馆")

@@ -101,7 +101,7 @@ def key_matches(given: str, keys: tuple[str, ...]) -> bool:
 
 
 def is_protected(path: str) -> bool:
-    return path == "/tts" or path == "/v1" or path.startswith(PROTECTED_PREFIX)
+    return path in ("/tts", "/frontend", "/v1") or path.startswith(PROTECTED_PREFIX)
 
 
 def make_middleware(service: SpeechService) -> Callable[..., Any]:

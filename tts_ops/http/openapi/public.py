@@ -40,6 +40,23 @@ def schemas(config: Config) -> dict[str, Any]:
                            "description": "Request limits the Web UI shows (server.max_text_chars).",
                            "properties": {"max_text_chars": INT}}}},
         "TtsRequest": tts_request(config),
+        "FrontendRequest": {
+            "type": "object", "required": ["text"], "additionalProperties": False,
+            "properties": {"text": {"type": "string", "minLength": 1, "maxLength": config.server.max_text_chars,
+                                    "pattern": r"\S", "description": "Text to look at, as for /tts."}}},
+        "FrontendView": {
+            "type": "object", "required": ["normalized", "chunks"], "additionalProperties": False,
+            "properties": {
+                "normalized": {**STR, "description": "The normalised text (numbers, dates... read out)."},
+                "chunks": {"type": "array", "items": {
+                    "type": "object", "required": ["text", "pinyin", "symbols"], "additionalProperties": False,
+                    "properties": {
+                        "text": {**STR, "description": "The chunk as split from the request text."},
+                        "pinyin": {"type": "array", "items": STR,
+                                   "description": "One entry per spoken syllable, TONE3 with the tones sent to "
+                                                  "the model (sandhi applied; neutral tone 5; erhua er5)."},
+                        "symbols": {"type": "array", "items": STR,
+                                    "description": "The model's input symbols."}}}}}},
     }
 
 
@@ -90,6 +107,16 @@ def paths(config: Config) -> dict[str, Any]:
             "responses": {"200": ok("Ready to serve.", schema_ref("Ready")),
                           "503": ok("Not ready (no ready worker, or draining).", schema_ref("Ready"))}}},
         "/tts": {"post": tts_operation(config)},
+        "/frontend": {"post": {
+            "operationId": "frontend", "summary": "Phonemizer view: what the model would be given", "tags": ["public"],
+            "security": public_security(config),
+            "requestBody": {"required": True, "content": json_content(schema_ref("FrontendRequest"))},
+            "responses": {"200": ok("The normalised text and, per chunk, its pinyin and symbols.",
+                                    schema_ref("FrontendView")),
+                          **errors("Error", 400, 401, 413, 415, 500, 502, 503, 504, texts={
+                              400: "Invalid request, or an engine without a phonemizer view (sambert-hifigan).",
+                              413: "Request body larger than ``server.max_body_bytes``, or ``text`` longer than "
+                                   "``server.max_text_chars``."})}}},
         "/openapi.json": {"get": {
             "operationId": "openapi", "summary": "This document", "tags": ["public"],
             "responses": {"200": ok("The OpenAPI document of the running daemon.",
