@@ -205,19 +205,23 @@ class WorkerServer:
             finally:
                 self.busy = False
         self.served += 1
-        encoded, seconds = result
+        encoded, seconds, skipped = result
         info = self.engine.info()
         reply = SynthesisReply(encoded.sample_rate, encoded.duration_s, seconds, info.id, info.model_version,
-                               os.getpid())
+                               os.getpid(), tuple(f"U+{ord(char):04X}" for char in skipped))
         return web.Response(body=encoded.data, content_type=encoded.content_type, headers=reply.to_headers())
 
-    def _synthesize(self, job: SynthesisJob) -> tuple[Any, float]:
+    def _synthesize(self, job: SynthesisJob) -> tuple[Any, float, tuple[str, ...]]:
+        """On the inference thread: (the encoded audio, seconds taken, characters the voice could not read)."""
+        # Heavy (numpy, soundfile via inference.audio): imported once the socket is up, so /health answers from
+        # the first moment; the first job finds them already loaded by the engine.
         import numpy as np
 
         from inference.audio import check_output, encode, silence
         from inference.engines.base import SynthesisParams
 
         start = time.monotonic()
+        self.engine.take_skipped()  # whatever a failed job before this one left behind
         params = SynthesisParams.build(job.emotion, job.speed, job.voice)
         if job.chunk:
             # One chunk of a stream: no re-splitting; the front end asks for the inter-chunk pause so that
@@ -230,7 +234,7 @@ class WorkerServer:
         else:
             samples = self.engine.synthesize(job.text, params)
         encoded = encode(samples, self.engine.info().sample_rate, job.format, job.sample_rate)
-        return encoded, time.monotonic() - start
+        return encoded, time.monotonic() - start, self.engine.take_skipped()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

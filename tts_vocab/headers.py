@@ -12,6 +12,8 @@ SYNTHESIS_TIME = "X-Synthesis-Time"
 ENGINE = "X-Engine"
 MODEL_VERSION = "X-Model-Version"
 WORKER_PID = "X-Worker-Pid"
+#: Code points the voice could not read, space-separated (``U+1F600 U+2603``); absent when there were none.
+SKIPPED_CHARS = "X-Skipped-Chars"
 
 # -- public API only -----------------------------------------------------------------------------------------------
 CACHE = "X-Cache"

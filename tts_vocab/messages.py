@@ -76,6 +76,8 @@ class SynthesisReply:
     engine: str = ""
     model_version: str = ""
     worker_pid: int | None = None
+    #: Characters of the text the voice could not read, as ``U+XXXX`` code points (logged, never silent).
+    skipped: tuple[str, ...] = ()
 
     def to_headers(self) -> dict[str, str]:
         out = {headers.SAMPLE_RATE: str(self.sample_rate), headers.AUDIO_DURATION: f"{self.duration_s:.3f}",
@@ -86,6 +88,8 @@ class SynthesisReply:
             out[headers.MODEL_VERSION] = self.model_version
         if self.worker_pid is not None:
             out[headers.WORKER_PID] = str(self.worker_pid)
+        if self.skipped:
+            out[headers.SKIPPED_CHARS] = " ".join(self.skipped)
         return out
 
     @classmethod
@@ -100,6 +104,7 @@ class SynthesisReply:
             engine=values.get(headers.ENGINE, ""),
             model_version=values.get(headers.MODEL_VERSION, ""),
             worker_pid=int(_number(values, headers.WORKER_PID, int)) if pid else None,
+            skipped=tuple(values.get(headers.SKIPPED_CHARS, "").split()),
         )
 
     def model_headers(self) -> dict[str, str]:

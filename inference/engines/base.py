@@ -98,6 +98,11 @@ class Engine(abc.ABC):
     def synthesize_chunk(self, text: str, params: SynthesisParams) -> np.ndarray:
         """Float32 mono samples at ``info().sample_rate`` for one chunk."""
 
+    def take_skipped(self) -> tuple[str, ...]:
+        """The characters the voice could not read since the last call (the worker reports them with the audio
+        so that ``synthesis.log`` names them); engines whose frontend does not report any return ()."""
+        return ()
+
     def phonemize(self, text: str) -> FrontendView:
         """What the model would be given for ``text`` (``POST /frontend``, ``tts-ops frontend``). Engines whose
         frontend is not ours (Sambert's ttsfrd) have no such view: TextError, a 400 naming the engine."""

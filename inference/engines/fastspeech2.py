@@ -79,6 +79,7 @@ class FastSpeech2Engine(Engine):
         self._acoustic: Any = None
         self._vocoder: Any = None
         self._frontend: Any = None
+        self._skipped: list[str] = []
         self._version = "unknown"
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -129,6 +130,10 @@ class FastSpeech2Engine(Engine):
         self._require_loaded()
         return [chunk.text for chunk in self._frontend.encode(text, max_chars=self.max_chunk_chars)]
 
+    def take_skipped(self) -> tuple[str, ...]:
+        skipped, self._skipped = tuple(self._skipped), []
+        return skipped
+
     def phonemize(self, text: str) -> FrontendView:
         self._require_loaded()
         return FrontendView.from_wire(self._frontend.phonemize(text, max_chars=self.max_chunk_chars))
@@ -149,6 +154,8 @@ class FastSpeech2Engine(Engine):
         """``text`` encoded in pieces whose mel fits the decoder at this duration ratio (usually one piece)."""
         max_ids = max(8, min(MAX_IDS, int(FRAME_BUDGET / (FRAMES_PER_ID * duration))))
         todo = list(self._frontend.encode(text, max_chars=max(self.max_chunk_chars, len(text))))
+        # Counted on this first encoding only: the re-splits below encode the same characters again.
+        self._skipped.extend(char for chunk in todo for char in chunk.skipped)
         fitted: list[Chunk] = []
         while todo:
             chunk = todo.pop(0)

@@ -38,6 +38,8 @@ class Chunk:
     normalized: str
     phonemes: tuple[str, ...]
     ids: np.ndarray  # int32, shape [len(phonemes)], read-only
+    #: Characters of the slice the voice cannot read (emoji, unknown scripts); punctuation is not listed.
+    skipped: tuple[str, ...] = ()
 
 
 class MandarinFrontend:
@@ -80,7 +82,7 @@ class MandarinFrontend:
                 continue
             ids = self.ids(list(reading.symbols))
             ids.flags.writeable = False  # Chunk is frozen; keep its array from being edited in place too
-            chunks.append(Chunk(piece, normalized, reading.symbols, ids))
+            chunks.append(Chunk(piece, normalized, reading.symbols, ids, reading.skipped))
         if not chunks:
             raise TextError(NOTHING_SPEAKABLE)
         return chunks

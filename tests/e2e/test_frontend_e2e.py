@@ -62,3 +62,26 @@ def test_cli_frontend_table_names_skipped_characters(daemon):
                           str(daemon.config_path)], capture_output=True, text=True, timeout=120, env=daemon.env)
     assert out.returncode == 0, out.stderr
     assert "pinyin:  ni2 hao3" in out.stdout and "skipped: 😀 (U+1F600)" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_characters_the_voice_cannot_read_are_named_in_synthesis_log(daemon, stream):
+    request_id = f"skipped-{int(stream)}"
+    # A different text per case: a cache HIT synthesizes nothing, so it skips nothing either.
+    text = f"你好😀世界☃{'流式' if stream else '整段'}。"
+    code, _, body = http("POST", daemon.base_url + "/tts", {"text": text, "stream": stream},
+                         headers={"X-Request-ID": request_id})
+    assert code == 200, body
+    log_dir = daemon.workdir / "logs"
+
+    def entry() -> dict | None:
+        for path in sorted(log_dir.glob("synthesis.log*")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                record = json.loads(line)
+                if record.get("request_id") == request_id:
+                    return record
+        return None
+
+    daemon.wait_until(lambda: entry() is not None, 10, what="the request's synthesis.log line")
+    record = entry()
+    assert record is not None and record["skipped"] == ["U+1F600", "U+2603"], record

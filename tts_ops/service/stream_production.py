@@ -98,7 +98,7 @@ async def produce(runner: JobRunner, plan: StreamPlan, emit: Emit) -> CachedAudi
         assembler.close()
     log.info("streamed %d chunks (%d skipped) in %.2fs, %.2fs of audio [request=%s]", progress.produced,
              pipeline.skipped, time.monotonic() - progress.started, progress.duration, plan.request_id)
-    return complete_audio(assembler, progress.duration, progress.synthesis_s, progress.first)
+    return complete_audio(assembler, progress.duration, progress.synthesis_s, progress.first, progress.skipped)
 
 
 @dataclass
@@ -106,6 +106,7 @@ class _Progress:
     started: float = field(default_factory=time.monotonic)
     duration: float = 0.0
     synthesis_s: float = 0.0
+    skipped: list[str] = field(default_factory=list)
     produced: int = 0
     first: ChunkAudio | None = None
 
@@ -118,6 +119,7 @@ async def _assemble(pipeline: ChunkPipeline, assembler: Assembler, progress: _Pr
             continue
         progress.duration += chunk.duration_s
         progress.synthesis_s += chunk.reply.synthesis_s if chunk.reply else 0.0
+        progress.skipped += chunk.reply.skipped if chunk.reply else ()
         data = await assembler.add(chunk)
         if progress.first is None:
             progress.first = chunk
@@ -135,10 +137,12 @@ async def _assemble(pipeline: ChunkPipeline, assembler: Assembler, progress: _Pr
 
 
 def complete_audio(assembler: Assembler, duration: float, synthesis_s: float,
-                   first: ChunkAudio | None) -> CachedAudio:
+                   first: ChunkAudio | None, skipped: list[str] | None = None) -> CachedAudio:
     """The whole stream as the cache stores a whole synthesis (same meta shape as
     ``SynthesisService._synthesize_uncached``, so a HIT answers alike whichever path stored it)."""
     meta: dict[str, Any] = {"streamed": True, "synthesis_s": round(synthesis_s, 3)}
+    if skipped:
+        meta["skipped"] = list(skipped)
     if first is not None:
         meta.update({"worker": first.worker_id, "headers": _model_headers(first)})
     return CachedAudio(assembler.complete(), assembler.content_type, assembler.sample_rate, round(duration, 3), meta)

@@ -136,7 +136,7 @@ class SynthesisService:
         reply = synthesis.reply
         return CachedAudio(synthesis.audio, synthesis.content_type, reply.sample_rate, reply.duration_s,
                            {"worker": synthesis.worker_id, "synthesis_s": reply.synthesis_s,
-                            "headers": reply.model_headers()})
+                            "skipped": list(reply.skipped), "headers": reply.model_headers()})
 
     # -- streams -----------------------------------------------------------------------------------------------------
     async def lookup(self, job: SynthesisJob) -> tuple[str | None, CachedAudio | None]:
@@ -240,6 +240,9 @@ class SynthesisService:
             "worker": worker, "cache": cache, "status": 200, "output": name}
         if shared:
             entry["shared"] = True
+        if synthesized and audio.meta.get("skipped"):
+            # Characters the voice could not read (code points): never dropped silently.
+            entry["skipped"] = list(audio.meta["skipped"])
         try:
             log_synthesis(entry, text=job.text, log_text=self.config.logging.log_text)
             if self.metrics is not None and synthesized:
