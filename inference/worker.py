@@ -19,9 +19,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -32,6 +33,7 @@ from tts_vocab.exit_codes import EXIT_BOOT_FAILURE, EXIT_OK, EXIT_RUNTIME_CRASH
 from tts_vocab.fields import parse_text
 
 log = logging.getLogger("tts_ops.worker")
+T = TypeVar("T")
 MAX_BODY_BYTES = 1 << 20
 PR_SET_PDEATHSIG = 1
 
@@ -153,20 +155,27 @@ class WorkerServer:
             body.update(model_version=info.model_version, sample_rate=info.sample_rate, voices=list(info.voices))
         return web.json_response(body, status=200 if self.phase is WorkerPhase.READY else 503)
 
-    async def handle_phonemize(self, request: web.Request) -> web.Response:
-        """``{"text"}`` -> the phonemizer view (``tts_vocab.FrontendView.to_wire``); runs on the inference thread,
-        after any synthesis in progress, because the frontend belongs to the engine."""
+    async def _accept(self, request: web.Request, parse: Callable[[Any], T]) -> T | web.Response:
+        """The request's JSON body through ``parse`` (validated once, where it enters this process), or the error
+        answer: 503 until READY, 413, 400 naming the bad field."""
         if self.phase is not WorkerPhase.READY:
             return json_error(503, f"worker is {self.phase.value}", retryable=True)
         try:
-            body = await request.json()
-            text = parse_text(body.get("text") if isinstance(body, dict) else None)
+            return parse(await request.json())
         except web.HTTPRequestEntityTooLarge:
             return json_error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             return json_error(400, "request body must be JSON")
         except InvalidRequest as exc:
             return json_error(400, str(exc), field=exc.field)
+
+    async def handle_phonemize(self, request: web.Request) -> web.Response:
+        """``{"text"}`` -> the phonemizer view (``tts_vocab.FrontendView.to_wire``); runs on the inference thread,
+        after any synthesis in progress, because the frontend belongs to the engine."""
+        text = await self._accept(request, lambda body: parse_text(body.get("text") if isinstance(body, dict)
+                                                                    else None))
+        if isinstance(text, web.Response):
+            return text
         async with self._lock:
             try:
                 view = await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.phonemize, text)
@@ -178,16 +187,9 @@ class WorkerServer:
         return web.json_response(view.to_wire())
 
     async def handle_synthesize(self, request: web.Request) -> web.Response:
-        if self.phase is not WorkerPhase.READY:
-            return json_error(503, f"worker is {self.phase.value}", retryable=True)
-        try:
-            job = SynthesisJob.from_wire(await request.json())
-        except web.HTTPRequestEntityTooLarge:
-            return json_error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            return json_error(400, "request body must be JSON")
-        except InvalidRequest as exc:
-            return json_error(400, str(exc), field=exc.field)
+        job = await self._accept(request, SynthesisJob.from_wire)
+        if isinstance(job, web.Response):
+            return job
         async with self._lock:
             self.busy = True
             try:

@@ -75,6 +75,10 @@ _UNIT_AFTER_NUMBER = (
     (re.compile(r"(?<=\d)\s?mAh\b"), "毫安时"),
     (re.compile(r"(?<=\d)\s?kWh\b"), "千瓦时"),
 )
+# Version numbers and other dotted triples (1.2.3, 10.15.7): each part a number, the dots read 点. Left to the
+# normaliser, the first dot was dropped (1.2.3 -> 一.二点三).
+_DOTTED = re.compile(r"(?<![\d.])\d{1,4}(?:\.\d{1,4}){2,}(?![\d.])")
+_DIGITS = "零一二三四五六七八九"
 _UNENCODABLE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -115,6 +119,7 @@ def _prepare(text: str) -> str:
     text = _INTL_PHONE.sub(_spell_phone, text)
     text = _EMAIL.sub(_spell_address, text)
     text = _URL.sub(_spell_address, text)
+    text = _DOTTED.sub(_spell_dotted, text)
     for pattern, unit in _UNIT_AFTER_NUMBER:
         text = pattern.sub(unit, text)
     text = _HAN_BEFORE_FRACTION.sub(" ", text)
@@ -136,6 +141,27 @@ def _spell_address(match: re.Match) -> str:
         else:
             spelled.append(char)
     return "".join(spelled) + trailer
+
+
+def _spell_dotted(match: re.Match) -> str:
+    """1.2.3 -> 一点二点三, 10.15.7 -> 十点十五点七: parts up to 99 as numbers, longer ones (or with a leading
+    zero) digit by digit, as people read version numbers and addresses; YYYY.MM.DD is read as a date."""
+    parts = match.group(0).split(".")
+    if len(parts) == 3 and len(parts[0]) == 4 and 1 <= int(parts[1]) <= 12 and 1 <= int(parts[2]) <= 31:
+        year, month, day = parts  # 2024.03.05 is a date: 二零二四年三月五日
+        return f"{''.join(_DIGITS[int(d)] for d in year)}年{_small_number(str(int(month)))}月" \
+               f"{_small_number(str(int(day)))}日"
+    return "点".join(_small_number(part) for part in parts)
+
+
+def _small_number(part: str) -> str:
+    if len(part) > 2 or (len(part) == 2 and part[0] == "0"):
+        return "".join(_DIGITS[int(d)] for d in part)
+    value = int(part)
+    if value < 10:
+        return _DIGITS[value]
+    tens, ones = divmod(value, 10)
+    return ("" if tens == 1 else _DIGITS[tens]) + "十" + (_DIGITS[ones] if ones else "")
 
 
 def _spell_phone(match: re.Match) -> str:

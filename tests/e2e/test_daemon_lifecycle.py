@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from tests.conftest import free_port, http
-from tts_ops.config import Config, load_config
-from tts_ops.daemon import Daemon, DaemonState, effective_config, restart_only_changes
+from tts_ops.config import Config, load_config, restart_only_changes
+from tts_ops.daemon import Daemon, DaemonState
 from tts_ops.supervisor.pool import ReplacementFailed
 from tts_ops.supervisor.states import IllegalTransition
 
@@ -134,24 +134,7 @@ async def test_cli_status_works_with_a_configured_token_and_no_token_file(tmp_pa
             await runner.cleanup()
 
 
-# -- reload: what needs a restart ----------------------------------------------------------------------------------
-def test_restart_only_changes_name_keys_never_values(tmp_path):
-    old = make_config(tmp_path)
-    new = make_config(tmp_path, server={"port": 5999, "queue_limit": 3, "api_keys": ["k" * 20]},
-                      admin={"token": "s3cret-token-value"}, cache={"ttl_s": 5}, logging={"level": "DEBUG"},
-                      metrics={"enabled": False}, output={"save": True})
-    changes = restart_only_changes(old, new)
-    assert changes == {"server": ["port"], "admin": ["token"], "cache": ["ttl_s"], "logging": ["level"],
-                       "metrics": ["enabled"]}
-    effective = effective_config(old, new)
-    # Live settings are taken, restart-only ones keep their running values.
-    assert effective.server.queue_limit == 3 and effective.server.api_keys == ("k" * 20,)
-    assert effective.output.save is True
-    assert effective.server.port == old.server.port and effective.admin == old.admin
-    assert effective.cache == old.cache and effective.logging == old.logging and effective.metrics == old.metrics
-    assert restart_only_changes(old, effective) == {}
-
-
+# -- reload: what needs a restart (the rules themselves: tests/tts_ops/config/test_reload.py) -----------------
 def running_without_workers(old, new) -> Daemon:
     """A RUNNING Daemon whose reload reads ``new`` and whose rolling restart has no workers to roll."""
     daemon = Daemon(old, reload_config=lambda: new)

@@ -104,3 +104,23 @@ UNITS = {
 @pytest.mark.parametrize("text", list(UNITS))
 def test_units_ranges_negatives_decimals(text):
     assert normalize_text(text) == UNITS[text]
+
+
+# Dotted numbers: version numbers and addresses part by part with 点 (the normaliser dropped the first dot:
+# 1.2.3 -> 一.二点三), YYYY.MM.DD as a date; decimals, ranges and negatives as before (positive controls).
+DOTTED = {
+    "版本1.2.3发布": "版本一点二点三发布",
+    "升级到10.15.7": "升级到十点十五点七",
+    "地址192.168.1.10": "地址一九二点一六八点一点十",
+    "v2.0.1": "v二点零点一",
+    "2024.03.05开业": "二零二四年三月五日开业",
+    "圆周率3.14": "圆周率三点一四",
+    "涨了1.5倍": "涨了一点五倍",
+    "3-5天": "三到五天",
+    "最低-5℃": "最低负五摄氏度",
+}
+
+
+@pytest.mark.parametrize("text", list(DOTTED))
+def test_dotted_numbers_decimals_ranges_and_negatives(text):
+    assert normalize_text(text) == DOTTED[text]
