@@ -172,8 +172,7 @@ class WorkerServer:
     async def handle_phonemize(self, request: web.Request) -> web.Response:
         """``{"text"}`` -> the phonemizer view (``tts_vocab.FrontendView.to_wire``); runs on the inference thread,
         after any synthesis in progress, because the frontend belongs to the engine."""
-        text = await self._accept(request, lambda body: parse_text(body.get("text") if isinstance(body, dict)
-                                                                    else None))
+        text = await self._accept(request, phonemize_text)
         if isinstance(text, web.Response):
             return text
         async with self._lock:
@@ -210,7 +209,7 @@ class WorkerServer:
         encoded, seconds, skipped = result
         info = self.engine.info()
         reply = SynthesisReply(encoded.sample_rate, encoded.duration_s, seconds, info.id, info.model_version,
-                               os.getpid(), tuple(f"U+{ord(char):04X}" for char in skipped))
+                               os.getpid(), *SynthesisReply.code_points(skipped))
         return web.Response(body=encoded.data, content_type=encoded.content_type, headers=reply.to_headers())
 
     def _synthesize(self, job: SynthesisJob) -> tuple[Any, float, tuple[str, ...]]:
@@ -249,6 +248,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker-id", default=None, help="id used in log lines")
     parser.add_argument("--parent-pid", type=int, default=None, help="supervisor pid; exit if it is gone")
     return parser.parse_args(argv)
+
+
+def phonemize_text(body: object) -> str:
+    """The text of a ``POST /phonemize`` body: ``{"text": str}`` and nothing else."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    unknown = sorted(set(body) - {"text"})
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", unknown[0])
+    return parse_text(body.get("text"))
 
 
 def save_coverage() -> None:

@@ -201,6 +201,18 @@ class Daemon:
         await web.TCPSite(admin_runner, admin.host, admin.port, reuse_address=True).start()
         log.info("listening on http://%s:%d (admin http://%s:%d, %s)", server.host, server.port, admin.host,
                  admin.port, f"token file {self.token_file}" if admin.token is None else "configured token")
+        if self.config.metrics.enabled and self.config.metrics.public:
+            await self.start_metrics_listener()
+
+    async def start_metrics_listener(self) -> None:
+        """``metrics.public``: /metrics without a token on its own address; stopped with the other runners."""
+        host, port = self.config.metrics.host, self.config.metrics.port
+        runner = web.AppRunner(self.metrics.build_app(), access_log=None, handle_signals=False,
+                               shutdown_timeout=ADMIN_SHUTDOWN_TIMEOUT_S)
+        await runner.setup()
+        self._runners.append(runner)
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        log.info("public metrics on http://%s:%d/metrics (no authentication)", host, port)
 
     def publish_token(self) -> None:
         """Write a generated token where the CLI reads it. A configured one comes from the config or a root-only

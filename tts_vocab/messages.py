@@ -10,7 +10,7 @@ the numbers are parsed back).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,10 @@ from tts_vocab.emotions import normalize_emotion
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.fields import parse_flag, parse_pause, parse_sample_rate, parse_speed, parse_text, parse_voice
 from tts_vocab.formats import normalize_format
+
+#: Most distinct unreadable code points one reply names: the header stays far below HTTP's 8 KiB header limit
+#: whatever the text (64 x "U+10FFFD " is 576 bytes); beyond them the reply names how many more there were.
+MAX_SKIPPED = 64
 
 _JOB_FIELDS = ("text", "emotion", "speed", "voice", "format", "sample_rate", "chunk", "pause_after_s")
 
@@ -76,8 +80,16 @@ class SynthesisReply:
     engine: str = ""
     model_version: str = ""
     worker_pid: int | None = None
-    #: Characters of the text the voice could not read, as ``U+XXXX`` code points (logged, never silent).
+    #: Distinct characters of the text the voice could not read, as ``U+XXXX`` code points in order of first
+    #: appearance (logged, never silent), at most MAX_SKIPPED of them; ``more_skipped``: how many distinct ones more.
     skipped: tuple[str, ...] = ()
+    more_skipped: int = 0
+
+    @classmethod
+    def code_points(cls, chars: Iterable[str]) -> tuple[tuple[str, ...], int]:
+        """(the first MAX_SKIPPED distinct code points of ``chars`` as ``U+XXXX``, how many distinct ones more)."""
+        distinct = list(dict.fromkeys(f"U+{ord(char):04X}" for char in chars))
+        return tuple(distinct[:MAX_SKIPPED]), max(0, len(distinct) - MAX_SKIPPED)
 
     def to_headers(self) -> dict[str, str]:
         out = {headers.SAMPLE_RATE: str(self.sample_rate), headers.AUDIO_DURATION: f"{self.duration_s:.3f}",
@@ -89,7 +101,8 @@ class SynthesisReply:
         if self.worker_pid is not None:
             out[headers.WORKER_PID] = str(self.worker_pid)
         if self.skipped:
-            out[headers.SKIPPED_CHARS] = " ".join(self.skipped)
+            more = f" +{self.more_skipped}" if self.more_skipped else ""
+            out[headers.SKIPPED_CHARS] = " ".join(self.skipped) + more
         return out
 
     @classmethod
@@ -104,7 +117,7 @@ class SynthesisReply:
             engine=values.get(headers.ENGINE, ""),
             model_version=values.get(headers.MODEL_VERSION, ""),
             worker_pid=int(_number(values, headers.WORKER_PID, int)) if pid else None,
-            skipped=tuple(values.get(headers.SKIPPED_CHARS, "").split()),
+            **_skipped(values.get(headers.SKIPPED_CHARS, "")),
         )
 
     def model_headers(self) -> dict[str, str]:
@@ -115,6 +128,14 @@ class SynthesisReply:
         if self.model_version:
             out[headers.MODEL_VERSION] = self.model_version
         return out
+
+
+def _skipped(raw: str) -> dict[str, Any]:
+    words = raw.split()
+    more = words.pop() if words and words[-1].startswith("+") else "+0"
+    if not more[1:].isdigit() or any(not word.startswith("U+") for word in words):
+        raise InvalidRequest(f"worker header {headers.SKIPPED_CHARS} is malformed: {raw[:40]!r}", headers.SKIPPED_CHARS)
+    return {"skipped": tuple(words[:MAX_SKIPPED]), "more_skipped": int(more[1:])}
 
 
 def _number(values: Mapping[str, str], name: str, kind: type[int] | type[float]) -> float:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import abc
 import logging
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from inference.audio import check_output, silence
 from inference.errors import TextError
 from tts_vocab.emotions import EMOTION_ALIASES, EMOTIONS
 from tts_vocab.emotions import normalize_emotion as _normalize_emotion
@@ -119,8 +121,6 @@ class Engine(abc.ABC):
 
     def warm_up(self) -> float:
         """Run inference once on a short and a medium text so the first client does not pay for lazy init."""
-        import time
-
         start = time.monotonic()
         for text in ("你好。", "今天天气真好，适合出去散步。"):
             self.synthesize_chunk(text, SynthesisParams())
@@ -128,8 +128,6 @@ class Engine(abc.ABC):
 
     def iter_synthesize(self, text: str, params: SynthesisParams) -> Iterator[np.ndarray]:
         """Yield each chunk's samples, followed by the inter-chunk pause (none after the last one)."""
-        from inference.audio import check_output, silence
-
         chunks = self.split(text)
         rate = self.info().sample_rate
         for index, chunk in enumerate(chunks):

@@ -19,6 +19,7 @@ import numpy as np
 from inference.audio import check_output
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
 from inference.errors import BootError, EngineFailure
+from inference.models.store import ModelStore, default_store_dir
 from tts_vocab.engines import FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS
 from tts_vocab.messages import FrontendView
 
@@ -89,6 +90,7 @@ class FastSpeech2Engine(Engine):
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise BootError(f"LiteRT is not installed ({exc}); run: pip install ai-edge-litert") from exc
+        # Heavy (pypinyin, jieba, WeTextProcessing's FSTs): imported when the engine loads, not with the module.
         from inference.models.tflite_patch import patch_flex_random_uniform
         from inference.text import MandarinFrontend
 
@@ -109,8 +111,6 @@ class FastSpeech2Engine(Engine):
         log.info("loaded %s %s from %s (threads=%d)", MODEL_ID, self._version, model_dir, self._threads)
 
     def _locate_model(self) -> Path:
-        from inference.models.store import ModelStore, default_store_dir
-
         store = ModelStore(self._store_dir or default_store_dir())
         path = store.ensure(MODEL_ID, progress=lambda line: log.info("model pull: %s", line))
         if self._verify:
@@ -128,7 +128,11 @@ class FastSpeech2Engine(Engine):
     # -- synthesis -------------------------------------------------------------------------------------------
     def split(self, text: str) -> list[str]:
         self._require_loaded()
-        return [chunk.text for chunk in self._frontend.encode(text, max_chars=self.max_chunk_chars)]
+        chunks = self._frontend.encode(text, max_chars=self.max_chunk_chars)
+        # Includes what chunks dropped as unspeakable could not read; the same characters counted again when each
+        # chunk is rendered are merged, as the reply names distinct code points.
+        self._skipped.extend(char for chunk in chunks for char in chunk.skipped)
+        return [chunk.text for chunk in chunks]
 
     def take_skipped(self) -> tuple[str, ...]:
         skipped, self._skipped = tuple(self._skipped), []

@@ -9,9 +9,12 @@ input, so speed is applied afterwards by librosa's phase-vocoder time stretch, w
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import re
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -30,9 +33,23 @@ SAMPLE_RATE = 16000
 VOICES = SAMBERT_HIFIGAN.voices
 # ModelScope hosts kantts and ttsfrd on its own find-links page (documented in ModelScope's install guide).
 MODELSCOPE_FIND_LINKS = "https://modelscope.oss-cn-beijing.aliyuncs.com/releases/repo.html"
+# The versions the README's install line and deploy/sambert-constraints.txt pin (a test keeps them equal). PyPI
+# holds placeholders under both names (0.1.0: an __init__.py with a hello() and nothing else), which pip picks
+# silently when ModelScope's page is unreachable or offers lower versions; the pins make that a resolver error.
+RUNTIME_PINS = {"kantts": "1.0.1", "ttsfrd": "0.2.1"}
+# What ModelScope's Sambert model and pipeline use of each package (modelscope/models/audio/tts): submodules that
+# must exist (found, not imported: they import torch) and attributes of the top-level module.
+RUNTIME_MODULES = {
+    "kantts": ("kantts.models.model_builder", "kantts.utils.ling_unit.ling_unit",
+               "kantts.models.sambert.kantts_sambert", "kantts.models.hifigan.hifigan"),
+    "ttsfrd": (),
+}
+RUNTIME_ATTRIBUTES: dict[str, tuple[str, ...]] = {"kantts": (), "ttsfrd": ("TtsFrontendEngine",)}
+INSTALL_LINE = (f"pip install 'tts-ops[sambert]' {' '.join(f'{n}=={v}' for n, v in RUNTIME_PINS.items())} "
+                f"-f {MODELSCOPE_FIND_LINKS}")
 INSTALL_HINT = (
     "install the Sambert runtime: pip install torch (the CPU build from PyTorch's own index avoids the CUDA "
-    f"packages), then pip install 'tts-ops[sambert]' kantts ttsfrd -f {MODELSCOPE_FIND_LINKS}, "
+    f"packages), then {INSTALL_LINE} (or -c deploy/sambert-constraints.txt), "
     "then `tts-ops models pull sambert-hifigan` (or --from-dir PATH for a model you already have)"
 )
 # Sambert's emotion label for disgust is "hate".
@@ -43,8 +60,52 @@ NOTHING_SPEAKABLE = "text contains nothing speakable"
 PipelineFactory = Callable[[str], Callable[..., dict]]
 
 
+def check_runtime_packages() -> None:
+    """BootError unless ``kantts`` and ``ttsfrd`` are ModelScope's real packages at the pinned versions: a
+    placeholder imports fine and fails only later, deep inside ModelScope, with an unrelated-looking error."""
+    for name in RUNTIME_PINS:
+        where = _check_package(name)
+        _check_version(name, where)
+
+
+def _check_package(name: str) -> str:
+    """Where ``name`` was imported from, after checking the submodules and attributes the engine uses."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise BootError(f"sambert-hifigan runtime package {name} is missing ({exc}); {INSTALL_HINT}") from exc
+    where = getattr(module, "__file__", None) or "a namespace package"
+    missing = [f"{name}.{attr}" for attr in RUNTIME_ATTRIBUTES[name] if not hasattr(module, attr)]
+    for submodule in RUNTIME_MODULES[name]:
+        try:
+            found = importlib.util.find_spec(submodule) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(submodule)
+    if missing:
+        raise BootError(f"{name} at {where} is a placeholder, not ModelScope's {name} package: it lacks "
+                        f"{', '.join(missing)} (PyPI's {name} 0.1.0 is an empty placeholder); "
+                        f"uninstall it (pip uninstall {name}) and {INSTALL_HINT}")
+    return where
+
+
+def _check_version(name: str, where: str) -> None:
+    pinned = RUNTIME_PINS[name]
+    try:
+        installed = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        raise BootError(f"{name} at {where} has no installed distribution (not installed by pip), so its version "
+                        f"cannot be checked against the pinned {pinned}; {INSTALL_HINT}") from None
+    if installed != pinned:
+        raise BootError(f"{name} {installed} is installed at {where}, not the pinned {pinned}"
+                        f"{' (the PyPI placeholder)' if installed == '0.1.0' else ''}; {INSTALL_HINT}")
+
+
 def modelscope_pipeline(model_dir: str) -> Callable[..., dict]:
-    """ModelScope's real pipeline for a local model directory (imports torch, so only called at load)."""
+    """ModelScope's real pipeline for a local model directory (imports torch, so only called at load), after
+    checking that its runtime packages are the real ones."""
+    check_runtime_packages()
     try:
         from modelscope.pipelines import pipeline
         from modelscope.utils.constant import Tasks

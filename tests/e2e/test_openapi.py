@@ -1,7 +1,7 @@
 """The published OpenAPI document against the live daemon: schemathesis (property-based, every check) finds no
-5xx and no response that contradicts ``/openapi.json``, on the public listener (without API keys, and with
-``server.api_keys`` set, where its ``ignored_auth`` check proves the documented 401s) and on the admin listener
-(including restarts and scaling, on a one-worker daemon where every accepted scale is to 1 worker)."""
+5xx and no response that contradicts ``/openapi.json``, on the public listener (``/docs`` included; without API keys,
+and with ``server.api_keys`` set, where its ``ignored_auth`` check proves the documented 401s) and on the admin
+listener (including restarts and scaling, on a one-worker daemon where every accepted scale is to 1 worker)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from tts_ops.http.openapi import build_document
 pytestmark = pytest.mark.slow
 
 # Content-level rejections JSON Schema cannot express: text that is schema-valid but has nothing speakable (only
-# emoji, control characters...) is answered 400 "nothing speakable", on both synthesis endpoints. And /tts answers
-# text over max_text_chars with 413 (the reference API's status, documented), which schemathesis does not expect
-# for invalid data by default.
+# emoji, control characters...) is answered 400 "nothing speakable", on both synthesis endpoints and /frontend. And
+# /tts and /frontend answer text over max_text_chars with 413 (the reference API's status, documented), which
+# schemathesis does not expect for invalid data by default.
 SCHEMATHESIS_CONFIG = """
 [[operations]]
-include-path = "/tts"
+include-path-regex = "^/(tts|frontend)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
 checks.negative_data_rejection.expected-statuses = ["400", "401", "413", "415"]
 
@@ -74,6 +74,7 @@ def test_document_is_valid_openapi_and_reflects_the_config(small_daemon):
     assert schemas["TtsRequest"]["properties"]["text"]["maxLength"] == 40
     assert schemas["SpeechRequest"]["properties"]["input"]["maxLength"] == 60
     for path in ("/tts", "/health", "/ready", "/v1/audio/speech", "/v1/models", "/openapi.json", "/output/{name}",
+                 "/frontend", "/docs", "/docs/{asset}",
                  "/admin/status", "/admin/workers/{worker_id}/restart", "/admin/restart", "/admin/scale",
                  "/admin/cache", "/admin/cache/purge", "/admin/maintenance/{job}", "/metrics"):
         assert path in document["paths"], path
@@ -83,6 +84,29 @@ def test_document_is_valid_openapi_and_reflects_the_config(small_daemon):
     assert set(speech["responses"]) >= {"200", "400", "401", "413", "415", "502", "503", "504"}
     assert "X-Speed-Applied" in speech["responses"]["200"]["headers"]
     assert "clamped" in schemas["SpeechRequest"]["properties"]["speed"]["description"]
+
+
+def test_nothing_speakable_is_a_400_naming_each_apis_own_field(small_daemon):
+    # Schema-valid text that the worker finds nothing speakable in: the documented 400 on both synthesis paths, with
+    # OpenAI's field name (input) on /v1; a speakable text is the positive control.
+    speech = {"model": "tts-1", "voice": "alloy", "input": "😀😀"}
+    code, _, body = http("POST", small_daemon.base_url + "/v1/audio/speech", speech)
+    error = json.loads(body)["error"]
+    assert code == 400 and "nothing speakable" in error["message"] and error["param"] == "input", body
+    code, _, body = http("POST", small_daemon.base_url + "/tts", {"text": "😀😀"})
+    assert code == 400 and "nothing speakable" in json.loads(body)["error"], body
+    code, _, _ = http("POST", small_daemon.base_url + "/v1/audio/speech", {**speech, "input": "你好。"})
+    assert code == 200
+
+
+def test_docs_page_and_its_assets_are_served(small_daemon):
+    code, headers, body = http("GET", small_daemon.base_url + "/docs")
+    assert code == 200 and headers["Content-Type"].startswith("text/html")
+    assets = re.findall(r'(?:href|src)="(docs/[^"]+)"', body.decode())
+    assert "docs/swagger-ui-bundle.js" in assets and "https:" not in body.decode()
+    for asset in assets:
+        code, _, _ = http("GET", f"{small_daemon.base_url}/{asset}")
+        assert code == 200, asset
 
 
 def test_openapi_spec_loads_in_schemathesis():
@@ -156,7 +180,7 @@ def test_schemathesis_public_listener_with_api_keys(keyed_daemon, tmp_path):
                           "--header", f"Authorization: Bearer {API_KEY}", "--report", "ndjson", "--report-dir",
                           str(tmp_path / "report"))
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert operations_answering(tmp_path / "report", 401) == {"POST /tts", "POST /v1/audio/speech",
+    assert operations_answering(tmp_path / "report", 401) == {"POST /tts", "POST /frontend", "POST /v1/audio/speech",
                                                               "GET /v1/models", "GET /v1/models/{model}"}
 
 

@@ -178,3 +178,42 @@ def test_models_options_work_after_the_action_too(model_store_dir, tmp_path):
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert run.returncode == 0 and f"store: {model_store_dir}" in run.stdout, run.stderr
     assert "fastspeech2-baker (default)" in run.stdout and "pulled" in run.stdout
+
+
+def test_no_native_info_line_unless_verbose(outputs, model_store_dir, tmp_path):
+    _, runs = outputs
+    for run in runs.values():
+        assert LITERT_BANNER not in run.stderr, run.stderr
+    # Positive control: the line exists and --verbose lets it through.
+    verbose = subprocess.run([sys.executable, "-m", "tts_ops.cli", "--verbose", "synth", SENTENCE, "-o", "v.wav"],
+                             cwd=tmp_path, env=cli_env(model_store_dir), capture_output=True, text=True, timeout=120)
+    assert verbose.returncode == 0, verbose.stderr
+    assert LITERT_BANNER in verbose.stderr
+
+
+def test_missing_output_directory_is_refused_and_not_created(model_store_dir, tmp_path):
+    run = synth([SENTENCE, "-o", "no/such/dir/out.wav"], tmp_path, cli_env(model_store_dir))
+    assert run.returncode == EXIT_USAGE, run.stderr
+    assert run.stderr.strip() == ("tts-ops synth: output directory no/such/dir does not exist; create it first or "
+                                  "choose another -o path"), run.stderr
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("")
+    run = synth([SENTENCE, "-o", "file/out.wav"], tmp_path, cli_env(model_store_dir))
+    assert run.returncode == EXIT_USAGE and "output directory file is not a directory" in run.stderr
+
+
+def stdout_synth(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tts_ops.cli", "synth", SENTENCE, "-o", "-", *args], cwd=cwd,
+                          env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, fmt", [([], "WAV"), (["--format", "flac"], "FLAC")])
+def test_dash_writes_the_audio_to_stdout(model_store_dir, tmp_path, args, fmt):
+    import io
+
+    run = stdout_synth(args, tmp_path, cli_env(model_store_dir))
+    assert run.returncode == 0, run.stderr
+    info = sf.info(io.BytesIO(run.stdout))
+    assert (info.format, info.samplerate, info.channels) == (fmt, RATE, 1) and info.duration > 2.0
+    assert b"wrote standard output" in run.stderr
+    assert list(tmp_path.iterdir()) == []  # no file named "-", no temporary file

@@ -20,7 +20,16 @@ import soundfile as sf
 
 from inference.audio import check_output
 from inference.engines.base import SynthesisParams
-from inference.engines.sambert import INSTALL_HINT, SAMPLE_RATE, VOICES, SambertEngine, modelscope_pipeline
+from inference.engines.sambert import (
+    INSTALL_HINT,
+    INSTALL_LINE,
+    RUNTIME_PINS,
+    SAMPLE_RATE,
+    VOICES,
+    SambertEngine,
+    check_runtime_packages,
+    modelscope_pipeline,
+)
 from inference.errors import BootError, EngineFailure, TextError
 
 SECONDS_PER_CHAR = 0.2
@@ -313,8 +322,8 @@ def test_missing_model_dir_is_a_boot_error_with_install_hint(tmp_path):
     with pytest.raises(BootError, match="configuration.json") as caught:
         engine.load()
     assert INSTALL_HINT in str(caught.value)
-    # What to install and from where: the packages and ModelScope's find-links page.
-    assert re.search(r"kantts ttsfrd -f https://\S+/repo\.html", INSTALL_HINT)
+    # What to install and from where: the packages at their pinned versions and ModelScope's find-links page.
+    assert re.search(r"kantts==[\d.]+ ttsfrd==[\d.]+ -f https://\S+/repo\.html", INSTALL_HINT)
 
 
 def test_model_dir_without_configuration_json_is_a_boot_error(tmp_path):
@@ -337,3 +346,121 @@ def test_modelscope_pipeline_without_modelscope_is_a_boot_error(model_dir, monke
         modelscope_pipeline(str(model_dir))
     with pytest.raises(BootError, match=re.escape("tts-ops[sambert]")):
         SambertEngine(model_dir=model_dir).load()  # the default factory is the real pipeline
+
+
+# -- install safety: PyPI's placeholder kantts/ttsfrd (an __init__.py with hello() only) ----------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+PLACEHOLDER = "def hello():\n    print('hello')\n"
+
+
+def fake_package(root: Path, name: str, body: str = PLACEHOLDER, version: str | None = None,
+                 submodules: tuple[str, ...] = ()) -> None:
+    """A package ``name`` under ``root``; with ``version``, pip-style metadata (a dist-info) too."""
+    (root / name).mkdir(parents=True)
+    (root / name / "__init__.py").write_text(body)
+    for dotted in submodules:
+        parts = dotted.split(".")[1:]
+        directory = root / name
+        for part in parts[:-1]:
+            directory = directory / part
+            directory.mkdir(exist_ok=True)
+            (directory / "__init__.py").touch()
+        (directory / f"{parts[-1]}.py").touch()
+    if version is not None:
+        info = root / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch) -> Path:
+    """A directory first on sys.path, with no kantts/ttsfrd imported from anywhere else."""
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    for name in list(sys.modules):
+        if name.split(".")[0] in RUNTIME_PINS:
+            monkeypatch.delitem(sys.modules, name)
+    return root
+
+
+def real_like(site: Path, versions: dict[str, str] | None = None) -> None:
+    """Stand-ins with everything the boot check looks for (not ModelScope's code: just its shape)."""
+    versions = versions or RUNTIME_PINS
+    fake_package(site, "kantts", "", versions["kantts"], ("kantts.models.model_builder",
+                 "kantts.utils.ling_unit.ling_unit", "kantts.models.sambert.kantts_sambert",
+                 "kantts.models.hifigan.hifigan"))
+    fake_package(site, "ttsfrd", "class TtsFrontendEngine:\n    pass\n", versions["ttsfrd"])
+
+
+def test_packages_shaped_like_the_real_ones_at_the_pinned_versions_pass(site):
+    real_like(site)
+    check_runtime_packages()  # positive control of the placeholder tests below
+
+
+def test_placeholder_kantts_is_a_boot_error_naming_it(site):
+    fake_package(site, "kantts", version="0.1.0")
+    fake_package(site, "ttsfrd", "class TtsFrontendEngine:\n    pass\n", RUNTIME_PINS["ttsfrd"])
+    with pytest.raises(BootError, match=r"kantts at .*site/kantts/__init__\.py is a placeholder") as caught:
+        check_runtime_packages()
+    assert "kantts.models.model_builder" in str(caught.value) and INSTALL_LINE in str(caught.value)
+
+
+def test_placeholder_ttsfrd_is_a_boot_error_naming_it(site):
+    real_like(site)
+    (site / "ttsfrd" / "__init__.py").write_text(PLACEHOLDER)
+    with pytest.raises(BootError, match=r"ttsfrd at .* is a placeholder.*ttsfrd\.TtsFrontendEngine"):
+        check_runtime_packages()
+
+
+def test_wrong_version_is_a_boot_error_naming_the_pin(site):
+    real_like(site, {**RUNTIME_PINS, "kantts": "0.1.0"})
+    with pytest.raises(BootError, match=rf"kantts 0\.1\.0 is installed .*not the pinned {RUNTIME_PINS['kantts']}"):
+        check_runtime_packages()
+
+
+def test_package_without_metadata_is_a_boot_error(site):
+    real_like(site)
+    for info in site.glob("kantts-*.dist-info"):
+        for child in info.iterdir():
+            child.unlink()
+        info.rmdir()
+    with pytest.raises(BootError, match="no installed distribution"):
+        check_runtime_packages()
+
+
+def test_the_default_pipeline_checks_before_importing_modelscope(site, model_dir):
+    fake_package(site, "kantts")
+    fake_package(site, "ttsfrd")
+    with pytest.raises(BootError, match="placeholder"):
+        SambertEngine(model_dir=model_dir).load()
+
+
+def test_worker_with_a_placeholder_exits_with_the_boot_failure_code(site, model_dir, tmp_path):
+    import json
+    import os
+    import subprocess
+
+    from tts_vocab.exit_codes import EXIT_BOOT_FAILURE
+
+    fake_package(site, "kantts")
+    fake_package(site, "ttsfrd")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "inference.worker", "--engine", "sambert-hifigan", "--socket",
+         str(tmp_path / "w.sock"), "--options", json.dumps({"model_dir": str(model_dir)})],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == EXIT_BOOT_FAILURE, proc.stderr
+    assert "kantts at" in proc.stderr and "is a placeholder" in proc.stderr
+
+
+def test_readme_and_constraints_file_pin_the_same_versions():
+    constraints = (REPO / "deploy" / "sambert-constraints.txt").read_text()
+    pins = dict(re.findall(r"^(kantts|ttsfrd)==(\S+)$", constraints, re.M))
+    assert pins == RUNTIME_PINS
+    readme = (REPO / "README.md").read_text()
+    for name, version in RUNTIME_PINS.items():
+        assert f"{name}=={version}" in readme
+    assert "deploy/sambert-constraints.txt" in readme
+    assert not re.search(r"\bkantts ttsfrd\b", readme)  # no unpinned install line left

@@ -359,3 +359,37 @@ def test_sigterm_finishes_the_synthesis_in_progress_then_exits_0(spawn):
     assert rate == RATE and abs(samples.size / rate - float(reply.headers["x-audio-duration"])) < 0.002
     assert worker.proc.wait(30) == EXIT_OK
     assert not Path(worker.socket).exists()
+
+
+# -- the phonemizer view and unreadable characters ------------------------------------------------------------
+
+
+def test_phonemize_answers_the_view_and_is_not_a_served_synthesis(worker):
+    before = worker.health().json()["requests_served"]
+    reply = call(worker.socket, "POST", "/phonemize", {"text": "你好😀。"})
+    assert reply.status == 200, reply.body[:300]
+    view = reply.json()
+    assert view["chunks"][0]["pinyin"] == ["ni2", "hao3"]
+    assert view["skipped"] == [{"char": "😀", "code_point": "U+1F600"}]
+    assert worker.health().json()["requests_served"] == before
+
+
+@pytest.mark.parametrize("body, named", [({}, "'text' is required"), ({"text": "你好", "x": 1}, "unknown field"),
+                                          ([], "JSON object"), (b"{", "JSON")])
+def test_phonemize_rejects_bad_bodies_with_400_json(worker, body, named):
+    reply = call(worker.socket, "POST", "/phonemize", body)
+    assert reply.status == 400 and named in reply.json()["error"], reply.body[:300]
+
+
+def test_unreadable_characters_are_named_once_each_and_bounded(worker):
+    # 200 distinct unreadable code points (private use area) and repeats: the reply names each once, at most
+    # MAX_SKIPPED of them plus how many more, so the header never nears HTTP's 8 KiB limit.
+    from tts_vocab import SynthesisReply
+    from tts_vocab.messages import MAX_SKIPPED
+
+    unreadable = "".join(chr(0xE100 + i) for i in range(200))  # U+E000.. are the normaliser's own masks
+    reply = worker.synthesize({"text": "你好。" + unreadable * 3 + "。世界😀😀。"})
+    assert reply.status == 200, reply.body[:300]
+    meta = SynthesisReply.from_headers({name.title(): value for name, value in reply.headers.items()})
+    assert len(meta.skipped) == MAX_SKIPPED and meta.more_skipped == 201 - MAX_SKIPPED
+    assert meta.skipped[0] == "U+E100" and len(reply.headers["x-skipped-chars"]) < 1024

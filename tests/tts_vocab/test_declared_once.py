@@ -40,8 +40,7 @@ def _findings(path: Path) -> list[str]:
     return found
 
 
-# Declared on purpose outside tts_vocab: pydantic needs literal types (tests/tts_ops/config checks they match),
-# and the OpenAPI document describes headers in prose next to their names.
+# Declared on purpose outside tts_vocab: pydantic needs literal types (tests/tts_ops/config checks they match).
 ALLOWED = {"tts_ops/config/schema.py": {"a list of Sambert voices"}}
 
 

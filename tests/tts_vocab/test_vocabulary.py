@@ -65,3 +65,4 @@ def test_importing_the_vocabulary_loads_no_third_party_module():
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
                  .stdout.split())
     assert not loaded & {"numpy", "aiohttp", "pydantic", "yaml", "torch", "ai_edge_litert", "pypinyin"}
+

@@ -8,21 +8,36 @@ from __future__ import annotations
 
 import argparse
 import logging
+import platform
 import sys
+from importlib import metadata
 
 from inference.errors import InferenceError
 from tts_ops.cli import admin, frontend, models, quality, serve, synth
 from tts_ops.cli.errors import CliError
 from tts_ops.errors import ConfigError, TtsOpsError
+from tts_vocab.engines import ENGINE_IDS
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.exit_codes import EXIT_FAILED, EXIT_USAGE
 
-__all__ = ["CliError", "build_parser", "main"]
+__all__ = ["CliError", "build_parser", "main", "version_text"]
+
+
+def version_text() -> str:
+    """``tts-ops 0.1.0 (engines: fastspeech2-baker, sambert-hifigan; Python 3.11.7)``: the installed package's
+    version, so it is the one pip reports, not a copy in the source."""
+    try:
+        version = metadata.version("tts-ops")
+    except metadata.PackageNotFoundError:
+        version = "unknown (not installed)"
+    return f"tts-ops {version} (engines: {', '.join(ENGINE_IDS)}; Python {platform.python_version()})"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tts-ops", description="Supervisor daemon for Chinese multi-emotion TTS.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-V", "--version", action="version", version=version_text(),
+                        help="print the version and the engine ids, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (serve, synth, frontend, models, admin, quality):
         module.register(sub)

@@ -16,6 +16,7 @@ from typing import Any
 
 from tts_ops.cli.errors import CliError
 from tts_ops.config import Config, load_config
+from tts_vocab.exit_codes import EXIT_USAGE
 from tts_vocab.limits import MAX_WORKERS
 
 SYSTEMD_TOKEN_FILE = Path("/var/lib/tts-ops/admin.token")
@@ -100,28 +101,84 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def format_status(status: dict[str, Any]) -> str:
+    """The status document as text: a summary line, then one table each for workers, cache, maintenance jobs and
+    logs; sections the daemon did not send are left out."""
     w = status["workers"]
     lines = [f"tts-ops pid {status['pid']}, up {status['uptime_s']:.0f}s, engine {status['engine']}, "
              f"{w['ready']}/{w['target']} workers ready, queue {status['queue_depth']}/{status['queue_limit']}, "
              f"in flight {status['in_flight']}"]
+    lines += _workers_section(w["items"])
+    lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in status["totals"].items()))
+    if status.get("cache") is not None:
+        lines += ["", *_cache_section(status["cache"])]
+    if status.get("maintenance"):
+        lines += ["", *_maintenance_section(status["maintenance"])]
+    if status.get("logs"):
+        lines += ["", *_logs_section(status["logs"])]
+    return "\n".join(lines)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
+    return ["  ".join(str(x).ljust(n) for x, n in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
+
+
+def _workers_section(items: list[dict[str, Any]]) -> list[str]:
     headers = ["ID", "PID", "STATE", "UPTIME", "RESTARTS", "RSS MB", "CPU%", "INFLT", "SERVED", "PROBE ms",
                "LAST EXIT"]
     rows = [[r["id"], r["pid"] or "-", r["state"], _fmt(r["uptime_s"], "{:.0f}s"), r["restarts"],
              _fmt(r["rss_mb"], "{:.0f}"), _fmt(r["cpu_percent"], "{:.0f}"), r["in_flight"], r["served"],
-             _fmt(r["last_probe_ms"], "{:.1f}"), r["last_exit_reason"] or "-"] for r in w["items"]]
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
-    for row in [headers, *rows]:
-        lines.append("  ".join(str(x).ljust(n) for x, n in zip(row, widths, strict=True)).rstrip())
-    totals = status["totals"]
-    lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
-    for section in ("cache", "maintenance"):
-        if section in status:
-            lines.append(f"{section}: {json.dumps(status[section], ensure_ascii=False)}")
-    return "\n".join(lines)
+             _fmt(r["last_probe_ms"], "{:.1f}"), r["last_exit_reason"] or "-"] for r in items]
+    lines = table(headers, rows)
+    # The cause of a worker that is not serving (FAILED after boot failures, EXITED, STARTING again): its last
+    # ERROR line, e.g. a checksum mismatch, which the exit code alone ("boot failure (exit 3)") does not say.
+    lines += [f"  {r['id']} cause: {r['last_error']}" for r in items
+              if r.get("last_error") and r["state"] not in ("ready", "retired")]
+    return lines
 
 
-def _fmt(value: Any, pattern: str) -> str:
-    return "-" if value is None else pattern.format(value)
+def _cache_section(cache: dict[str, Any]) -> list[str]:
+    if not cache:
+        return ["CACHE disabled"]
+    up = "up" if cache.get("up") else "DOWN"
+    size = (f"{cache['bytes'] / 2**20:.1f}/{cache['max_bytes'] / 2**20:.0f} MB"
+            if cache.get("max_bytes") else f"{(cache.get('bytes') or 0) / 2**20:.1f} MB")
+    headers = ["CACHE", "STATE", "HIT%", "HITS", "MISSES", "STORES", "ITEMS", "SIZE", "EVICTIONS", "ERRORS",
+               "OUTAGES"]
+    row = [cache.get("backend", "-"), up, _fmt(cache.get("hit_ratio"), "{:.1%}"), cache.get("hits", 0),
+           cache.get("misses", 0), cache.get("stores", 0), _fmt(cache.get("items"), "{}"), size,
+           _fmt(cache.get("evictions"), "{}"), cache.get("errors", 0), cache.get("outages", 0)]
+    lines = table(headers, [row])
+    if cache.get("breaker"):
+        lines.append(f"  breaker: {json.dumps(cache['breaker'], ensure_ascii=False)}")
+    return lines
+
+
+def _maintenance_section(jobs: list[dict[str, Any]]) -> list[str]:
+    headers = ["JOB", "TRIGGER", "LAST RUN", "TOOK", "RUNS", "FAILURES", "NEXT RUN", "LAST ERROR"]
+    rows = [[j["id"], j["trigger"], _time(j.get("last_run")), _fmt(j.get("last_duration_s"), "{:.2f}s"),
+             j.get("runs", 0), j.get("failures", 0), _time(j.get("next_run")),
+             (j.get("last_error") or "-")[:80]] for j in jobs]
+    return table(headers, rows)
+
+
+def _logs_section(logs: dict[str, Any]) -> list[str]:
+    headers = ["LOG", "SIZE KB", "WRITTEN KB", "DROPPED", "OPEN"]
+    rows = [[name, _fmt(logs["size"].get(name), "{:.1f}", 1024), _fmt(logs["bytes_written"].get(name), "{:.1f}", 1024),
+             logs["dropped"].get(name, 0), "yes" if logs["open"].get(name) else "NO"] for name in logs["size"]]
+    lines = table(headers, rows)
+    lines.append(f"  rotations {logs['rotations']} (last {_time(logs.get('last_rotation'))}), "
+                 f"pruned {logs['pruned_files']} files / {logs['pruned_bytes'] / 1024:.1f} KB")
+    return lines
+
+
+def _time(iso: str | None) -> str:
+    """An ISO time as ``YYYY-MM-DD HH:MM:SS`` (the document keeps the full precision and offset)."""
+    return "-" if not iso else iso.replace("T", " ")[:19]
+
+
+def _fmt(value: Any, pattern: str, divisor: float = 1) -> str:
+    return "-" if value is None else pattern.format(value / divisor if divisor != 1 else value)
 
 
 def run_restart(args: argparse.Namespace) -> int:
@@ -136,7 +193,7 @@ def run_restart(args: argparse.Namespace) -> int:
 
 def run_scale(args: argparse.Namespace) -> int:
     if not 1 <= args.count <= MAX_WORKERS:
-        raise CliError(f"count must be between 1 and {MAX_WORKERS}", code=2)
+        raise CliError(f"count must be between 1 and {MAX_WORKERS}", code=EXIT_USAGE)
     result = call(args, "POST", "/admin/scale", {"workers": args.count})
     print(f"scaled to {result['workers']} workers")
     return 0

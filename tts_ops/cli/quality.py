@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from tts_ops.cli.errors import CliError
-from tts_vocab.exit_codes import EXIT_FAILED
+from tts_vocab.exit_codes import EXIT_FAILED, EXIT_USAGE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     # Heavy and optional (torch, distillmos: the quality extra).
     from inference.quality import AudioFileError, MosScorer
     if args.threads < 1:
-        raise CliError("--threads must be at least 1", code=2)
+        raise CliError("--threads must be at least 1", code=EXIT_USAGE)
     scorer = MosScorer(threads=args.threads).load()  # ScorerUnavailable (a BootError): one line, exit 1
     results: list[dict[str, object]] = []
     for path in args.files:

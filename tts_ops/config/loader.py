@@ -347,7 +347,7 @@ _HEADER = """\
 # tts-ops configuration reference.
 #
 # GENERATED from tts_ops/config/schema.py by `python -m tts_ops.config > config/tts-ops.yaml`: do not edit by hand,
-# tests/tts_ops/test_config.py fails when this file and the code disagree.
+# tests/tts_ops/config/test_config.py fails when this file and the code disagree.
 #
 # The daemon runs without any config file. Every key below is commented out at its default ("#key: value"),
 # so this file as-is changes nothing: uncomment a key to change it. Mappings (emotions, voice_map) replace

@@ -400,6 +400,10 @@ class MetricsConfig(_Section):
     """Prometheus metrics."""
 
     enabled: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
+    public: bool = Field(False,
+        description="With enabled, also serve /metrics unauthenticated on host:port, for scrapers (admin copy stays).")
+    host: str = Field("127.0.0.1", min_length=1, description="Interface of the unauthenticated metrics listener.")
+    port: int = Field(9464, ge=1, le=65535, description="TCP port of the unauthenticated metrics listener.")
 
 
 class Config(_Section):

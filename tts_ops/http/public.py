@@ -38,11 +38,23 @@ log = logging.getLogger("tts_ops.server")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 HEALTHY = b'{"status":"healthy"}'
 UNHEALTHY = b'{"status":"unhealthy"}'
+#: What GET /summary shows of the cache stats (never its URL).
+SUMMARY_CACHE_KEYS = ("backend", "up", "hits", "misses", "hit_ratio")
 
 
 class PoolWorker(ReadyWorker, Protocol):
     @property
     def state(self) -> WorkerState: ...
+
+    # Read by GET /summary only.
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def restarts(self) -> int: ...
+
+    @property
+    def rss_bytes(self) -> int | None: ...
 
 
 class WorkerPool(Protocol):
@@ -108,6 +120,7 @@ class FrontEnd:
         app.router.add_post("/frontend", self.handle_frontend)
         app.router.add_get("/health", self.handle_health)
         app.router.add_get("/ready", self.handle_ready)
+        app.router.add_get("/summary", self.handle_summary)
         app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
         if self.output_store is not None:
             app.router.add_get("/output/{name}", self.output_store.handler)
@@ -136,17 +149,36 @@ class FrontEnd:
                 "limits": {"max_text_chars": self.config.server.max_text_chars}}
         return web.json_response(body, status=200 if body["ready"] else 503, headers={"Cache-Control": "no-store"})
 
+    async def handle_summary(self, request: web.Request) -> web.Response:
+        """The Web UI's ops panel: workers (id, state, restarts, RSS), queue, cache hit ratio and whether an API
+        key is needed. Public, so nothing secret: no keys or tokens, no paths, no cache URL, no pids."""
+        workers = [{"id": w.id, "state": w.state.value, "restarts": w.restarts,
+                    "rss_mb": round(w.rss_bytes / 2**20, 1) if w.rss_bytes else None}
+                   for w in sorted(self.supervisor.workers.values(), key=lambda w: (len(w.id), w.id))]  # w2 < w10
+        cache = self.cache.stats() if self.cache is not None else None
+        body = {"accepting": self.accepting, "workers": workers, "target": self.supervisor.target,
+                "queue_depth": self.balancer.queue_depth, "in_flight": self.balancer.in_flight,
+                "cache": None if cache is None else {key: cache[key] for key in SUMMARY_CACHE_KEYS},
+                "api_key_required": bool(self.config.server.api_keys),
+                "limits": {"max_text_chars": self.config.server.max_text_chars}}
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
     # -- synthesis -------------------------------------------------------------------------------------------
     async def handle_frontend(self, request: web.Request) -> web.Response:
         """The phonemizer view: what the model would be given for a text (normalised text, per-chunk pinyin as
-        sent — sandhi applied — and symbols), answered by a worker's engine."""
+        sent — sandhi applied — and symbols), answered by a worker's engine. Counted in the totals like any
+        request."""
+        self.service.totals.request()
         try:
             self.service.admit()
             check_content_type(request.content_type)
             text = parse_frontend(load_json(await request.read()), max_text_chars=self.config.server.max_text_chars)
             view = await self.service.frontend_view(text)
         except HttpError as exc:
+            if exc.is_client_error:
+                self.service.totals.client_error()
             return json_error(exc.status, str(exc), exc.headers)
+        self.service.totals.answered()
         return web.json_response(view.public(), dumps=readable_json)
 
     async def handle_tts(self, request: web.Request) -> web.StreamResponse:

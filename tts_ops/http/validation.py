@@ -75,17 +75,19 @@ def parse_tts(body: Any, *, max_text_chars: int, default_voice: str | None = Non
         text = parse_text(body.get("text"))
         if len(text) > max_text_chars:
             raise RequestError(413, f"'text' is {len(text)} characters; the limit is {max_text_chars}", param="text")
+        # Checked in the order clients have always seen, so a body with several bad fields names the same one.
+        emotion, speed = parse_emotion(body.get("emotion")), parse_speed(body.get("speed"))
         voice = parse_voice(body.get("voice"))
         fmt = body.get("format")
         if fmt is not None and not isinstance(fmt, str):
             raise InvalidRequest("'format' must be a string", "format")
-        job = SynthesisJob(
-            text=text, emotion=parse_emotion(body.get("emotion")), speed=parse_speed(body.get("speed")),
-            voice=canonical_voice(voice, default_voice) if voice else None,
-            format=normalize_format("wav" if fmt is None else fmt),
-            sample_rate=parse_sample_rate(body.get("sample_rate")))
+        fmt = normalize_format("wav" if fmt is None else fmt)
         stream = body.get("stream")
-        return TtsRequest(job, stream is not None and parse_flag(stream, "stream"))
+        streamed = stream is not None and parse_flag(stream, "stream")
+        job = SynthesisJob(text=text, emotion=emotion, speed=speed, format=fmt,
+                           voice=canonical_voice(voice, default_voice) if voice else None,
+                           sample_rate=parse_sample_rate(body.get("sample_rate")))
+        return TtsRequest(job, streamed)
     except InvalidRequest as exc:
         raise as_request_error(exc) from None
 

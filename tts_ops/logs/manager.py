@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tts_ops.config import Config, LoggingConfig
+from tts_ops.logs.filters import AIOHTTP_SERVER_LOGGER, MalformedRequestFilter
 from tts_ops.logs.formatters import AccessFormatter, JsonFormatter, SynthesisFormatter, TextFormatter, iso_time
 from tts_ops.logs.handlers import (
     ReopenableFileHandler,
@@ -290,6 +291,8 @@ def setup_logging(config: Config, verbose: bool = False, *, stream: TextIO | Non
         _configure(manager, "tts_ops.worker", level=logging.DEBUG)
         # aiohttp's own access logger is off; ours is tts_ops.access.
         _configure(manager, "aiohttp.access", level=logging.WARNING)
+        # A request aiohttp's parser rejects is the client's mistake: one rate-limited WARNING, no traceback.
+        _add_filter(manager, AIOHTTP_SERVER_LOGGER, MalformedRequestFilter())
         _current = manager
 
     if dir_error is not None:
@@ -359,6 +362,12 @@ def _configure(manager: LogManager, name: str, *, level: int, propagate: bool | 
         logger.propagate = old_propagate
 
     manager._restore.append(undo)
+
+
+def _add_filter(manager: LogManager, name: str, log_filter: logging.Filter) -> None:
+    logger = logging.getLogger(name)
+    logger.addFilter(log_filter)
+    manager._restore.append(lambda: logger.removeFilter(log_filter))
 
 
 def log_synthesis(record: Mapping[str, Any], *, text: str | None, log_text: bool) -> None:

@@ -82,7 +82,10 @@ class RotatingLogs(Protocol):
 class PausableStore(Protocol):
     """The disk guard's handle on the output store (``tts_ops.storage.output_store.OutputStore``)."""
 
-    paused: bool
+    @property
+    def paused(self) -> bool: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
 
 
 @dataclass
@@ -180,7 +183,7 @@ class Maintenance:
         if self._low and self.output.min_free_mb <= 0:
             # The guard is now off and will not run its recovery branch: without this, saving stays paused.
             self._low = False
-            self.output_store.paused = False
+            self.output_store.resume()
             log.info("disk guard disabled (output.min_free_mb = 0); saving outputs resumed")
         interval = float(self.output.cleanup_interval_s)
         if interval == old_interval or self._scheduler is None or self._scheduler.get_job("cleanup") is None:
@@ -359,7 +362,7 @@ class Maintenance:
                         "logs deleted", " and ".join(f"{n} dir ({free[n] // MIB} MiB)" for n in low),
                         self.output.min_free_mb)
         if self._low:
-            self.output_store.paused = True
+            self.output_store.pause()
             # Free up to the recovery level, not just the threshold: stopping at the threshold would leave
             # saving paused until something else frees the last 10 %. Outputs first: when both directories
             # share a filesystem, that may already lift the log directory too (hence the re-measure).
@@ -377,7 +380,7 @@ class Maintenance:
                     free = await asyncio.to_thread(self._measure)
             if all(value >= target for value in free.values()):
                 self._low = False
-                self.output_store.paused = False
+                self.output_store.resume()
                 log.info("disk space recovered (%s); saving outputs resumed",
                          ", ".join(f"{n} dir {v // MIB} MiB free" for n, v in free.items()))
         return {"low": self._low, "paused": bool(self.output_store.paused), "threshold_mb": self.output.min_free_mb,

@@ -19,6 +19,12 @@ Choices worth knowing when reading dashboards:
   absent (not 0), so an alert on ``tts_ops_redis_up == 0`` never fires on a deployment that has no Redis.
 * Synthesis metrics describe engine work, so a cache hit records none of them (hits are in
   ``tts_ops_cache_hits_total``); any other cache value (miss, bypass, disabled) was synthesised and is recorded.
+* ``tts_ops_build_info`` (always 1) carries the package version, Python version and the engine and model version
+  the READY workers report (one series per distinct pair, so a rolling move onto a new model shows both for a
+  moment); with no READY worker it keeps the last pair known, ``unknown`` before the first.
+* ``tts_ops_disk_guard_active`` is 1 while the disk guard holds saving paused (a low-space episode).
+* No ``*_created`` series: ``disable_created_metrics()`` at import. It is process-wide, which is what the daemon
+  wants (only its own registries live in it); the timestamps only duplicate what ``rate()`` ignores anyway.
 * ``endpoint`` labels are capped (``MAX_ENDPOINTS``) and overflow goes to ``other``: callers should pass the
   route, not the raw path, but a mistake must not turn 404 scans into unbounded series.
 """
@@ -26,18 +32,30 @@ Choices worth knowing when reading dashboards:
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import logging
+import platform
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from tts_ops.supervisor.states import WorkerState
 
 log = logging.getLogger("tts_ops.metrics")
+disable_created_metrics()
+
+UNKNOWN = "unknown"
 
 # A short phrase is ~50 ms on the bundled voice, a long paragraph on Sambert or a request queued behind a busy
 # pool can take a minute or more; the upper buckets sit near the request timeouts so timeouts stay visible.
@@ -62,6 +80,8 @@ class WorkerGauges(Protocol):
     def rss_bytes(self) -> int | None: ...
     @property
     def served(self) -> int: ...
+    @property
+    def health(self) -> Mapping[str, object]: ...
 
 
 class PoolGauges(Protocol):
@@ -76,6 +96,8 @@ class QueueGauges(Protocol):
     def queue_depth(self) -> int: ...
     @property
     def in_flight(self) -> int: ...
+    @property
+    def queue_limit(self) -> int: ...
 
 
 class StatsSource(Protocol):
@@ -84,9 +106,16 @@ class StatsSource(Protocol):
     def stats(self) -> Mapping[str, Any]: ...
 
 
+class PausedFlag(Protocol):
+    @property
+    def paused(self) -> bool: ...
+
+
 class MaintenanceCounters(Protocol):
     @property
     def counters(self) -> Mapping[str, Any]: ...
+    @property
+    def output_store(self) -> PausedFlag: ...
 
 
 class Metrics:
@@ -103,6 +132,9 @@ class Metrics:
         self.log_manager = log_manager
         self.registry = CollectorRegistry()
         self._endpoints: set[str] = set()
+        self.version = _package_version()
+        # (engine, model_version) pairs last reported by READY workers: the build_info labels.
+        self.builds: list[tuple[str, str]] = [(UNKNOWN, UNKNOWN)]
         r = self.registry
         self.requests = Counter("tts_ops_requests", "HTTP requests answered, by endpoint and status code.",
                                 ["endpoint", "status"], registry=r)
@@ -147,11 +179,24 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
+    def build_app(self) -> web.Application:
+        """The unauthenticated listener of ``metrics.public``: ``GET /metrics`` and nothing else."""
+        app = web.Application()
+        app.router.add_get("/metrics", self.handle)
+        return app
+
     async def handle(self, request: web.Request) -> web.Response:
         """``GET /metrics``. Rendering is synchronous on purpose: the collector reads objects owned by the event
         loop, and a scrape is a few hundred lines of text."""
         body, content_type = self.render()
         return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("tts-ops")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return UNKNOWN
 
 
 def _num(value: Any) -> float:
@@ -182,6 +227,7 @@ class _Collector:
             yield "maintenance", functools.partial(self._maintenance, m.maintenance)
 
     def collect(self) -> Iterable[Metric]:
+        yield self._build_info()
         for name, reader in self._sources():
             try:
                 # Built fully before yielding, so a failure never leaves half a source in the output.
@@ -191,12 +237,32 @@ class _Collector:
                 continue
             yield from families
 
+    def _build_info(self) -> Metric:
+        m = self.m
+        if m.supervisor is not None:
+            try:
+                known = sorted({(str(w.health.get("engine") or UNKNOWN), str(w.health.get("model_version") or UNKNOWN))
+                                for w in m.supervisor.workers.values() if w.state is WorkerState.READY})
+            except Exception as exc:
+                log.warning("metrics: reading the workers' build failed: %r", exc)
+                known = []
+            if known:
+                m.builds = known
+        info = GaugeMetricFamily("tts_ops_build_info", "Always 1: daemon version, Python, and the engine and model "
+                                 "version the READY workers report.",
+                                 labels=["version", "engine", "model_version", "python"])
+        for engine, model_version in m.builds:
+            info.add_metric([m.version, engine, model_version, platform.python_version()], 1.0)
+        return info
+
     @staticmethod
     def _balancer(balancer: QueueGauges) -> Iterable[Metric]:
         yield GaugeMetricFamily("tts_ops_queue_depth", "Requests waiting for a free worker.",
                                 value=_num(balancer.queue_depth))
         yield GaugeMetricFamily("tts_ops_in_flight", "Requests being synthesised by workers right now.",
                                 value=_num(balancer.in_flight))
+        yield GaugeMetricFamily("tts_ops_queue_limit", "Most requests that may wait (server.queue_limit); beyond it "
+                                "requests are shed with 503.", value=_num(balancer.queue_limit))
 
     @staticmethod
     def _supervisor(supervisor: PoolGauges) -> Iterable[Metric]:
@@ -259,3 +325,6 @@ class _Collector:
         for task, n in dict(counters.get("failures") or {}).items():
             failures.add_metric([str(task)], _num(n))
         yield failures
+        yield GaugeMetricFamily("tts_ops_disk_guard_active", "1 while the disk guard holds saving paused (low free "
+                                "space on the output or log disk), else 0.",
+                                value=1.0 if maintenance.output_store.paused else 0.0)

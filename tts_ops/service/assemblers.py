@@ -42,8 +42,8 @@ class ChunkAudio:
     sample_rate: int
     duration_s: float
     worker_id: str
-    #: The worker's reply metadata (synthesis time, model); None for audio made without a worker (tests).
-    reply: SynthesisReply | None = None
+    #: The worker's reply metadata (synthesis time, model, unreadable characters).
+    reply: SynthesisReply
 
 
 # --- per-format assembly ----------------------------------------------------------------------------------------
@@ -136,6 +136,7 @@ class Mp3Assembler(Assembler):
         self._closed = False
 
     def _encode(self, pcm: bytes, final: bool) -> bytes:
+        # Heavy (libsndfile, ~50 ms): only a daemon that streams mp3/flac loads it, on first use.
         import numpy as np
         import soundfile as sf
 
@@ -206,6 +207,7 @@ class FlacAssembler(Assembler):
         return b""
 
     def _encode(self) -> bytes:
+        # Heavy (libsndfile): loaded on first use, as above.
         import numpy as np
         import soundfile as sf
 

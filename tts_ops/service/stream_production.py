@@ -21,6 +21,7 @@ from tts_ops.service.assemblers import ASSEMBLERS, Assembler, ChunkAudio
 from tts_ops.service.chunk_pipeline import ChunkPipeline, JobRunner
 from tts_ops.service.errors import HttpError, RequestError, ServiceError
 from tts_vocab import SynthesisJob
+from tts_vocab.messages import MAX_SKIPPED
 
 __all__ = ["Emit", "StreamHead", "StreamItem", "StreamPlan", "cache_get", "complete_audio", "head_of", "join",
            "produce"]
@@ -118,8 +119,10 @@ async def _assemble(pipeline: ChunkPipeline, assembler: Assembler, progress: _Pr
         if chunk is None:
             continue
         progress.duration += chunk.duration_s
-        progress.synthesis_s += chunk.reply.synthesis_s if chunk.reply else 0.0
-        progress.skipped += chunk.reply.skipped if chunk.reply else ()
+        progress.synthesis_s += chunk.reply.synthesis_s
+        # Distinct code points over the whole stream, as many as one reply names.
+        fresh = [c for c in chunk.reply.skipped if c not in progress.skipped]
+        progress.skipped += fresh[: max(0, MAX_SKIPPED - len(progress.skipped))]
         data = await assembler.add(chunk)
         if progress.first is None:
             progress.first = chunk
@@ -156,7 +159,7 @@ def head_of(audio: CachedAudio) -> StreamHead:
 
 
 def _model_headers(chunk: ChunkAudio) -> dict[str, str]:
-    return chunk.reply.model_headers() if chunk.reply else {}
+    return chunk.reply.model_headers()
 
 
 async def cache_get(cache: ResultCache, key: str) -> CachedAudio | None:

@@ -136,7 +136,8 @@ class SynthesisService:
         reply = synthesis.reply
         return CachedAudio(synthesis.audio, synthesis.content_type, reply.sample_rate, reply.duration_s,
                            {"worker": synthesis.worker_id, "synthesis_s": reply.synthesis_s,
-                            "skipped": list(reply.skipped), "headers": reply.model_headers()})
+                            "skipped": [*reply.skipped, *([f"+{reply.more_skipped}"] if reply.more_skipped else [])],
+                            "headers": reply.model_headers()})
 
     # -- streams -----------------------------------------------------------------------------------------------------
     async def lookup(self, job: SynthesisJob) -> tuple[str | None, CachedAudio | None]:

@@ -57,13 +57,24 @@ class OutputStore:
     def __init__(self, directory: Path, *, enabled: bool) -> None:
         self.directory = Path(directory)
         self._enabled = bool(enabled)
-        self.paused = False
+        self._paused = False
         self.saved = 0
         self.save_errors = 0
 
     @property
     def enabled(self) -> bool:
         return self._enabled
+
+    @property
+    def paused(self) -> bool:
+        """True while the disk guard holds saving off (low disk)."""
+        return self._paused
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
 
     def apply(self, directory: Path, *, enabled: bool) -> None:
         """Take over a reloaded ``output.dir`` and ``output.save``. Called on the event loop; a save already running

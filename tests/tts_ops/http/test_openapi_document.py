@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tts_ops.config import load_config
+from tts_ops.http.docs import ASSETS
 from tts_ops.http.openai.vocab import RESPONSE_FORMATS, available_voices
 from tts_ops.http.openapi import build_document
 from tts_vocab import EMOTIONS, FORMATS, headers
@@ -46,6 +47,9 @@ def test_audio_answers_list_every_content_type_and_the_header_names(document):
     answer = document["paths"]["/v1/audio/speech"]["post"]["responses"]["200"]
     assert set(answer["content"]) == {fmt.content_type for fmt in FORMATS.values()} | {"text/event-stream"}
     assert {headers.CACHE, headers.SAMPLE_RATE, headers.SPEED_APPLIED, headers.MODEL} <= set(answer["headers"])
+    forwarded = {*headers.MODEL_HEADERS, headers.SYNTHESIS_TIME, headers.AUDIO_DURATION, headers.WORKER}
+    for path in ("/tts", "/v1/audio/speech"):  # the worker's reply headers the public answer forwards
+        assert forwarded <= set(document["paths"][path]["post"]["responses"]["200"]["headers"]), path
     assert headers.SPEED_APPLIED not in document["paths"]["/tts"]["post"]["responses"]["200"]["headers"]
     assert set(document["components"]["headers"]) == {headers.REQUEST_ID, headers.RETRY_AFTER, "WWW-Authenticate",
                                                       "Allow"}
@@ -85,3 +89,12 @@ def test_the_document_is_built_afresh_each_time(config):
     first["paths"]["/tts"]["post"]["responses"]["200"]["headers"].clear()
     second = build_document(config)
     assert second["components"]["headers"] and second["paths"]["/tts"]["post"]["responses"]["200"]["headers"]
+
+
+def test_docs_and_every_asset_it_serves_are_declared(document):
+    assert document["paths"]["/docs"]["get"]["responses"]["200"]["content"] == {"text/html": {"schema": {
+        "type": "string"}}}
+    asset = document["paths"]["/docs/{asset}"]["get"]
+    assert asset["parameters"][0]["schema"]["enum"] == list(ASSETS)
+    assert set(asset["responses"]["200"]["content"]) == set(ASSETS.values())
+    assert set(asset["responses"]) == {"200", "404"}

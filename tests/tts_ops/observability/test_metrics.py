@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
+
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -14,6 +17,8 @@ from tts_ops.supervisor.states import WorkerState
 class FakeWorker:
     def __init__(self, worker_id: str, state: WorkerState, rss_bytes: int | None, served: int = 0) -> None:
         self.id, self.state, self.rss_bytes, self.served, self.in_flight = worker_id, state, rss_bytes, served, 0
+        self.health: dict[str, object] = (
+            {"engine": "fastspeech2-baker", "model_version": "baker-1"} if state is WorkerState.READY else {})
 
 
 class FakeSupervisor:
@@ -30,6 +35,7 @@ class FakeSupervisor:
 class FakeBalancer:
     queue_depth = 5
     in_flight = 2
+    queue_limit = 8
 
 
 class FakeCache:
@@ -45,7 +51,12 @@ class FakeLogManager:
         return {"rotations": 2, "pruned_files": 3, "pruned_bytes": 1000}
 
 
+class FakeStore:
+    paused = False
+
+
 class FakeMaintenance:
+    output_store = FakeStore()
     # 40 rotate_logs runs (size checks) but only 2 real rotations: the metric must say 2.
     counters = {"runs": {"rotate_logs": 40, "cleanup": 3, "disk_guard": 9}, "failures": {"cleanup": 1},
                 "files_deleted": 12, "bytes_freed": 4096}
@@ -107,6 +118,7 @@ def test_collector_reads_sources_at_scrape_time():
     s = scrape(m)
     assert s["tts_ops_queue_depth"][()] == 5
     assert s["tts_ops_in_flight"][()] == 2
+    assert s["tts_ops_queue_limit"][()] == 8
 
     workers = s["tts_ops_workers"]
     assert {dict(k)["state"] for k in workers} == {st.value for st in WorkerState}
@@ -133,7 +145,7 @@ def test_collector_reads_sources_at_scrape_time():
     assert isinstance(sup, FakeSupervisor)
     sup.workers["w3"].state = WorkerState.FAILED
     sup.restarts_by_reason["crash"] += 1
-    m.balancer = type("B", (), {"queue_depth": 0, "in_flight": 0})()
+    m.balancer = type("B", (), {"queue_depth": 0, "in_flight": 0, "queue_limit": 8})()
     s = scrape(m)
     assert s["tts_ops_workers"][(("state", "failed"),)] == 1
     assert s["tts_ops_workers"][(("state", "starting"),)] == 0
@@ -167,7 +179,7 @@ def test_broken_source_does_not_break_scrape():
         def stats(self):
             raise ConnectionError("redis went away")
 
-    maintenance = type("M", (), {"counters": {"runs": None}})()  # partially initialised
+    maintenance = type("M", (), {"counters": {"runs": None}, "output_store": FakeStore()})()  # partially initialised
     m = Metrics(supervisor=FakeSupervisor(), cache=BrokenCache(), maintenance=maintenance)
     s = scrape(m)
     assert "tts_ops_cache_hits_total" not in s
@@ -212,3 +224,45 @@ async def test_handle_serves_metrics():
         text = await resp.text()
     names = {f.name for f in text_string_to_metric_families(text)}
     assert {"tts_ops_requests", "tts_ops_workers", "tts_ops_redis_up", "process_cpu_seconds"} <= names
+
+
+def test_build_info_follows_ready_workers_and_keeps_the_last_known():
+    m = full_metrics()
+    version, python = importlib.metadata.version("tts-ops"), platform.python_version()
+    assert scrape(m)["tts_ops_build_info"] == {
+        (("engine", "fastspeech2-baker"), ("model_version", "baker-1"), ("python", python), ("version", version)): 1}
+    sup = m.supervisor
+    assert isinstance(sup, FakeSupervisor)
+    for w in sup.workers.values():
+        w.state = WorkerState.BACKOFF  # none ready: the last pair known stays
+    assert len(scrape(m)["tts_ops_build_info"]) == 1
+    sup.workers["w1"].state = WorkerState.READY
+    sup.workers["w1"].health = {"engine": "fastspeech2-baker", "model_version": "baker-2"}
+    assert [dict(k)["model_version"] for k in scrape(m)["tts_ops_build_info"]] == ["baker-2"]
+    # Before any worker reported: one series, engine and model unknown.
+    assert {dict(k)["engine"] for k in scrape(Metrics())["tts_ops_build_info"]} == {"unknown"}
+
+
+def test_no_created_series():
+    m = full_metrics()
+    m.observe_request("/tts", 200, 0.1)
+    m.observe_synthesis(0.5, 2.0, "miss")
+    body = m.render()[0].decode()
+    assert "tts_ops_requests_total" in body and "tts_ops_synthesis_seconds_count" in body  # positive control
+    assert "_created" not in body
+
+
+def test_disk_guard_active_follows_the_paused_store():
+    m = full_metrics()
+    assert scrape(m)["tts_ops_disk_guard_active"][()] == 0
+    paused = type("S", (), {"paused": True})()
+    m.maintenance = type("M", (), {"counters": FakeMaintenance.counters, "output_store": paused})()
+    assert scrape(m)["tts_ops_disk_guard_active"][()] == 1
+
+
+async def test_public_app_serves_only_metrics():
+    m = full_metrics()
+    async with TestClient(TestServer(m.build_app())) as client:
+        resp = await client.get("/metrics")
+        assert resp.status == 200 and "tts_ops_build_info" in await resp.text()
+        assert (await client.get("/admin/status")).status == 404

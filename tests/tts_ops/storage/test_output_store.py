@@ -85,9 +85,9 @@ async def test_disabled_or_paused_store_saves_nothing(tmp_path: Path) -> None:
     assert await disabled.save_async("r", b"d", "wav") is None
     assert not (tmp_path / "off").exists()
     paused = OutputStore(tmp_path / "p", enabled=True)
-    paused.paused = True
+    paused.pause()
     assert await paused.save_async("r", b"d", "wav") is None
-    paused.paused = False
+    paused.resume()
     assert await paused.save_async("r", b"d", "wav") is not None
 
 

@@ -164,7 +164,8 @@ def test_applied_settings_decide_the_next_recycle(sleeper):
     spec = sleeper()
     sup = Supervisor(spec, 1, PoolSettings(max_rss_mb=100, drain_timeout_s=7))
     worker = WorkerHandle("w1", sup.spec, sup._on_change)
-    worker.state, worker.rss_bytes = S.READY, 50 * 2**20
+    worker.state = S.READY
+    worker.record_usage(50 * 2**20, None)
     assert sup._recycle_reason(worker) is None  # control: under the running limit
     new_spec = replace(spec, kill_grace_s=2.0)
     sup.apply(new_spec, PoolSettings(max_rss_mb=10, drain_timeout_s=3))

@@ -1,6 +1,6 @@
-"""The ``/v1`` routes, ``/openapi.json`` and the key/error middleware (daemon process, event loop). Wired in by
-``FrontEnd.build_app`` with ``register(app, service)`` (the package docstring says how OpenAI's API maps onto this
-service)."""
+"""The ``/v1`` routes, ``/openapi.json`` (and its Swagger UI, ``/docs``) and the key/error middleware (daemon
+process, event loop). Wired in by ``FrontEnd.build_app`` with ``register(app, service)`` (the package docstring says
+how OpenAI's API maps onto this service)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,17 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from tts_ops.config import Config
-from tts_ops.http import openapi
+from tts_ops.http import docs, openapi
 from tts_ops.http.errors import HttpError
 from tts_ops.http.middleware import readable_json
 from tts_ops.http.openai.parsing import parse_speech
-from tts_ops.http.openai.vocab import MODEL_ALIASES, MODELS_CREATED, available_voices, is_model_alias
+from tts_ops.http.openai.vocab import (
+    MODEL_ALIASES,
+    MODELS_CREATED,
+    SERVICE_PARAMS,
+    available_voices,
+    is_model_alias,
+)
 from tts_ops.http.streaming import StreamingService, stream_job
 from tts_ops.http.validation import check_content_type, load_json
 from tts_vocab import headers as h
@@ -47,6 +53,12 @@ def openai_error(status: int, message: str, *, param: str | None = None, code: s
     return web.json_response(body, status=status, headers=headers, dumps=readable_json)
 
 
+def service_error(exc: HttpError) -> web.Response:
+    """A service or parser error in OpenAI's shape, its ``param`` in OpenAI's field names (``text`` -> ``input``)."""
+    param = SERVICE_PARAMS.get(exc.param, exc.param) if exc.param is not None else None
+    return openai_error(exc.status, str(exc), param=param, code=exc.code, headers=exc.headers)
+
+
 def model_entries(config: Config) -> list[dict[str, Any]]:
     return [model_entry(model, config) for model in (*MODEL_ALIASES, config.workers.engine)]
 
@@ -71,7 +83,7 @@ class OpenAIApi:
         except HttpError as exc:
             if exc.is_client_error:
                 service.totals.client_error()
-            return openai_error(exc.status, str(exc), param=exc.param, code=exc.code, headers=exc.headers)
+            return service_error(exc)
 
     async def handle_models(self, request: web.Request) -> web.Response:
         config = self.service.config
@@ -123,7 +135,7 @@ def make_middleware(service: SpeechService) -> Callable[..., Any]:
                 raise
             return _router_error(exc, request, service.config.server.max_body_bytes)
         except HttpError as exc:
-            return openai_error(exc.status, str(exc), param=exc.param, code=exc.code, headers=exc.headers)
+            return service_error(exc)
         except Exception:
             request_id = request.get("request_id", "-")
             log.exception("unhandled error in %s %s [request=%s]", request.method, path, request_id)
@@ -168,10 +180,12 @@ def _unauthorized(openai_shape: bool, message: str, code: str | None) -> web.Res
 
 
 def register(app: web.Application, service: SpeechService) -> None:
-    """Add the /v1 routes, /openapi.json and the key/error middleware to the public app (before it starts)."""
+    """Add the /v1 routes, /openapi.json, its Swagger UI (/docs) and the key/error middleware to the public app
+    (before it starts)."""
     api = OpenAIApi(service)
     app.middlewares.append(make_middleware(service))
     app.router.add_post("/v1/audio/speech", api.handle_speech)
     app.router.add_get("/v1/models", api.handle_models)
     app.router.add_get("/v1/models/{model}", api.handle_model)
     app.router.add_get("/openapi.json", openapi.make_handler(service))
+    docs.register(app)

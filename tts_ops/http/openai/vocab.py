@@ -31,6 +31,9 @@ PCM_SAMPLE_RATE = 24000
 MODELS_CREATED = 1735689600
 #: The fields of a /v1/audio/speech body: OpenAI's, then the extension ``emotion``.
 FIELDS = ("model", "input", "voice", "instructions", "response_format", "speed", "stream_format", "emotion")
+#: The service's field names that OpenAI's request spells otherwise, for the ``param`` of a /v1 error the service
+#: raises (its job's ``text`` is OpenAI's ``input``: "nothing speakable" names ``input`` on /v1).
+SERVICE_PARAMS = {"text": "input"}
 
 # English entries are word stems matched at word boundaries (so "unhappy" is not "happy"), Chinese ones as
 # substrings. The emotion whose word appears FIRST in the instructions wins; negations ("not happy", "不开心") are

@@ -10,9 +10,9 @@ emotions, header names, OpenAI's models and ranges) comes from ``tts_vocab`` and
 Values that come from the configuration (text limits, engine, voices, the admin listener's address) are filled
 in per request, so the document always describes the running daemon.
 
-One module per path group: ``public`` (``/tts``, health, the Web UI, saved outputs, this document), ``openai``
-(``/v1/*``) and ``admin`` (``/admin/*``, ``/metrics``), over ``common`` (schema atoms, error responses, headers,
-security). The admin API lives on its own listener: its paths carry their own ``servers`` entry and the
+One module per path group: ``public`` (``/tts``, health, the Web UI, saved outputs, this document and ``/docs``),
+``openai`` (``/v1/*``) and ``admin`` (``/admin/*``, ``/metrics``), over ``common`` (schema atoms, error responses,
+headers, security). The admin API lives on its own listener: its paths carry their own ``servers`` entry and the
 ``adminToken`` bearer scheme; everything else is on the public listener, where ``apiKey`` is required only when
 ``server.api_keys`` is configured (without keys the document adds the optional ``{}`` alternative).
 """

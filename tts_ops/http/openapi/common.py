@@ -126,6 +126,11 @@ def audio_headers(openai: bool) -> dict[str, Any]:
                    "schema": STR},
         h.AUDIO_DURATION: {"description": "Audio duration in seconds (non-streamed answers and cache HITs).",
                            "schema": STR},
+        h.SYNTHESIS_TIME: {"description": "Seconds the worker spent synthesizing (non-streamed answers).",
+                           "schema": STR},
+        h.ENGINE: {"description": "The engine that produced the audio.", "schema": STR},
+        h.MODEL_VERSION: {"description": "The model version of that engine (part of the cache key).",
+                          "schema": STR},
         h.OUTPUT_URL: {"description": "Where the saved copy is (GET /output/{name}) when output.save is on; "
                                       "not on streamed answers, whose headers leave before the audio is "
                                       "complete (the copy is saved all the same).", "schema": STR},

@@ -1,13 +1,15 @@
 """The public listener's own paths in the OpenAPI document (daemon process, pure): the reference API ``POST /tts``,
-health and readiness, the Web UI, saved outputs and the document itself."""
+health and readiness, the Web UI, saved outputs, the document itself and its Swagger UI (``/docs``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tts_ops.config import Config
+from tts_ops.http.docs import ASSETS, DOCS_PATH
 from tts_ops.http.openai.vocab import available_voices
 from tts_ops.http.openapi.common import (
+    BINARY,
     BOOL,
     EMOTION_SPELLINGS,
     INT,
@@ -39,6 +41,7 @@ def schemas(config: Config) -> dict[str, Any]:
                 "limits": {"type": "object", "required": ["max_text_chars"],
                            "description": "Request limits the Web UI shows (server.max_text_chars).",
                            "properties": {"max_text_chars": INT}}}},
+        "Summary": summary_schema(),
         "TtsRequest": tts_request(config),
         "FrontendRequest": {
             "type": "object", "required": ["text"], "additionalProperties": False,
@@ -58,6 +61,28 @@ def schemas(config: Config) -> dict[str, Any]:
                         "symbols": {"type": "array", "items": STR,
                                     "description": "The model's input symbols."}}}}}},
     }
+
+
+def summary_schema() -> dict[str, Any]:
+    """``GET /summary``: the Web UI's ops panel; public, so it holds no secret (no key, token, path or cache URL)."""
+    worker = {"type": "object", "required": ["id", "state", "restarts", "rss_mb"], "additionalProperties": False,
+              "properties": {"id": STR, "state": STR, "restarts": INT,
+                             "rss_mb": {"type": ["number", "null"], "description": "Resident memory (MiB), null "
+                                                                                   "before the first sample."}}}
+    cache = {"type": ["object", "null"], "required": ["backend", "up", "hits", "misses", "hit_ratio"],
+             "additionalProperties": False,
+             "properties": {"backend": {**STR, "description": "memory, redis or disabled."}, "up": BOOL,
+                            "hits": INT, "misses": INT, "hit_ratio": {"type": "number", "minimum": 0, "maximum": 1}}}
+    return {
+        "type": "object", "additionalProperties": False,
+        "required": ["accepting", "workers", "target", "queue_depth", "in_flight", "cache", "api_key_required",
+                     "limits"],
+        "properties": {
+            "accepting": BOOL, "workers": {"type": "array", "items": worker}, "target": INT,
+            "queue_depth": INT, "in_flight": INT, "cache": cache,
+            "api_key_required": {**BOOL, "description": "Whether /tts, /frontend and /v1 need "
+                                                        "Authorization: Bearer <one of server.api_keys>."},
+            "limits": {"type": "object", "required": ["max_text_chars"], "properties": {"max_text_chars": INT}}}}
 
 
 def tts_request(config: Config) -> dict[str, Any]:
@@ -106,6 +131,11 @@ def paths(config: Config) -> dict[str, Any]:
             "operationId": "ready", "summary": "Readiness with worker counts", "tags": ["public"],
             "responses": {"200": ok("Ready to serve.", schema_ref("Ready")),
                           "503": ok("Not ready (no ready worker, or draining).", schema_ref("Ready"))}}},
+        "/summary": {"get": {
+            "operationId": "summary", "summary": "Ops summary for the Web UI (workers, queue, cache)",
+            "tags": ["public"],
+            "responses": {"200": ok("Workers with state, restarts and RSS; queue depth; cache hit ratio.",
+                                    schema_ref("Summary"))}}},
         "/tts": {"post": tts_operation(config)},
         "/frontend": {"post": {
             "operationId": "frontend", "summary": "Phonemizer view: what the model would be given", "tags": ["public"],
@@ -121,12 +151,31 @@ def paths(config: Config) -> dict[str, Any]:
             "operationId": "openapi", "summary": "This document", "tags": ["public"],
             "responses": {"200": ok("The OpenAPI document of the running daemon.",
                                     {"type": "object", "required": ["openapi", "paths"]})}}},
+        **docs_paths(),
         "/output/{name}": {"get": {
             "operationId": "savedOutput", "summary": "Saved audio (when output.save is on)", "tags": ["public"],
             "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
                             "description": "File name as saved: YYYYMMDD-HHMMSS-<request id>."
                                            f"<{'|'.join(fmt.extension for fmt in FORMATS.values())}>"}],
             "responses": {"200": {"description": "The saved file.", "content": audio_content()},
+                          **errors("Error", 404)}}},
+    }
+
+
+def docs_paths() -> dict[str, Any]:
+    """Swagger UI (``tts_ops.http.docs``): the page and the packaged assets it loads, nothing from a CDN."""
+    content_types = sorted(set(ASSETS.values()))
+    return {
+        DOCS_PATH: {"get": {
+            "operationId": "docs", "summary": "Swagger UI for this document", "tags": ["public"],
+            "responses": {"200": {"description": "The Swagger UI page (it loads /openapi.json).",
+                                  "content": {"text/html": {"schema": STR}}}}}},
+        DOCS_PATH + "/{asset}": {"get": {
+            "operationId": "docsAsset", "summary": "A file of the packaged Swagger UI", "tags": ["public"],
+            "parameters": [{"name": "asset", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": list(ASSETS)}}],
+            "responses": {"200": {"description": "The file.",
+                                  "content": {media: {"schema": BINARY} for media in content_types}},
                           **errors("Error", 404)}}},
     }
 

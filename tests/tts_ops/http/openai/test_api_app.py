@@ -4,11 +4,15 @@ test client with a stand-in supervisor that has no worker: everything that is de
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tts_ops.config import load_config
+from tts_ops.http.docs import ASSETS
+from tts_ops.http.errors import RequestError
+from tts_ops.http.openai.routes import service_error
 from tts_ops.http.public import FrontEnd
 from tts_ops.upstream.balancer import Balancer
 
@@ -89,6 +93,17 @@ async def test_validation_errors_before_any_worker(client):
     assert resp.status == 415 and openai_error(await resp.read())
 
 
+def test_service_errors_name_openais_fields():
+    # The service names its job's field ("text", e.g. for "nothing speakable"); /v1 answers in OpenAI's names.
+    # (The live answer is checked in tests/e2e/test_openapi.py: it needs a worker to find nothing speakable.)
+    response = service_error(RequestError(400, "text contains nothing speakable", param="text"))
+    assert response.status == 400 and json.loads(response.body)["error"]["param"] == "input"
+    for param in ("voice", None):  # names OpenAI shares, and no name at all, pass through
+        response = service_error(RequestError(400, "bad", param=param, code="invalid_value"))
+        assert json.loads(response.body)["error"] == {"message": "bad", "type": "invalid_request_error",
+                                                     "param": param, "code": "invalid_value"}
+
+
 @pytest.mark.parametrize("raw", [b"[" * 4000, b'{"":[' * 800, b'{"input": ' + b"[" * 3000],
                          ids=["arrays", "objects", "in-a-field"])
 async def test_deeply_nested_json_is_a_400_not_a_500(client, caplog, raw):
@@ -159,3 +174,23 @@ async def test_right_keys_pass_and_open_paths_stay_open(keyed):
     for path in ("/health", "/ready", "/openapi.json", "/"):
         assert (await keyed.get(path)).status in (200, 503), path
     assert (await keyed.get("/static/nothing.js")).status == 404
+
+
+async def test_docs_serve_swagger_ui_from_the_package_only(client):
+    resp = await client.get("/docs")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    page = await resp.text()
+    assert 'url: "openapi.json"' in page and "validatorUrl: null" in page
+    assert "http:" not in page and "https:" not in page and "//" not in page.replace("<!DOCTYPE", "")
+    linked = set(re.findall(r'(?:href|src)="docs/([^"]+)"', page))
+    assert linked == set(ASSETS)
+    for name, content_type in ASSETS.items():
+        resp = await client.get(f"/docs/{name}")
+        assert resp.status == 200 and resp.content_type == content_type, name
+        assert len(await resp.read()) > 100, name
+    bundle = await (await client.get("/docs/swagger-ui-bundle.js")).text()
+    assert re.search(r'PACKAGE_VERSION:"5\.\d+\.\d+"', bundle)  # Swagger UI 5: the first to render OpenAPI 3.1
+    # The distribution's own index.html and initializer (the petstore demo) are not served; neither is a traversal.
+    for name in ("index.html", "swagger-initializer.js", "..%2Fswagger-ui.css", "%2E%2E%2F__init__.py"):
+        resp = await client.get(f"/docs/{name}")
+        assert resp.status == 404 and "error" in json.loads(await resp.read()), name
