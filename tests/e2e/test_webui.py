@@ -10,6 +10,7 @@ so nothing is downloaded. A screenshot of the final page is written to /tmp/webu
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -155,7 +156,7 @@ def test_webui_synthesizes_plays_downloads_and_clears_on_error(daemon, browser):
     driver = browser
     base_url = daemon.base_url.rstrip("/")
     _open(driver, base_url)
-    el = lambda id_: _el(driver, id_)  # noqa: E731
+    el = functools.partial(_el, driver)
     assert re.search(r"\b(\d+)/\1 workers ready", el("status").text), el("status").text
 
     # The placeholder is a hint (muted, italic, not a sample sentence), and the field is really empty.
@@ -250,7 +251,7 @@ def test_webui_with_api_keys_asks_for_the_key_and_sends_it(start_daemon, browser
     driver = browser
     base_url = daemon.base_url.rstrip("/")
     _open(driver, base_url)
-    el = lambda id_: _el(driver, id_)  # noqa: E731
+    el = functools.partial(_el, driver)
 
     # /summary says a key is needed: the field shows up, empty.
     _wait(driver, lambda d: el("key-field").is_displayed(), 15, "API-key field never shown")
@@ -299,7 +300,7 @@ def test_webui_streams_a_long_text_playing_before_synthesis_ends(daemon, browser
     driver = browser
     base_url = daemon.base_url.rstrip("/")
     _open(driver, base_url)
-    el = lambda id_: _el(driver, id_)  # noqa: E731
+    el = functools.partial(_el, driver)
 
     _set_text(driver, LONG_TEXT)
     _choose(driver, "wav", stream=True)
