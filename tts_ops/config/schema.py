@@ -426,4 +426,10 @@ class Config(_Section):
         if self.server.port == self.admin.port and same_host:
             raise _cross("admin.port", f"must differ from server.port ({self.server.port}): both listen on it",
                          "server.port", "server.host", "admin.host")
+        if self.metrics.enabled and self.metrics.public:
+            for name, listener in (("server", self.server), ("admin", self.admin)):
+                shared_host = self.metrics.host == listener.host or {self.metrics.host, listener.host} & wildcard
+                if self.metrics.port == listener.port and shared_host:
+                    raise _cross("metrics.port", f"must differ from {name}.port ({listener.port}): both listen on it",
+                                 f"{name}.port", "metrics.host", f"{name}.host")
         return self

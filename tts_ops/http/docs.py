@@ -59,9 +59,15 @@ async def handle_asset(request: web.Request) -> web.StreamResponse:
                             headers={"Content-Type": content_type, "Cache-Control": "public, max-age=3600"})
 
 
+async def handle_slash(request: web.Request) -> web.Response:
+    """``/docs/`` -> ``/docs``: the page's asset links are relative to ``/docs``."""
+    return web.Response(status=308, headers={"Location": DOCS_PATH})
+
+
 def register(app: web.Application) -> None:
     """Add ``/docs`` and ``/docs/{asset}`` to the public app (before it starts)."""
     app.router.add_get(DOCS_PATH, handle_page)
+    app.router.add_get(DOCS_PATH + "/", handle_slash)
     app.router.add_get(DOCS_PATH + "/{asset}", handle_asset)
 
 

@@ -220,6 +220,7 @@ class WorkerHandle:
             start_new_session=True, env=self.spec.env, limit=OUTPUT_LINE_LIMIT)
         self.generation += 1
         self.started_at, self.ready_at, self.probe_failures, self.health = time.monotonic(), None, 0, {}
+        self.last_error = None  # a cause belongs to the process that printed it, not to its successor
         self._boot_timed_out = False
         self.served_at_start = self.served
         self.session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket)))

@@ -375,3 +375,12 @@ def test_error_hierarchy():
     assert ConfigError is errors.ConfigError
     assert issubclass(errors.ConfigError, errors.TtsOpsError)
     assert ConfigError(["a", "b"]).problems == ["a", "b"] and str(ConfigError("x")) == "x"
+
+
+def test_public_metrics_port_must_not_clash_with_the_other_listeners():
+    [line] = problems(overrides={"metrics": {"public": True, "port": 5001}})
+    assert line.endswith("metrics.port: must differ from admin.port (5001): both listen on it"), line
+    [line] = problems(overrides={"metrics": {"public": True, "port": 5000, "host": "0.0.0.0"}})
+    assert line.endswith("metrics.port: must differ from server.port (5000): both listen on it"), line
+    # Not listening (public off): no clash to report.
+    assert load_config(overrides={"metrics": {"public": False, "port": 5001}}, env={}).metrics.port == 5001

@@ -194,3 +194,8 @@ async def test_docs_serve_swagger_ui_from_the_package_only(client):
     for name in ("index.html", "swagger-initializer.js", "..%2Fswagger-ui.css", "%2E%2E%2F__init__.py"):
         resp = await client.get(f"/docs/{name}")
         assert resp.status == 404 and "error" in json.loads(await resp.read()), name
+
+
+async def test_docs_with_a_trailing_slash_redirects_to_docs(client):
+    resp = await client.get("/docs/", allow_redirects=False)
+    assert resp.status == 308 and resp.headers["Location"] == "/docs"
