@@ -5,9 +5,10 @@ rejects (bad request line, bad header, oversized line: ``HttpProcessingError`` a
 ``BadHttpMessage``) with ``logger.exception("Error handling request from %s", remote)``: an ERROR with a full
 traceback of aiohttp's own parser. That is a client's mistake, not our bug, and any unauthenticated client can
 send thousands of them. The filter rewrites such a record in place into one WARNING line (client address and the
-parser's reason, no traceback) and rate-limits it per client: ``burst`` lines per ``interval_s``, then silence,
-and the next line from that client after the interval says how many were suppressed. Every other record of that
-logger (a handler that raised, a broken response) keeps its traceback.
+parser's reason, no traceback) and rate-limits it per client: ``burst`` lines per ``interval_s``, then silence.
+How many were suppressed is said by the client's next line after the interval, or, when that client sends nothing
+more, by a summary line once any later malformed request finds its window expired (or evicts it). Every other
+record of that logger (a handler that raised, a broken response) keeps its traceback.
 """
 
 from __future__ import annotations
@@ -63,9 +64,23 @@ class MalformedRequestFilter(logging.Filter):
         record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True
 
+    def _report_silent(self, now: float, client: str) -> None:
+        """Summaries for other clients whose window ended with suppressed lines and who have not come back."""
+        expired = [(other, w) for other, w in self._windows.items()
+                   if other != client and w.suppressed and now - w.start >= self.interval_s]
+        while len(self._windows) > MAX_TRACKED_CLIENTS:
+            oldest, window = self._windows.popitem(last=False)
+            if window.suppressed:
+                expired.append((oldest, window))
+        for other, window in expired:
+            self._windows.pop(other, None)
+            logging.getLogger(AIOHTTP_SERVER_LOGGER).warning(
+                "%d more malformed HTTP requests from %s were suppressed", window.suppressed, other)
+
     def _admit(self, client: str) -> int | None:
         """None to drop this record; else the count suppressed in the client's previous window."""
         now = self._clock()
+        self._report_silent(now, client)
         window = self._windows.get(client)
         suppressed = 0
         if window is None or now - window.start >= self.interval_s:
@@ -73,8 +88,6 @@ class MalformedRequestFilter(logging.Filter):
             window = _Window(now)
             self._windows[client] = window
         self._windows.move_to_end(client)
-        while len(self._windows) > MAX_TRACKED_CLIENTS:
-            self._windows.popitem(last=False)
         if window.logged >= self.burst:
             window.suppressed += 1
             return None

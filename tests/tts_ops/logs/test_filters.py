@@ -58,3 +58,17 @@ def test_rate_limited_per_client_with_one_summary_per_interval():
     assert "97 more suppressed" in record.getMessage()
     following = parser_record(BadHttpMessage("bad header"))
     assert f.filter(following) and "suppressed" not in following.getMessage()
+
+
+def test_a_client_that_stops_still_gets_its_suppressed_count_reported(caplog):
+    clock = Clock()
+    f = MalformedRequestFilter(burst=2, interval_s=60, clock=clock)
+    for _ in range(10):
+        f.filter(parser_record(BadHttpMessage("bad header")))
+    with caplog.at_level(logging.WARNING, logger="aiohttp.server"):
+        assert f.filter(parser_record(BadHttpMessage("x"), client="10.0.0.9"))  # within the window: no summary yet
+        assert not [r for r in caplog.records if "were suppressed" in r.getMessage()]
+        clock.now += 61
+        f.filter(parser_record(BadHttpMessage("x"), client="10.0.0.9"))  # the first client never came back
+    summaries = [r.getMessage() for r in caplog.records if "were suppressed" in r.getMessage()]
+    assert summaries == ["8 more malformed HTTP requests from 10.0.0.7 were suppressed"]
