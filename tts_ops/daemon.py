@@ -22,10 +22,11 @@ from typing import Any
 from aiohttp import web
 
 from tts_ops.cache import ResultCache
-from tts_ops.config import Config, ConfigError, effective_config, restart_only_changes
+from tts_ops.config import Config, ConfigError, effective_config, instance_key, restart_only_changes
 from tts_ops.config.engine_options import engine_options
 from tts_ops.http.admin import AdminApi, resolve_token, write_token_file
 from tts_ops.http.public import FrontEnd
+from tts_ops.instance import RuntimeLock
 from tts_ops.logs.manager import LogManager
 from tts_ops.maintenance.scheduler import Maintenance
 from tts_ops.observability.metrics import Metrics
@@ -112,6 +113,7 @@ class Daemon:
         self.frontend = FrontEnd(config, self.supervisor, self.balancer, self.cache,
                                  output_store=self.output_store,
                                  metrics=self.metrics if config.metrics.enabled else None)
+        self.runtime_lock = RuntimeLock(worker_spec(config).runtime_dir)
         self.token_file = (config.admin.token_file
                            or resolved_dir(config.paths.state_dir, "paths.state_dir") / "admin.token")
         # Decided now (the admin app is built with it) but written only once both ports are ours: a second
@@ -167,14 +169,16 @@ class Daemon:
         self.install_signal_handlers()
         await self.cache.start()
         try:
-            # Ports first: if either is taken (another daemon), nothing of that daemon is touched - no token
-            # written, no worker spawned (workers would unlink its sockets in the shared runtime directory).
+            # Lock and ports first: if another daemon holds either, nothing of it is touched - no token written,
+            # no worker spawned (workers would re-bind and unlink its sockets in a shared runtime directory).
+            self.runtime_lock.acquire(instance_key(self.config))
             await self.start_listeners()
             self.publish_token()
         except BaseException:
             for runner in self._runners:
                 await runner.cleanup()
             await self.cache.close()
+            self.runtime_lock.release()
             self._transition(DaemonState.STOPPED, "start failed")
             raise
         await self.supervisor.start()
@@ -185,7 +189,10 @@ class Daemon:
                        asyncio.create_task(run_watchdog(self.notifier, self._stop), name="sd-watchdog")]
         self._transition(DaemonState.RUNNING)
         await self._stop.wait()
-        return await self.shutdown()
+        try:
+            return await self.shutdown()
+        finally:
+            self.runtime_lock.release()  # workers stopped (or killed): their sockets are no longer ours to guard
 
     async def start_listeners(self) -> None:
         server, admin = self.config.server, self.config.admin

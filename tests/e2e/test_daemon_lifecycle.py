@@ -301,7 +301,8 @@ def test_second_daemon_on_the_same_ports_leaves_the_first_untouched(start_daemon
     second = subprocess.run([sys.executable, "-m", "tts_ops.cli", "serve", "--config", str(first.config_path)],
                             capture_output=True, text=True, timeout=120, env=first.env, cwd=first.workdir)
     assert second.returncode != 0
-    assert "address already in use" in (second.stdout + second.stderr).lower(), second.stderr[-2000:]
+    # Refused at the runtime-directory lock, taken before the ports (tts_ops.instance), naming the holder.
+    assert f"in use by another tts-ops daemon (pid {first.proc.pid}" in second.stderr, second.stderr[-2000:]
     assert "spawned" not in second.stdout + second.stderr
     assert token_file.read_text() == token and token_file.stat().st_ino == stat_before.st_ino
     status = run_cli(first, "status")

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _target(args: argparse.Namespace) -> tuple[str, str]:
-    config = load_config(args.config)
+    # The admin port keys the default token file (one per instance): a --url port picks that instance's file.
+    port = urllib.parse.urlsplit(args.url).port if args.url else None
+    config = load_config(args.config, overrides={"admin": {"port": port}})
     url = args.url or f"http://{config.admin.host}:{config.admin.port}"
     token = args.token or os.environ.get("TTS_OPS_ADMIN_TOKEN") or config.admin.token
     if not token:
@@ -53,7 +56,7 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _default_token_file(config: Config) -> Path:
-    """``<paths.state_dir>/admin.token``; ``load_config`` resolves ``paths.state_dir`` (and ``admin.token_file``)."""
+    """``<paths.state_dir>/admin.token``; ``load_config`` resolves ``admin.token_file`` (per instance by default)."""
     if config.paths.state_dir is None:
         raise CliError("no admin token file: paths.state_dir is not set")
     return config.paths.state_dir / "admin.token"

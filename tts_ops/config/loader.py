@@ -187,11 +187,21 @@ def _merge_into(dst: dict[Any, Any], src: Mapping[Any, Any], prefix: Loc, label:
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
+def instance_key(config: Config) -> str:
+    """What tells instances of one user apart on a host: the admin port. Only one live daemon can bind it, and the
+    CLI always knows it (config, ``--url``), so ``tts-ops status`` finds the matching token file."""
+    return f"admin-{config.admin.port}"
+
+
 def _resolve_defaults(config: Config, env: Mapping[str, str]) -> Config:
+    # A defaulted directory is shared by every instance of the user, so what goes in it is keyed by instance;
+    # an explicit one (config, TTS_OPS_*, systemd's $STATE_DIRECTORY / $RUNTIME_DIRECTORY) is used as given.
+    key = instance_key(config)
     state_dir = config.paths.state_dir or Path(platformdirs.user_state_dir(APP_NAME))
-    runtime_dir = config.paths.runtime_dir or _default_runtime_dir(env)
+    runtime_dir = config.paths.runtime_dir or _default_runtime_dir(env) / key
     model_dir = config.engines.model_dir or Path(platformdirs.user_cache_dir(APP_NAME)) / "models"
-    token_file = config.admin.token_file or state_dir / "admin.token"
+    token_name = "admin.token" if config.paths.state_dir else f"{key}.token"
+    token_file = config.admin.token_file or state_dir / token_name
     return config.model_copy(update={
         "paths": config.paths.model_copy(update={"state_dir": state_dir, "runtime_dir": runtime_dir}),
         "engines": config.engines.model_copy(update={"model_dir": model_dir}),

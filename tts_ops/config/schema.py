@@ -142,7 +142,8 @@ class AdminConfig(_Section):
     token: str | None = Field(None, min_length=1, repr=False,
         description="Admin bearer token; null = generate one at start and write it to token_file.")
     token_file: FilePath | None = Field(None,
-        description="Where the daemon writes the token and the CLI reads it; null = <paths.state_dir>/admin.token.")
+        description="Where the daemon writes the token and the CLI reads it; null = <paths.state_dir>/admin.token, "
+            "or <default state dir>/admin-<admin.port>.token when paths.state_dir is not set.")
 
 
 class WorkersConfig(_Section):
@@ -393,7 +394,8 @@ class PathsConfig(_Section):
     state_dir: FilePath | None = Field(None,
         description="Persistent state (admin token); null = platformdirs user_state_dir('tts-ops').")
     runtime_dir: FilePath | None = Field(None,
-        description="Sockets and pid files; null = $XDG_RUNTIME_DIR/tts-ops, else /tmp/tts-ops-<uid>.")
+        description="Worker sockets and the daemon's lock file (one daemon per directory); null = "
+            "$XDG_RUNTIME_DIR/tts-ops/admin-<admin.port>, else /tmp/tts-ops-<uid>/admin-<admin.port>.")
 
 
 class MetricsConfig(_Section):

@@ -61,14 +61,34 @@ def test_defaults_without_file(tmp_path):
     assert config.cache.redis_url is None and config.cache.max_item_bytes == 10 * 1024 * 1024
     # Every path is concrete and absolute after load.
     assert config.paths.state_dir == Path(platformdirs.user_state_dir("tts-ops")).absolute()
-    assert config.paths.runtime_dir == Path(f"/tmp/tts-ops-{os.getuid()}")
+    assert config.paths.runtime_dir == Path(f"/tmp/tts-ops-{os.getuid()}/admin-5001")
     assert config.engines.model_dir == Path(platformdirs.user_cache_dir("tts-ops")).absolute() / "models"
-    assert config.admin.token_file == config.paths.state_dir / "admin.token"
+    assert config.admin.token_file == config.paths.state_dir / "admin-5001.token"
     assert config.logging.dir == tmp_path / "logs" and config.output.dir == tmp_path / "output"
 
 
 def test_runtime_dir_follows_xdg_runtime_dir():
-    assert load_config(env={"XDG_RUNTIME_DIR": "/run/user/1000"}).paths.runtime_dir == Path("/run/user/1000/tts-ops")
+    config = load_config(env={"XDG_RUNTIME_DIR": "/run/user/1000"})
+    assert config.paths.runtime_dir == Path("/run/user/1000/tts-ops/admin-5001")
+
+
+def test_default_runtime_dir_and_token_file_are_per_instance():
+    # Two instances of one user on one host (different admin ports) share no socket directory and no token file.
+    one, two = (load_config(env={}, overrides={"admin": {"port": port}}) for port in (5001, 6001))
+    assert one.paths.runtime_dir != two.paths.runtime_dir and one.paths.runtime_dir.name == "admin-5001"
+    assert one.paths.runtime_dir.parent == two.paths.runtime_dir.parent
+    assert (one.admin.token_file.name, two.admin.token_file.name) == ("admin-5001.token", "admin-6001.token")
+    assert one.paths.state_dir == two.paths.state_dir
+
+
+def test_explicit_and_systemd_directories_are_used_as_given(tmp_path):
+    env = {"STATE_DIRECTORY": "/var/lib/tts-ops", "RUNTIME_DIRECTORY": "/run/tts-ops"}
+    config = load_config(env=env)
+    assert config.paths.runtime_dir == Path("/run/tts-ops")
+    assert config.admin.token_file == Path("/var/lib/tts-ops/admin.token")
+    config = load_config(env={}, overrides={"paths": {"state_dir": str(tmp_path / "s"),
+                                                      "runtime_dir": str(tmp_path / "r")}})
+    assert (config.paths.runtime_dir, config.admin.token_file) == (tmp_path / "r", tmp_path / "s" / "admin.token")
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "server:\nworkers:\n"])
