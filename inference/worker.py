@@ -30,7 +30,7 @@ from inference.errors import BootError, EngineFailure
 from tts_vocab import SynthesisJob, SynthesisReply
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.exit_codes import EXIT_BOOT_FAILURE, EXIT_OK, EXIT_RUNTIME_CRASH
-from tts_vocab.fields import parse_text
+from tts_vocab.messages import PhonemizeRequest
 
 log = logging.getLogger("tts_ops.worker")
 T = TypeVar("T")
@@ -172,12 +172,13 @@ class WorkerServer:
     async def handle_phonemize(self, request: web.Request) -> web.Response:
         """``{"text"}`` -> the phonemizer view (``tts_vocab.FrontendView.to_wire``); runs on the inference thread,
         after any synthesis in progress, because the frontend belongs to the engine."""
-        text = await self._accept(request, phonemize_text)
-        if isinstance(text, web.Response):
-            return text
+        wanted = await self._accept(request, PhonemizeRequest.from_wire)
+        if isinstance(wanted, web.Response):
+            return wanted
         async with self._lock:
             try:
-                view = await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.phonemize, text)
+                loop = asyncio.get_running_loop()
+                view = await loop.run_in_executor(self._executor, self.engine.phonemize, wanted.text)
             except InvalidRequest as exc:
                 return json_error(400, str(exc), field=exc.field)
             except Exception as exc:  # a frontend bug: answer in JSON and keep serving
@@ -248,16 +249,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker-id", default=None, help="id used in log lines")
     parser.add_argument("--parent-pid", type=int, default=None, help="supervisor pid; exit if it is gone")
     return parser.parse_args(argv)
-
-
-def phonemize_text(body: object) -> str:
-    """The text of a ``POST /phonemize`` body: ``{"text": str}`` and nothing else."""
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object")
-    unknown = sorted(set(body) - {"text"})
-    if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", unknown[0])
-    return parse_text(body.get("text"))
 
 
 def save_coverage() -> None:

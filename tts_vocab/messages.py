@@ -49,11 +49,7 @@ class SynthesisJob:
     @classmethod
     def from_wire(cls, body: object) -> SynthesisJob:
         """The job in a decoded JSON body; InvalidRequest naming the first bad or unknown field."""
-        if not isinstance(body, dict):
-            raise InvalidRequest("request body must be a JSON object")
-        unknown = sorted(set(body) - set(_JOB_FIELDS))
-        if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", unknown[0])
+        body = _object_of(body, _JOB_FIELDS)
         return cls(
             text=parse_text(body.get("text")),
             emotion=normalize_emotion(body.get("emotion")),
@@ -67,6 +63,31 @@ class SynthesisJob:
 
     def replace(self, **changes: Any) -> SynthesisJob:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class PhonemizeRequest:
+    """A request for the phonemizer view of ``text`` (``POST /phonemize`` on a worker, ``POST /frontend``)."""
+
+    text: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"text": self.text}
+
+    @classmethod
+    def from_wire(cls, body: object) -> PhonemizeRequest:
+        """The request in a decoded JSON body (``{"text": str}`` and nothing else); InvalidRequest naming the field."""
+        return cls(parse_text(_object_of(body, ("text",)).get("text")))
+
+
+def _object_of(body: object, fields: tuple[str, ...]) -> dict[str, Any]:
+    """``body`` as a JSON object holding none but ``fields``; InvalidRequest naming the first unknown one."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", unknown[0])
+    return body
 
 
 @dataclass(frozen=True)

@@ -85,3 +85,14 @@ def test_malformed_frontend_view_is_an_invalid_request(body):
 
     with pytest.raises(InvalidRequest, match="malformed frontend view"):
         FrontendView.from_wire(body)
+
+
+def test_phonemize_request_round_trips_and_names_the_bad_field():
+    from tts_vocab.messages import PhonemizeRequest
+
+    assert PhonemizeRequest.from_wire(PhonemizeRequest("你好").to_wire()) == PhonemizeRequest("你好")
+    with pytest.raises(InvalidRequest, match="unknown field") as info:
+        PhonemizeRequest.from_wire({"text": "你好", "speed": 1})
+    assert info.value.field == "speed"
+    with pytest.raises(InvalidRequest, match="JSON object"):
+        PhonemizeRequest.from_wire(["你好"])

@@ -20,6 +20,7 @@ from tts_vocab import SynthesisJob, normalize_emotion
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.fields import parse_flag, parse_sample_rate, parse_speed, parse_text, parse_voice
 from tts_vocab.formats import normalize_format
+from tts_vocab.messages import PhonemizeRequest
 
 __all__ = ["TtsRequest", "as_request_error", "canonical_voice", "check_content_type", "engine_default_voice",
            "load_json", "parse_emotion", "parse_tts", "RequestError", "TTS_FIELDS"]
@@ -94,13 +95,8 @@ def parse_tts(body: Any, *, max_text_chars: int, default_voice: str | None = Non
 
 def parse_frontend(body: Any, *, max_text_chars: int) -> str:
     """``POST /frontend`` body (``{"text": ...}``) -> the text; the same limits as ``/tts``."""
-    if not isinstance(body, dict):
-        raise RequestError(400, "request body must be a JSON object")
-    unknown = sorted(set(body) - {"text"})
-    if unknown:
-        raise RequestError(400, f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
     try:
-        text = parse_text(body.get("text"))
+        text = PhonemizeRequest.from_wire(body).text
     except InvalidRequest as exc:
         raise as_request_error(exc) from None
     if len(text) > max_text_chars:

@@ -23,7 +23,7 @@ import aiohttp
 from tts_ops.errors import TtsOpsError
 from tts_vocab import SynthesisJob, SynthesisReply
 from tts_vocab.errors import InvalidRequest
-from tts_vocab.messages import FrontendView
+from tts_vocab.messages import FrontendView, PhonemizeRequest
 
 log = logging.getLogger("tts_ops.dispatch")
 RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
@@ -123,7 +123,8 @@ async def synthesize(balancer: WorkerLender[W], job: SynthesisJob, attempts: int
 async def phonemize(balancer: WorkerLender[W], text: str, attempts: int = 2) -> FrontendView:
     """The phonemizer view of ``text`` from a worker's engine (``POST /frontend``), with the same retry rules."""
     # Not a synthesis: it does not count as a served request (workers.max_requests recycles on those).
-    view, _, _, _ = await _call(balancer, "/phonemize", {"text": text}, _frontend_view, attempts, False, served=False)
+    view, _, _, _ = await _call(balancer, "/phonemize", PhonemizeRequest(text).to_wire(), _frontend_view, attempts,
+                                False, served=False)
     return view
 
 
