@@ -39,11 +39,17 @@ MP3_COMPRESSION_LEVEL = 0.75
 class ChunkAudio:
     index: int
     data: bytes
-    sample_rate: int
-    duration_s: float
     worker_id: str
-    #: The worker's reply metadata (synthesis time, model, unreadable characters).
+    #: The worker's reply metadata (rate, duration, synthesis time, model, unreadable characters).
     reply: SynthesisReply
+
+    @property
+    def sample_rate(self) -> int:
+        return self.reply.sample_rate
+
+    @property
+    def duration_s(self) -> float:
+        return self.reply.duration_s
 
 
 # --- per-format assembly ----------------------------------------------------------------------------------------

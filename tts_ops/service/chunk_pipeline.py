@@ -88,8 +88,7 @@ class ChunkPipeline:
                 return None
             raise
         self.admitted = True
-        reply = synthesis.reply
-        return ChunkAudio(index, synthesis.audio, reply.sample_rate, reply.duration_s, synthesis.worker_id, reply)
+        return ChunkAudio(index, synthesis.audio, synthesis.worker_id, synthesis.reply)
 
     def _fill(self) -> None:
         running = sum(1 for task in self.tasks[self.consumed:] if not task.done())

@@ -24,8 +24,8 @@ SCRIPT = textwrap.dedent("""
     async def one(rng):
         assembler = Mp3Assembler("mp3")
         if rng.random() < 0.5:  # sometimes an encoder that has already produced audio
-            await assembler.add(ChunkAudio(0, PCM[:RATE], RATE, 0.5, "w1", SynthesisReply(RATE, 0.5, 0.1)))
-        task = asyncio.create_task(assembler.add(ChunkAudio(1, PCM, RATE, 6.0, "w1", SynthesisReply(RATE, 6.0, 0.1))))
+            await assembler.add(ChunkAudio(0, PCM[:RATE], "w1", SynthesisReply(RATE, 0.5, 0.1)))
+        task = asyncio.create_task(assembler.add(ChunkAudio(1, PCM, "w1", SynthesisReply(RATE, 6.0, 0.1))))
         await asyncio.sleep(rng.uniform(0, 0.03))
         task.cancel()
         try:
@@ -47,7 +47,7 @@ SCRIPT = textwrap.dedent("""
         # A closed assembler refuses further work rather than starting a new encoder.
         late = assemblers[-1]
         try:
-            await late.add(ChunkAudio(2, PCM[:RATE], RATE, 0.5, "w1", SynthesisReply(RATE, 0.5, 0.1)))
+            await late.add(ChunkAudio(2, PCM[:RATE], "w1", SynthesisReply(RATE, 0.5, 0.1)))
         except Exception:
             pass
         await asyncio.sleep(0.1)
