@@ -139,7 +139,8 @@ def launch_daemon(model_store_dir: Path, config: dict | None = None, *, workers:
     The result cache is off unless ``cache`` or the config turns it on: supervision tests must reach the workers."""
     workdir = short_tmpdir(prefix)
     port, admin_port = free_port(), free_port()
-    cfg: dict = {"server": {"host": "127.0.0.1", "port": port},
+    # No drain delay: nothing health-checks these daemons, and every stop would wait it out.
+    cfg: dict = {"server": {"host": "127.0.0.1", "port": port, "drain_delay_s": 0},
                  "admin": {"port": admin_port},
                  "workers": {"count": workers, "probe_interval_s": 0.5, "probe_timeout_s": 0.4,
                              "failure_threshold": 3, "kill_grace_s": 2, "backoff_initial_s": 0.2},
@@ -148,6 +149,7 @@ def launch_daemon(model_store_dir: Path, config: dict | None = None, *, workers:
                  "paths": {"state_dir": str(workdir / "state"), "runtime_dir": str(workdir / "run")}}
     for section, values in (config or {}).items():
         cfg.setdefault(section, {}).update(values)
+    port, admin_port = cfg["server"]["port"], cfg["admin"]["port"]  # the caller may have fixed them
     config_path = workdir / "tts-ops.yaml"
     config_path.write_text(yaml.safe_dump(cfg))
     log_path = workdir / "daemon.log"

@@ -1,6 +1,6 @@
 """One daemon per runtime directory: the flock that a second ``tts-ops serve`` for the same instance runs into.
 
-The runtime directory holds the worker sockets (``w1.sock``...); two daemons sharing it re-bind and unlink each
+The runtime directory holds the worker sockets (``w1-1.sock``...); two daemons sharing it re-bind and unlink each
 other's sockets. The default directory is already per instance (``tts_ops.config.loader.instance_key``); the lock
 catches the rest: the same admin port twice, or one explicit ``paths.runtime_dir`` in two configs. The lock file
 is never deleted (unlinking a lock file races with the next daemon taking it); the kernel drops the lock when the

@@ -46,15 +46,18 @@ def test_daemon_state_transitions_are_checked_and_logged(tmp_path, caplog):
     for state in (D.RUNNING, D.RELOADING, D.RUNNING, D.RELOADING, D.DRAINING):
         daemon._transition(state)
         assert daemon.state is state
-    assert not daemon.frontend.accepting  # the front end refuses new requests from the start of the drain
+    # Draining: health checks fail at once, requests are still served until the listener closes (STOPPING).
+    assert daemon.frontend.accepting and daemon.frontend.draining and not daemon.frontend.healthy
     with pytest.raises(IllegalTransition, match="daemon cannot go from draining to running"):
         daemon._transition(D.RUNNING)
+    daemon._transition(D.STOPPING)
+    assert not daemon.frontend.accepting  # new requests on open connections get 503 + Retry-After
     daemon._transition(D.STOPPED, "done")
     for state in D:
         with pytest.raises(IllegalTransition):
             daemon._transition(state)
     messages = [r.getMessage() for r in caplog.records]
-    assert "daemon running -> reloading" in messages and "daemon draining -> stopped: done" in messages
+    assert "daemon running -> reloading" in messages and "daemon stopping -> stopped: done" in messages
     assert daemon.status()["state"] == "stopped"
 
 

@@ -113,4 +113,4 @@ def test_daemon_with_every_worker_failed_answers_503_and_stops_cleanly(start_dae
     assert daemon.proc.poll() is None
 
     assert daemon.stop(signal.SIGTERM, timeout=30) == 0, daemon.log()[-3000:]
-    assert "daemon draining -> stopped" in daemon.log() and "Traceback" not in daemon.log()
+    assert "daemon stopping -> stopped" in daemon.log() and "Traceback" not in daemon.log()

@@ -150,22 +150,26 @@ def run_cli(daemon, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_rolling_restart_and_hup_under_load_drop_nothing(start_daemon):
+    # Slots (id) survive replacement; the process key (slot#serial) names each process, so new keys mean new
+    # processes while the ids the CLI and metrics use stay w1, w2.
     daemon = start_daemon(workers=2)
-    before = {r["id"] for r in worker_rows(daemon)}
+    before = {r["key"] for r in worker_rows(daemon)}
     with Load(daemon.base_url, clients=4) as load:
         load.wait_for(6)
         result = run_cli(daemon, "restart")
         assert result.returncode == 0, result.stderr
         assert "rolling restart done" in result.stdout
-        after_restart = {r["id"] for r in worker_rows(daemon)}
+        after_restart = {r["key"] for r in worker_rows(daemon)}
         assert after_restart.isdisjoint(before)
+        assert {r["id"] for r in worker_rows(daemon)} == {"w1", "w2"}
         daemon.proc.send_signal(signal.SIGHUP)
-        daemon.wait_until(lambda: {r["id"] for r in worker_rows(daemon)}.isdisjoint(after_restart)
+        daemon.wait_until(lambda: {r["key"] for r in worker_rows(daemon)}.isdisjoint(after_restart)
                           and all(r["state"] == "ready" for r in worker_rows(daemon)), 90, what="HUP rolling restart")
         load.wait_for(len(load.results) + 6)
     assert load.failures() == [], load.failures()[:5]
     assert len(load.results) > 20
     assert daemon.status()["reloads"] == 1
+    assert {r["id"] for r in worker_rows(daemon)} == {"w1", "w2"}
 
 
 def test_term_under_load_completes_in_flight_and_exits_zero(start_daemon):
@@ -260,10 +264,13 @@ def test_admin_api_auth_scale_and_restart(daemon):
     daemon.wait_ready(2)
     status = run_cli(daemon, "status")
     assert status.returncode == 0 and "2/2 workers ready" in status.stdout, status.stdout
-    first = worker_rows(daemon)[0]["id"]
+    first_row = worker_rows(daemon)[0]
+    first = first_row["id"]
     result = run_cli(daemon, "restart", "--worker", first)
     assert result.returncode == 0 and f"worker {first} replaced" in result.stdout, result.stderr
-    assert first not in {r["id"] for r in worker_rows(daemon)}
+    # The replacement takes over the slot (stable ids), as a new process.
+    replaced = next(r for r in worker_rows(daemon) if r["id"] == first)
+    assert replaced["pid"] != first_row["pid"] and replaced["key"] != first_row["key"]
     result = run_cli(daemon, "restart", "--worker", "w99")
     assert result.returncode == 1 and "no worker 'w99'" in result.stderr
     code, _, body = http("POST", daemon.admin_url + "/admin/scale", {"workers": 0}, token=daemon.token)

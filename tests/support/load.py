@@ -29,12 +29,15 @@ class Sent:
 
 class Load:
     def __init__(self, base_url: str, clients: int = 4, max_requests: int = 2000, timeout_s: float = 120,
-                 body: dict | None = None) -> None:
+                 body: dict | None = None, unique: bool = False) -> None:
+        """``unique``: every request gets its own text, so none is answered from the cache or shares a
+        synthesis (what a fleet test needs from a shared Redis cache)."""
         self.url = base_url + "/tts"
         self.clients = clients
         self.max_requests = max_requests
         self.timeout_s = timeout_s
         self.body = body
+        self.unique = unique
         self.results: list[tuple[int, str]] = []
         self.sent: list[Sent] = []  # same order as results
         self._prefix = f"load{next(_run_ids)}-{time.monotonic_ns() % 10**9}"
@@ -58,6 +61,8 @@ class Load:
                 if len(self.results) >= self.max_requests:
                     return
             body = self.body or {"text": SENTENCES[(index + n) % len(SENTENCES)]}
+            if self.unique:
+                body = {**body, "text": f"{body['text']}第{index}组第{n}句。"}
             request_id = f"{self._prefix}-c{index}-{n}"
             started = time.monotonic()
             cache = worker = ""

@@ -19,6 +19,11 @@ Counting: ``hits``/``misses`` count lookups (``get`` and ``get_or_create``); a r
 request's synthesis (whole or streamed) is a MISS and also counts in ``single_flight_shared``; one that arrived
 while the finished result was being stored is a HIT. ``bypassed`` counts Redis operations skipped because the
 breaker was open.
+
+With Redis and ``cache.fleet_single_flight`` the in-process leader of a key also coordinates with the other
+instances through a lease in Redis (``fleet.RedisFleet``): a result another instance synthesized while this one
+waited is a MISS with role "follower" for every local caller (nothing was synthesized here), and is not stored
+again. The fleet's outcome counters (``fleet.FLEET_COUNTERS``) are part of ``stats()``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, Protocol
 
 from tts_ops.cache.audio import CachedAudio, encode_header, envelope_size
 from tts_ops.cache.breaker import BreakerState, CircuitBreaker
+from tts_ops.cache.fleet import FleetFlight, Lease, Led, LocalFleet, RedisFleet
 from tts_ops.cache.keys import cache_key, normalize_text
 from tts_ops.cache.memory import MemoryBackend
 from tts_ops.cache.redis_backend import RedisBackend
@@ -98,13 +104,15 @@ class _DisabledBackend:
 class ResultCache:
     """Facade over one backend; no method raises because of the cache (factory errors do propagate)."""
 
-    def __init__(self, backend: CacheBackend, *, max_item_bytes: int, ttl_s: int, url: str | None = None) -> None:
+    def __init__(self, backend: CacheBackend, *, max_item_bytes: int, ttl_s: int, url: str | None = None,
+                 fleet: FleetFlight | None = None) -> None:
         self._backend = backend
+        self._fleet: FleetFlight = fleet if fleet is not None else LocalFleet()
         self.counters: dict[str, int] = backend.counters
         self.max_item_bytes = max_item_bytes
         self.ttl_s = ttl_s
         self.url = url                     # redacted, for stats and logs only
-        self._flights: SingleFlight[CachedAudio] = SingleFlight()
+        self._flights: SingleFlight[Led] = SingleFlight()
         self._streams: StreamFlights[Any, CachedAudio] = StreamFlights()
         self._warned_unencodable = False
 
@@ -125,10 +133,13 @@ class ResultCache:
         validate_url(cfg.redis_url, cfg.sentinel_master)
         url = redact_url(cfg.redis_url)
         breaker = CircuitBreaker(cfg.breaker_failures, cfg.breaker_reset_s)
-        backend = RedisBackend(cfg.redis_url, cfg.sentinel_master, prefix=cfg.prefix, ttl_s=cfg.ttl_s,
-                               connect_timeout_s=cfg.connect_timeout_s, op_timeout_s=cfg.op_timeout_s,
-                               breaker=breaker, counters=counters, log_url=url)
-        return cls(backend, max_item_bytes=cfg.max_item_bytes, ttl_s=cfg.ttl_s, url=url)
+        redis = RedisBackend(cfg.redis_url, cfg.sentinel_master, prefix=cfg.prefix, ttl_s=cfg.ttl_s,
+                             connect_timeout_s=cfg.connect_timeout_s, op_timeout_s=cfg.op_timeout_s,
+                             breaker=breaker, counters=counters, log_url=url,
+                             reserve_pubsub=cfg.fleet_single_flight)
+        fleet = (RedisFleet(redis, prefix=cfg.prefix, lease_ttl_s=cfg.lease_ttl_s, wait_s=cfg.fleet_wait_s)
+                 if cfg.fleet_single_flight else None)
+        return cls(redis, max_item_bytes=cfg.max_item_bytes, ttl_s=cfg.ttl_s, url=url, fleet=fleet)
 
     @property
     def backend(self) -> str:
@@ -147,6 +158,7 @@ class ResultCache:
 
     async def close(self) -> None:
         try:
+            await self._fleet.close()  # first: its releases and subscription use the backend's client
             await self._backend.close()
         except Exception as exc:
             log.debug("cache: closing the backend failed: %r", exc)
@@ -201,7 +213,11 @@ class ResultCache:
                 self.counters["hits"] += 1
                 return cached, "HIT", "hit"
         # Re-checked inside run(): another request may have started the same synthesis during the lookup.
-        audio, role = await self._flights.run(key, factory, after=lambda value: self.put(key, value))
+        led, role = await self._flights.run(key, lambda: self._fleet.lead(key, factory),
+                                            after=lambda led: self._store(key, led))
+        audio = led.audio
+        if led.remote and role == "leader":
+            role = "follower"  # another instance synthesized it: nobody here accounts for engine work
         if role != "leader":
             self.counters["single_flight_shared"] += 1
         status = "HIT" if role == "late" else "MISS"
@@ -215,7 +231,24 @@ class ResultCache:
         up. With the cache disabled every stream is its own production, as with ``get_or_create``."""
         if self.backend == "disabled":
             return StreamFlights[Any, CachedAudio]().join(key, produce)
-        reader = self._streams.join(key, produce, after=lambda value: self.put(key, value))
+        # Only the call that starts the production runs these two, so the lease cell is that production's.
+        held: list[Lease | None] = [None]
+
+        async def leased(emit: Callable[[Any], None]) -> CachedAudio:
+            held[0] = await self._fleet.claim(key)  # never waits: see the fleet module on streams
+            try:
+                return await produce(emit)
+            except BaseException:
+                self._fleet.abandon(held[0])
+                raise
+
+        async def store(value: CachedAudio) -> None:
+            try:
+                await self.put(key, value)
+            finally:
+                await self._fleet.finish(held[0])
+
+        reader = self._streams.join(key, leased, after=store)
         if reader.role != "leader":
             self.counters["single_flight_shared"] += 1
         return reader
@@ -244,9 +277,20 @@ class ResultCache:
             "single_flight_in_progress": len(self._flights) + len(self._streams),
             "ttl_s": self.ttl_s,
             "max_item_bytes": self.max_item_bytes,
+            **self._fleet.stats(),
         }
         data.update(self._backend.stats())
         return data
+
+    async def _store(self, key: str, led: Led) -> None:
+        """The in-process flight's last step: store what was synthesized here, then end its fleet lease (after the
+        store, so the instances woken by it find the audio)."""
+        if led.remote:
+            return  # read from the cache: already there
+        try:
+            await self.put(key, led.audio)
+        finally:
+            await self._fleet.finish(led.lease)
 
     async def _lookup(self, key: str) -> CachedAudio | None:
         try:

@@ -9,7 +9,9 @@ here, once per outage (WARNING "unavailable") and once on recovery (INFO "recove
 DEBUG, so an outage under load does not flood the journal.
 
 Concurrency is capped by a semaphore equal to the pool size: waiting for a free connection under a burst is
-local saturation, not a Redis failure, so it is counted as ``skipped_busy`` and never trips the breaker.
+local saturation, not a Redis failure, so it is counted as ``skipped_busy`` and never trips the breaker. With the
+fleet single flight (``tts_ops.cache.fleet``) one pooled connection is reserved for its pub/sub subscription, so
+the semaphore admits one operation fewer and the pool is never asked for a connection it does not have.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from tts_ops.cache.audio import CachedAudio, EnvelopeError, pack, unpack
@@ -55,7 +58,7 @@ class RedisBackend:
 
     def __init__(self, url: str, sentinel_master: str | None, *, prefix: str, ttl_s: int, connect_timeout_s: float,
                  op_timeout_s: float, breaker: CircuitBreaker, counters: dict[str, int], log_url: str,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, reserve_pubsub: bool = False) -> None:
         self._url = url
         self._sentinel_master = sentinel_master
         self.log_url = log_url
@@ -70,7 +73,7 @@ class RedisBackend:
         self.purge_pattern = glob_escape(prefix) + "audio:*"
         self._client: Redis | None = None
         self._sentinel: Any = None
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = asyncio.Semaphore(max_connections - 1 if reserve_pubsub else max_connections)
         self._in_flight = 0
         self._background: set[asyncio.Task] = set()
 
@@ -141,6 +144,18 @@ class RedisBackend:
 
     def stats(self) -> dict[str, Any]:
         return {"in_flight": self._in_flight}
+
+    async def run(self, op: Callable[[Redis], Awaitable[Any]]) -> tuple[bool, Any]:
+        """``op`` under the breaker, deadline and concurrency cap of every cache operation: (True, reply), or
+        (False, None) when skipped or failed (counted and fed to the breaker). Never raises (cancellation aside)."""
+        result = await self._call(op)
+        if result is _SKIPPED or result is _FAILED:
+            return False, None
+        return True, result
+
+    def pubsub(self) -> PubSub | None:
+        """A pub/sub object of the pooled client (the caller closes it); None before ``start()``."""
+        return None if self._client is None else self._client.pubsub()
 
     async def _call(self, op: Callable[[Redis], Awaitable[Any]]) -> Any:
         client = self._client

@@ -1,4 +1,4 @@
-"""``tts-ops status|restart|scale``: the admin API's command-line client (operator's shell).
+"""``tts-ops status|restart|scale|drain``: the admin API's command-line client (operator's shell).
 
 Reads the admin token from ``--token``, ``$TTS_OPS_ADMIN_TOKEN``, ``admin.token`` in the config, or else the token
 file the daemon wrote (only when it generated the token: a configured token is never copied to disk).
@@ -38,10 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(restart)
     restart.add_argument("--worker", default=None, help="worker id (e.g. w1)")
     restart.set_defaults(handler=run_restart)
-    scale = sub.add_parser("scale", help="set the number of workers")
+    scale = sub.add_parser("scale", help="set the number of workers (kept across reloads until the file's "
+                                         "workers.count changes, or --reset)")
     common(scale)
-    scale.add_argument("count", type=int, help=f"number of workers (1-{MAX_WORKERS})")
+    scale.add_argument("count", type=int, nargs="?", default=None, help=f"number of workers (1-{MAX_WORKERS})")
+    scale.add_argument("--reset", action="store_true", help="drop the runtime scale: back to the file's count")
     scale.set_defaults(handler=run_scale)
+    drain = sub.add_parser("drain", help="drain then stop the daemon, as SIGTERM (health checks fail first)")
+    common(drain)
+    drain.set_defaults(handler=run_drain)
 
 
 def _target(args: argparse.Namespace) -> tuple[str, str]:
@@ -107,9 +112,10 @@ def format_status(status: dict[str, Any]) -> str:
     """The status document as text: a summary line, then one table each for workers, cache, maintenance jobs and
     logs; sections the daemon did not send are left out."""
     w = status["workers"]
-    lines = [f"tts-ops pid {status['pid']}, up {status['uptime_s']:.0f}s, engine {status['engine']}, "
-             f"{w['ready']}/{w['target']} workers ready, queue {status['queue_depth']}/{status['queue_limit']}, "
-             f"in flight {status['in_flight']}"]
+    scaled = f" (runtime scale; the file says {w['configured']})" if w.get("override") is not None else ""
+    lines = [f"tts-ops pid {status['pid']}, {status.get('state', 'running')}, up {status['uptime_s']:.0f}s, "
+             f"engine {status['engine']}, {w['ready']}/{w['target']} workers ready{scaled}, "
+             f"queue {status['queue_depth']}/{status['queue_limit']}, in flight {status['in_flight']}"]
     lines += _workers_section(w["items"])
     lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in status["totals"].items()))
     if status.get("cache") is not None:
@@ -195,8 +201,22 @@ def run_restart(args: argparse.Namespace) -> int:
 
 
 def run_scale(args: argparse.Namespace) -> int:
+    if args.reset == (args.count is not None):
+        raise CliError("give either a worker count or --reset", code=EXIT_USAGE)
+    if args.reset:
+        result = call(args, "POST", "/admin/scale", {"reset": True})
+        print(f"runtime scale dropped: {result['workers']} workers, as the config file says")
+        return 0
     if not 1 <= args.count <= MAX_WORKERS:
         raise CliError(f"count must be between 1 and {MAX_WORKERS}", code=EXIT_USAGE)
     result = call(args, "POST", "/admin/scale", {"workers": args.count})
-    print(f"scaled to {result['workers']} workers")
+    print(f"scaled to {result['workers']} workers (kept across reloads; 'tts-ops scale --reset' to follow the "
+          "config file)")
+    return 0
+
+
+def run_drain(args: argparse.Namespace) -> int:
+    result = call(args, "POST", "/admin/drain")
+    print("already draining" if result["already"] else
+          f"draining: health checks fail now, {result['in_flight']} request(s) in flight; the daemon exits once done")
     return 0

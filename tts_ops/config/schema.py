@@ -109,8 +109,12 @@ class ServerConfig(_Section):
         description="Requests allowed to wait for a free worker beyond the in-flight ones; beyond it -> 503.")
     request_timeout_s: Seconds = Field(120.0,
         description="Per-request deadline including queueing, in seconds; exceeded -> 504.")
+    drain_delay_s: float = Field(5.0, ge=0,
+        description="On SIGTERM or POST /admin/drain, time /ready and /health answer 503 while still serving, so a "
+                    "load balancer's health check sees the drain before the listener closes.")
     graceful_timeout_s: float = Field(30.0, ge=0,
-        description="On SIGTERM, time allowed for in-flight requests to finish; keep below systemd TimeoutStopSec.")
+        description="After the drain delay, time allowed for in-flight requests to finish; drain_delay_s plus this "
+                    "must stay below systemd TimeoutStopSec.")
     retry_after_s: int = Field(2, ge=0,
         description="Value of the Retry-After header sent with 503, in whole seconds (HTTP allows no fraction).")
     api_keys: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field((), repr=False,
@@ -333,6 +337,13 @@ class CacheConfig(_Section):
         description="Consecutive Redis failures that open the circuit breaker (cache bypassed).")
     breaker_reset_s: Seconds = Field(5.0, description="Time the breaker stays open before Redis is tried again.")
     enabled: bool = Field(True, description="Cache synthesized audio at all.")
+    fleet_single_flight: bool = Field(True,
+        description="With Redis: the first instance to synthesize a key holds a lease; others wait for its result.")
+    lease_ttl_s: Seconds = Field(5.0,
+        description="Lifetime of a fleet single-flight lease, renewed while the synthesis runs; a killed holder's "
+                    "lease lapses after it.")
+    fleet_wait_s: Seconds = Field(30.0,
+        description="Longest wait for another instance's result before synthesizing here anyway.")
 
     @field_validator("redis_url")
     @classmethod

@@ -85,7 +85,7 @@ class AdminPool(Protocol):
 
     async def rolling_restart(self, reason: str = ...) -> list[str]: ...
 
-    async def scale(self, count: int) -> None: ...
+    def slot_ids(self) -> list[str]: ...
 
 
 class AdminCache(Protocol):
@@ -118,6 +118,12 @@ class AdminTarget(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
+    async def scale(self, count: int | None) -> None:
+        """A runtime scale kept across reloads; None = back to the config file's count."""
+
+    def request_stop(self, reason: str) -> bool:
+        """Drain, then stop (as SIGTERM); False if a stop was already under way."""
+
 
 class AdminApi:
     """``metrics``: served at ``/metrics`` on this listener; None = metrics disabled (no route)."""
@@ -136,6 +142,7 @@ class AdminApi:
         app.router.add_post("/admin/workers/{worker_id}/restart", self.handle_restart_worker)
         app.router.add_post("/admin/restart", self.handle_rolling_restart)
         app.router.add_post("/admin/scale", self.handle_scale)
+        app.router.add_post("/admin/drain", self.handle_drain)
         app.router.add_get("/admin/cache", self.handle_cache)
         app.router.add_post("/admin/cache/purge", self.handle_cache_purge)
         app.router.add_post("/admin/maintenance/{job}", self.handle_maintenance)
@@ -172,11 +179,11 @@ class AdminApi:
         try:
             new = await self.daemon.supervisor.restart_worker(worker_id)
         except KeyError:
-            known = ", ".join(self.daemon.supervisor.workers) or "none"
+            known = ", ".join(self.daemon.supervisor.slot_ids()) or "none"
             return json_error(404, f"no worker {worker_id!r}; workers: {known}")
         except ReplacementFailed as exc:
             return json_error(409, str(exc))
-        return web.json_response({"restarted": worker_id, "replacement": new.id, "state": new.state.value})
+        return web.json_response({"restarted": worker_id, "replacement": new.key, "state": new.state.value})
 
     async def handle_rolling_restart(self, request: web.Request) -> web.Response:
         try:
@@ -192,10 +199,25 @@ class AdminApi:
             body = load_json(await request.read())
         except RequestError as exc:
             return json_error(400, f"{exc}; expected an object like {{\"workers\": 2}}")
-        count = body.get("workers") if isinstance(body, dict) else None
+        usage = (f"'workers' must be an integer between 1 and {MAX_WORKERS}: expected an object like "
+                 '{"workers": 2}, or {"reset": true} to follow the config file again')
+        if not isinstance(body, dict) or set(body) - {"workers", "reset"}:
+            return json_error(400, usage)
+        if set(body) == {"reset"} and body["reset"] is True:
+            await self.daemon.scale(None)
+            status = self.daemon.status()["workers"]
+            return web.json_response({"workers": status["target"], "status": status})
+        count = body.get("workers")
         if isinstance(count, float) and count.is_integer():
             count = int(count)  # JSON Schema's integer includes 2.0
-        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_WORKERS:
-            return json_error(400, f"'workers' must be an integer between 1 and {MAX_WORKERS}")
-        await self.daemon.supervisor.scale(count)
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_WORKERS or "reset" in body:
+            return json_error(400, usage)
+        await self.daemon.scale(count)
         return web.json_response({"workers": count, "status": self.daemon.status()["workers"]})
+
+    async def handle_drain(self, request: web.Request) -> web.Response:
+        """Drain then stop, as SIGTERM: answered at once (202), the daemon exits once drained."""
+        started = self.daemon.request_stop("POST /admin/drain")
+        status = self.daemon.status()
+        return web.json_response({"draining": True, "already": not started, "state": status["state"],
+                                  "in_flight": status["in_flight"]}, status=202)

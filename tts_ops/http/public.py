@@ -4,7 +4,11 @@ files and the saved outputs, and the app that also carries the OpenAI routes. Sy
 requests and responses.
 
 ``/health`` answers the reference deployment's monitor scripts byte for byte: ``{"status":"healthy"}`` while at
-least one worker is ready, ``{"status":"unhealthy"}`` with 503 otherwise (and while the daemon drains).
+least one worker is ready, ``{"status":"unhealthy"}`` with 503 otherwise.
+
+Draining (SIGTERM, ``POST /admin/drain``): ``/health`` and ``/ready`` answer 503 at once while requests are still
+served, and every answer carries ``Connection: close`` so a load balancer's keep-alive connections end after their
+current request instead of being cut when the listener closes.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from tts_ops.cache import ResultCache
 from tts_ops.config import Config
@@ -82,6 +86,7 @@ class FrontEnd:
         self.balancer = balancer
         self.output_store = output_store
         self.metrics = metrics
+        self._draining = False
 
     def apply(self, config: Config) -> None:
         """Take over a reloaded config (SIGHUP): the service and these routes read it per request."""
@@ -109,10 +114,30 @@ class FrontEnd:
         """The daemon's lifecycle decides: False from the start of the drain (new requests get 503)."""
         self.service.set_accepting(accepting)
 
+    @property
+    def draining(self) -> bool:
+        """True from the start of the drain: health checks fail, keep-alive connections are closed."""
+        return self._draining
+
+    def set_draining(self, draining: bool) -> None:
+        """The daemon's lifecycle decides (DRAINING and after)."""
+        self._draining = draining
+
+    @property
+    def healthy(self) -> bool:
+        return self.accepting and not self._draining and bool(self.supervisor.ready_workers())
+
+    async def _close_when_draining(self, request: web.Request, response: web.StreamResponse) -> None:
+        if self._draining:
+            # The hook runs after aiohttp chose the headers, so the header is set here as well as the close.
+            response.force_close()
+            response.headers[hdrs.CONNECTION] = "close"
+
     # -- app -------------------------------------------------------------------------------------------------
     def build_app(self) -> web.Application:
         app = web.Application(middlewares=[request_context], client_max_size=self.config.server.max_body_bytes)
         app[MAX_BODY_BYTES] = self.config.server.max_body_bytes
+        app.on_response_prepare.append(self._close_when_draining)
         if self.metrics is not None:
             app[METRICS] = self.metrics
         app.router.add_get("/", self.handle_index)
@@ -133,7 +158,7 @@ class FrontEnd:
         return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def handle_health(self, request: web.Request) -> web.Response:
-        healthy = self.accepting and bool(self.supervisor.ready_workers())
+        healthy = self.healthy
         return web.Response(body=HEALTHY if healthy else UNHEALTHY, status=200 if healthy else 503,
                             content_type="application/json", headers={"Cache-Control": "no-store"})
 
@@ -142,7 +167,7 @@ class FrontEnd:
         for worker in self.supervisor.workers.values():
             counts[worker.state.value] = counts.get(worker.state.value, 0) + 1
         ready = counts["ready"]
-        body = {"ready": self.accepting and ready > 0, "accepting": self.accepting,
+        body = {"ready": self.healthy, "accepting": self.accepting, "draining": self._draining,
                 "workers": {"ready": ready, "total": len(self.supervisor.workers), "target": self.supervisor.target,
                             "by_state": counts},
                 "queue_depth": self.balancer.queue_depth, "in_flight": self.balancer.in_flight,

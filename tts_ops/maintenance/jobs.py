@@ -10,6 +10,11 @@ Safety model - these functions delete files, so they only ever touch:
   * paths whose real path is still directly inside the directory's real path (redundant with the above by
     construction; kept as a last check in case a future caller passes something unexpected).
 ``unlink`` itself never follows a symlink in the last component, which closes the stat-then-unlink window.
+
+Several instances may share one ``output.dir`` (see ``tts_ops.storage.output_store``) and run these jobs at the same
+time. A file another instance deleted between our listing and our stat/unlink is simply gone: not an error, not
+counted, not logged (ENOENT, or ESTALE from an NFS client whose handle outlived the file). The disk guard re-reads
+the free space while it deletes, so N instances freeing the same shortfall do not delete N times what was needed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,14 @@ DAY_S = 86400.0
 # "<name>.log.<suffix>": events.log.1, access.log.2026-11-23.gz. No leading dot, no separators.
 ROTATED_LOG_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.log\.[A-Za-z0-9_.-]+")
 DiskUsage = Callable[[str], Any]  # shutil.disk_usage or a test stand-in: anything with .free
+# "Deleted by someone else" (another instance, a concurrent run): ESTALE is NFS's way to say it.
+GONE_ERRNOS = frozenset({errno.ENOENT, errno.ESTALE})
+# Deletions between two re-reads of the free space by the disk guard: one statvfs per 16 unlinks.
+RECHECK_EVERY = 16
+
+
+def _gone(exc: OSError) -> bool:
+    return exc.errno in GONE_ERRNOS
 
 
 @dataclass(frozen=True)
@@ -98,8 +111,10 @@ class OwnedDir:
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
+                except OSError as exc:
+                    if _gone(exc):
+                        continue
+                    raise
                 if stat.S_ISREG(st.st_mode):
                     found.append(Candidate(entry.name, st.st_size, st.st_mtime))
         return found
@@ -109,8 +124,10 @@ class OwnedDir:
             return None
         try:
             st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
+        except OSError as exc:
+            if _gone(exc):
+                return None
+            raise
         return Candidate(name, st.st_size, st.st_mtime) if stat.S_ISREG(st.st_mode) else None
 
     def remove(self, cand: Candidate) -> int | None:
@@ -123,21 +140,24 @@ class OwnedDir:
         try:
             os.unlink(cand.name, dir_fd=self.fd)
         except OSError as exc:
-            if exc.errno == errno.ENOENT:  # a concurrent run (run_now vs schedule, guard vs cleanup) won
+            if _gone(exc):  # a concurrent run (run_now vs schedule, guard vs cleanup, another instance) won
                 return None
             raise
         return current.size
 
 
-def _remove(owned: OwnedDir, cand: Candidate, kind: str, tally: Tally) -> None:
-    """Delete one candidate and count it; a failure is tallied, never raised (the job carries on)."""
+def _remove(owned: OwnedDir, cand: Candidate, kind: str, tally: Tally) -> int:
+    """Delete one candidate and count it; the bytes freed. A failure is tallied, never raised (the job carries
+    on)."""
     try:
         size = owned.remove(cand)
     except OSError as exc:
         tally.error(f"{kind} {cand.name}: {exc.strerror or exc}")
-        return
-    if size is not None:
-        tally.add(kind, size)
+        return 0
+    if size is None:
+        return 0
+    tally.add(kind, size)
+    return size
 
 
 def _delete_expired(owned: OwnedDir, cands: Iterable[Candidate], cutoff: float, kind: str, tally: Tally) -> None:
@@ -181,14 +201,21 @@ def _rotated_candidates(logs: OwnedDir, rotated: Iterable[Path], active_log_name
     return cands
 
 
-def delete_oldest_outputs(output_dir: Path, need_bytes: int) -> Tally:
-    """Delete saved outputs, oldest first, until ``need_bytes`` (by file size) are freed or none are left."""
+def delete_oldest_outputs(output_dir: Path, need_bytes: int, shortfall: Callable[[], int] | None = None) -> Tally:
+    """Delete saved outputs, oldest first, until ``need_bytes`` (by file size) are freed or none are left.
+
+    ``shortfall``: the bytes still missing, measured now; re-read every ``RECHECK_EVERY`` deletions, because other
+    instances sharing the directory free space too and counting only our own deletions would over-delete."""
     tally = Tally()
+    missing, since_check = need_bytes, 0
     with OwnedDir(output_dir) as out:
         for cand in sorted(out.files(NAME_RE), key=lambda c: (c.mtime, c.name)):
-            if tally.bytes_freed >= need_bytes:
+            if missing <= 0:
                 break
-            _remove(out, cand, "outputs", tally)
+            missing -= _remove(out, cand, "outputs", tally)
+            since_check += 1
+            if shortfall is not None and since_check >= RECHECK_EVERY:
+                missing, since_check = shortfall(), 0
     return tally
 
 

@@ -18,6 +18,8 @@ manager's own keep-N pruning, which happens outside these jobs).
 
 The disk guard frees space in whichever directory is low: the oldest saved outputs, then the oldest rotated
 logs (never the live files), re-measuring after each, so the episode can end in the run that freed the space.
+With an ``output.dir`` shared by several instances each runs its own guard on the same free space; the outputs
+deletion re-measures as it goes, so together they free about the shortfall once, not once per instance.
 """
 
 from __future__ import annotations
@@ -367,8 +369,10 @@ class Maintenance:
             # saving paused until something else frees the last 10 %. Outputs first: when both directories
             # share a filesystem, that may already lift the log directory too (hence the re-measure).
             if free["output"] < target:
-                tally.merge(await self._guard_delete("saved output(s)", jobs.delete_oldest_outputs,
-                                                     self.output.dir, target - free["output"]))
+                out_dir = self.output.dir
+                tally.merge(await self._guard_delete(
+                    "saved output(s)", jobs.delete_oldest_outputs, out_dir, target - free["output"],
+                    lambda: target - jobs.free_bytes(out_dir, self._disk_usage)))
                 if tally.deleted:
                     free = await asyncio.to_thread(self._measure)
             if free["logs"] < target and self.log_manager is not None:

@@ -22,6 +22,11 @@ Choices worth knowing when reading dashboards:
 * ``tts_ops_build_info`` (always 1) carries the package version, Python version and the engine and model version
   the READY workers report (one series per distinct pair, so a rolling move onto a new model shows both for a
   moment); with no READY worker it keeps the last pair known, ``unknown`` before the first.
+* The ``worker`` label is the worker's slot (``w1..wN``), which a replacement takes over, so series survive
+  restarts, recycles and rolling restarts. While a replace-first successor boots, its slot has two handles: the
+  per-worker series show the slot's current one (``Supervisor.current_workers``: the serving predecessor until
+  the successor is READY, then the successor), never both, so labels are never duplicated. ``tts_ops_workers``
+  counts every handle, so during a replacement the sum over states is briefly the target + 1.
 * ``tts_ops_disk_guard_active`` is 1 while the disk guard holds saving paused (a low-space episode).
 * No ``*_created`` series: ``disable_created_metrics()`` at import. It is process-wide, which is what the daemon
   wants (only its own registries live in it); the timestamps only duplicate what ``rate()`` ignores anyway.
@@ -87,6 +92,7 @@ class WorkerGauges(Protocol):
 class PoolGauges(Protocol):
     @property
     def workers(self) -> Mapping[str, WorkerGauges]: ...
+    def current_workers(self) -> Iterable[WorkerGauges]: ...
     @property
     def restarts_by_reason(self) -> Mapping[str, int]: ...
 
@@ -282,7 +288,7 @@ class _Collector:
                                 labels=["worker"])
         served = CounterMetricFamily("tts_ops_worker_served", "Requests completed by each worker.",
                                      labels=["worker"])
-        for w in workers:
+        for w in supervisor.current_workers():  # one per slot: see the module docstring
             if w.rss_bytes is not None:
                 rss.add_metric([str(w.id)], _num(w.rss_bytes))
             served.add_metric([str(w.id)], _num(w.served))

@@ -7,6 +7,23 @@ no slashes, no dots besides the extension, never a symlink. Writes are atomic (t
 and run in a worker thread; serving opens the file once (O_NOFOLLOW) and streams from that descriptor, with
 the open and the reads off the loop so a slow disk never stalls other requests. ``paused`` is owned by the disk
 guard (``tts_ops.maintenance.scheduler``).
+
+Several instances behind a load balancer share saved outputs through one directory: every instance is configured
+with the same ``output.dir`` on a shared mount (NFS or similar), so a download URL handed out by one instance works
+on any of them. What makes that safe without coordination between instances:
+  * names are collision-free across instances: the service names each file after its own request id, a uuid4
+    (122 random bits, never the client's X-Request-ID), so instances need no host part or shared counter;
+  * a file appears under its final name only complete: it is written and fsynced under a hidden per-write
+    temporary name (``TMP_RE``, never served) in the same directory, then renamed atomically. A reader on any
+    instance sees the whole file or none (NFS's close-to-open consistency gives the same after the rename);
+  * cleanup and the disk guard run on every instance and may delete concurrently; a file another instance removed
+    first is skipped silently (``tts_ops.maintenance.jobs``), and a temporary file is only deleted once it is an
+    hour old (``TMP_MAX_AGE_S``), far beyond any write in progress. Should one be removed under a writer anyway,
+    the rename fails and that save is reported as failed: never a half-written file under a served name;
+  * a file deleted while another instance streams it ends that download short, like a truncation.
+Requirements: every instance runs as a user that can read and write the directory (files are 0640, the directory
+0750: one user, or one group), and host clocks are synchronised (NTP), since retention compares file times (set by
+the file server) with each host's clock.
 """
 
 from __future__ import annotations
@@ -113,7 +130,8 @@ class OutputStore:
         Blocking: call it from a thread (``save_async``). A failed write is logged, not raised, because the
         caller has already got its audio and saving is a side effect. ValueError for an extension outside the
         whitelist (a caller bug, not a runtime condition). Names have one-second resolution: the same request
-        id saved twice within a second replaces the first file.
+        id saved twice within a second replaces the first file, so callers pass a unique id (the service its
+        uuid4 server id), which also keeps instances sharing the directory from ever replacing each other's files.
         """
         if not self.enabled or self.paused:
             return None
@@ -197,11 +215,21 @@ class OutputStore:
             if request.method != "HEAD":
                 remaining = st.st_size
                 while remaining > 0:
-                    chunk = await asyncio.to_thread(os.read, fd, min(CHUNK_BYTES, remaining))
+                    try:
+                        chunk = await asyncio.to_thread(os.read, fd, min(CHUNK_BYTES, remaining))
+                    except OSError as exc:
+                        # On a shared NFS directory another instance's cleanup can delete the file under us
+                        # (ESTALE): like a truncation, a short body for the client, not a traceback for us.
+                        log.info("saved output %s became unreadable while served: %s", name, exc)
+                        break
                     if not chunk:  # truncated under us; the client sees a short body, not our error
                         break
                     remaining -= len(chunk)
                     await response.write(chunk)
+                if remaining > 0:
+                    # Fewer bytes than the Content-Length sent: closing the connection is what tells the client
+                    # (on a kept-alive one it would wait for the rest forever).
+                    response.force_close()
             await response.write_eof()
             return response
         finally:

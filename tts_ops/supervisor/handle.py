@@ -18,6 +18,7 @@ deadline still holds, so a probe that ends past it is the verdict even if fewer 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import os
@@ -29,6 +30,7 @@ from typing import Protocol
 import aiohttp
 
 from tts_ops.supervisor.policy import RestartPolicy
+from tts_ops.supervisor.reasons import describe_exit, error_line
 from tts_ops.supervisor.spec import WorkerSpec as WorkerSpec  # re-exported: where it lived before spec.py
 from tts_ops.supervisor.states import LIVE, WorkerState, check_transition
 from tts_vocab.exit_codes import EXIT_BOOT_FAILURE
@@ -37,47 +39,11 @@ log = logging.getLogger("tts_ops.supervisor")
 worker_log = logging.getLogger("tts_ops.worker")
 BOOT_POLL_S = 0.1
 OUTPUT_LINE_LIMIT = 1 << 20
-ERROR_LINE_LIMIT = 500
+# Daemon-wide spawn numbers (``WorkerHandle.generation``): unique across every handle, so a successor in the same
+# slot never reuses the number of its predecessor's process, which the balancer's "dead" list names by (id, number).
+_SPAWNS = itertools.count(1)
 LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
           "CRITICAL": logging.CRITICAL}
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "unknown"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    if code == EXIT_BOOT_FAILURE:
-        return f"boot failure (exit {code})"
-    return f"exit code {code}"
-
-
-def error_line(message: str) -> str:
-    """A worker's ERROR message without its logger name ("tts_ops.worker: boot failed: ..." -> "boot failed:
-    ..."), cut to ``ERROR_LINE_LIMIT`` characters for the status document."""
-    name, sep, rest = message.partition(": ")
-    if sep and name and " " not in name:
-        message = rest
-    return message[:ERROR_LINE_LIMIT]
-
-
-def reason_key(reason: str | None) -> str:
-    """A stable category for an exit or recycle reason, without configured numbers (metric label, status key):
-    ``killed by SIGKILL``, ``exit code 1``, ``boot failure``, ``boot timeout``, ``hung``, ``recycle: rss``,
-    ``recycle: requests``."""
-    if not reason:
-        return "unknown"
-    if reason.startswith("recycle: rss"):
-        return "recycle: rss"
-    if reason.startswith("recycle: served"):
-        return "recycle: requests"
-    for prefix in ("boot failure", "boot timeout", "hung"):
-        if reason.startswith(prefix):
-            return prefix
-    return reason.split(":")[0]
 
 
 class WorkerProcess(Protocol):
@@ -93,23 +59,30 @@ class WorkerProcess(Protocol):
 
 
 class WorkerHandle:
-    """A supervised worker process and its restart history."""
+    """A supervised worker process and its restart history, in one slot of the pool (``id``, see ``slots``).
+
+    ``id`` is the slot (``w1``), shared with a successor that takes the slot over; ``serial`` is the pool-wide
+    order in which handles were created and ``key`` (``w1#3``) names this handle alone (``Supervisor.workers``)."""
 
     # The probe schedule's clock; tests replace it (and ``_sleep_until``) to drive the schedule deterministically.
     clock: Callable[[], float] = staticmethod(time.monotonic)
 
     def __init__(self, worker_id: str, spec: WorkerSpec, on_change: Callable[[WorkerHandle], None], *,
-                 replaces: str | None = None, recycle_after: int | None = None) -> None:
+                 serial: int = 1, replaces: str | None = None, replacing: bool = False,
+                 recycle_after: int | None = None) -> None:
         self.id = worker_id
+        self.serial = serial
+        self.key = f"{worker_id}#{serial}"
         self.spec = spec
         self.state = WorkerState.STARTING
         self.policy = RestartPolicy(**spec.policy)
         self._on_change = on_change
         self.proc: WorkerProcess | None = None
         self.session: aiohttp.ClientSession | None = None
-        self.socket = spec.runtime_dir / f"{worker_id}.sock"
+        # Per handle, not per slot: a predecessor and its successor run at the same time.
+        self.socket = spec.runtime_dir / f"{worker_id}-{serial}.sock"
         self.restarts = 0
-        # Bumped at every spawn: identifies one process of this worker even after it has exited (pid is None then).
+        # Set at every spawn from ``_SPAWNS``: identifies one process even after it has exited (pid is None then).
         self.generation = 0
         self.last_exit_reason: str | None = None
         self.last_exit_code: int | None = None
@@ -127,7 +100,10 @@ class WorkerHandle:
         self.health: dict[str, object] = {}
         self.rss_bytes: int | None = None
         self.cpu_percent: float | None = None
+        # The key of the handle this one took the slot from; ``replacing`` while that one still serves the slot
+        # (replace-first: until this one is READY), cleared by the supervisor when it hands the slot over.
         self.replaces = replaces
+        self.replacing = replacing
         self._planned_reason: str | None = None
         self._retiring = False
         self._boot_timed_out = False
@@ -160,7 +136,7 @@ class WorkerHandle:
         return self.proc
 
     def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self.run(), name=f"worker-{self.id}")
+        self._task = asyncio.create_task(self.run(), name=f"worker-{self.key}")
         return self._task
 
     # -- state machine ---------------------------------------------------------------------------------------
@@ -188,6 +164,9 @@ class WorkerHandle:
             await self._close_session()
             if self.proc is not None and self.proc.returncode is None:
                 self._signal(signal.SIGKILL)
+            # A worker removes its socket when it exits cleanly; a killed one leaves it behind, and with names unique
+            # per handle nobody else would ever reuse (and so remove) it.
+            self.socket.unlink(missing_ok=True)
 
     async def live_once(self) -> bool:
         """One process from spawn to exit (ends in EXITED); True if its exit counts as a boot failure."""
@@ -218,13 +197,13 @@ class WorkerHandle:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             # Own session: a Ctrl-C in the operator's terminal reaches only the supervisor, which drains in order.
             start_new_session=True, env=self.spec.env, limit=OUTPUT_LINE_LIMIT)
-        self.generation += 1
+        self.generation = next(_SPAWNS)
         self.started_at, self.ready_at, self.probe_failures, self.health = time.monotonic(), None, 0, {}
         self.last_error = None  # a cause belongs to the process that printed it, not to its successor
         self._boot_timed_out = False
         self.served_at_start = self.served
         self.session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket)))
-        self._keep(asyncio.create_task(self._pump_output(proc), name=f"output-{self.id}"))
+        self._keep(asyncio.create_task(self._pump_output(proc), name=f"output-{self.key}"))
         log.info("%s spawned (%s)", self.tag, self.spec.engine)
 
     async def boot(self) -> bool:
@@ -278,7 +257,7 @@ class WorkerHandle:
                     silent_s = self.clock() - (origin + last_ok * interval)
                     self._planned_reason = (f"hung: {self.probe_failures} health probes failed, "
                                             f"no answer for {silent_s:.1f}s")
-                    await self.terminate(self._planned_reason)
+                    await self.terminate(self._planned_reason, at_once=True)
                     break
                 # A probe that overran its slot (timeout above the interval, a stalled loop): skip the slots it
                 # covered rather than fire the missed probes back to back.
@@ -352,12 +331,18 @@ class WorkerHandle:
             # callback reports and handles; raising it here as well would fail an unrelated replacement or stop.
             await asyncio.wait({self._task})
 
-    async def terminate(self, reason: str) -> None:
-        """TERM now, KILL after ``kill_grace_s``; a SIGSTOPped (hung) process only yields to KILL."""
+    async def terminate(self, reason: str, *, at_once: bool = False) -> None:
+        """TERM now, KILL after ``kill_grace_s``. ``at_once`` (a worker judged hung): KILL without the grace, since a
+        SIGSTOPped or wedged process ignores TERM and the grace would only keep its slot out of service longer."""
         if self.state in (WorkerState.STARTING, WorkerState.READY, WorkerState.DRAINING):
             self._transition(WorkerState.STOPPING, reason)
         if self.proc is None:
             return  # retired before its first spawn completed: boot() sees _retiring and stops it
+        if at_once:
+            log.warning("%s KILL at once (hung: no TERM grace)", self.tag)
+            self._signal(signal.SIGKILL)
+            await self.proc.wait()
+            return
         self._signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(self.proc.wait()), timeout=self.spec.kill_grace_s)

@@ -5,6 +5,10 @@ Replacement is always "start the new one first": a recycle (RSS or request limit
 restart and a config reload all spawn the successor, wait until it is READY, and only then drain and stop the old
 worker. Only one replacement runs at a time, so the pool never drops below N-1 ready workers and recycling never
 happens in lockstep (``max_requests`` also gets per-worker jitter).
+
+Worker ids are slots (``w1..wN``, ``tts_ops.supervisor.slots``): a successor takes over its predecessor's slot, a
+scale-up takes the lowest free one. ``workers`` is keyed by ``WorkerHandle.key`` because during replace-first a slot
+holds two handles; ``worker(slot)`` and ``restart_worker(slot)`` resolve a slot to its current handle.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import Any
 import psutil
 
 from tts_ops.errors import TtsOpsError
-from tts_ops.supervisor.handle import WorkerHandle, reason_key
+from tts_ops.supervisor import slots
+from tts_ops.supervisor.handle import WorkerHandle
+from tts_ops.supervisor.reasons import reason_key
 from tts_ops.supervisor.spec import PoolSettings, WorkerSpec
 from tts_ops.supervisor.states import WorkerState
 
@@ -52,8 +58,13 @@ Sample = tuple[WorkerHandle, int | None, int | None, float | None]
 
 
 def worker_seq(worker: WorkerHandle) -> int:
-    """Spawn order of a worker, from its id ("w<n>")."""
-    return int(worker.id[1:])
+    """Creation order of a handle (its serial; not its slot, which a successor shares)."""
+    return worker.serial
+
+
+def slot_order(worker: WorkerHandle) -> tuple[int, int]:
+    """Reporting order: by slot (w2 before w10), a slot's handles oldest first."""
+    return slots.slot_number(worker.id), worker.serial
 
 
 class Supervisor:
@@ -67,10 +78,10 @@ class Supervisor:
         self.recycle_backoff_initial_s = recycle_backoff_initial_s
         self.recycle_backoff_max_s = recycle_backoff_max_s
         self._clock = clock
-        self.workers: dict[str, WorkerHandle] = {}
+        self.workers: dict[str, WorkerHandle] = {}  # by WorkerHandle.key
         self.retired_count = 0
         self.restarts_by_reason: dict[str, int] = {}
-        self._ids = itertools.count(1)
+        self._serials = itertools.count(1)
         self._listeners: list[Callable[[WorkerHandle], None]] = []
         self._replace_lock = asyncio.Lock()
         # Rolling restarts and scaling change the whole pool; recycles wait for them instead of interleaving.
@@ -81,7 +92,7 @@ class Supervisor:
         self._stopping = False
         # Only touched by _sample, which runs in one thread at a time (the watchdog awaits it).
         self._procs: dict[int, psutil.Process] = {}
-        # worker id -> (monotonic time of the next recycle attempt, last delay) after a failed recycle.
+        # worker key -> (monotonic time of the next recycle attempt, last delay) after a failed recycle.
         self._recycle_retry: dict[str, tuple[float, float]] = {}
         self._recycling: set[str] = set()
         self._lost_streak = 0
@@ -116,7 +127,7 @@ class Supervisor:
         if worker.state is WorkerState.EXITED and not worker.retiring:
             self._count_restart(worker.last_exit_reason)
         if worker.state is WorkerState.RETIRED:
-            self.workers.pop(worker.id, None)
+            self.workers.pop(worker.key, None)
             self.retired_count += 1
         if worker.state is WorkerState.READY:
             self._lost_streak = 0
@@ -134,6 +145,18 @@ class Supervisor:
     def active_workers(self) -> list[WorkerHandle]:
         """Workers that count toward the target (not being drained away)."""
         return [w for w in self.workers.values() if not w.retiring]
+
+    def slot_ids(self) -> list[str]:
+        """The slots in use, in slot order: the ids the admin API and the CLI accept."""
+        return sorted({w.id for w in self.workers.values()}, key=slots.slot_number)
+
+    def worker(self, worker_id: str) -> WorkerHandle | None:
+        """The handle answering for a slot (``w1``; ``slots.current``), or the handle with that key (``w1#3``)."""
+        return self.workers.get(worker_id) or slots.current(w for w in self.workers.values() if w.id == worker_id)
+
+    def current_workers(self) -> list[WorkerHandle]:
+        """One handle per slot (its current one), in slot order: per-slot reporting such as metric labels."""
+        return [w for slot in self.slot_ids() if (w := self.worker(slot)) is not None]
 
     def can_become_ready(self) -> bool:
         """False when every worker is FAILED (or none exist): waiting for capacity would be pointless."""
@@ -157,12 +180,21 @@ class Supervisor:
         self._watchdog = asyncio.create_task(self.watchdog(), name="rss-watchdog")
 
     def spawn_worker(self, replaces: WorkerHandle | None = None) -> WorkerHandle:
+        """Start a handle in ``replaces``'s slot (a successor; marked replacing while ``replaces`` still serves it),
+        or in the lowest free slot: without ``replaces``, or when another handle took that slot meanwhile."""
         recycle_after = self.max_requests + random.randint(0, self.max_requests_jitter) if self.max_requests else None
-        worker = WorkerHandle(f"w{next(self._ids)}", self.spec, self._on_change,
-                              replaces=replaces.id if replaces else None, recycle_after=recycle_after)
-        self.workers[worker.id] = worker
+        taken = {w.id for w in self.active_workers()}
+        serving = replaces is not None and self.workers.get(replaces.key) is replaces and not replaces.retiring
+        if replaces is not None and (serving or replaces.id not in taken):
+            slot = replaces.id
+        else:
+            slot = slots.lowest_free(taken)
+        worker = WorkerHandle(slot, self.spec, self._on_change, serial=next(self._serials),
+                              replaces=replaces.key if replaces else None, replacing=serving,
+                              recycle_after=recycle_after)
+        self.workers[worker.key] = worker
         worker.start().add_done_callback(functools.partial(self._on_worker_task_done, worker))
-        log.info("%s started%s", worker.tag, f" to replace {replaces.id}" if replaces else "")
+        log.info("%s started as %s%s", worker.tag, worker.key, f" to replace {replaces.key}" if replaces else "")
         return worker
 
     def _on_worker_task_done(self, worker: WorkerHandle, task: asyncio.Task[None]) -> None:
@@ -174,7 +206,7 @@ class Supervisor:
         log.error("%s supervision ended by an unexpected error in state %s; replacing the worker", worker.tag,
                   worker.state.value, exc_info=exc)
         was_retiring = worker.abandon()  # no longer counted toward the target
-        if self.workers.pop(worker.id, None) is not None:  # nor routed to
+        if self.workers.pop(worker.key, None) is not None:  # nor routed to
             self.retired_count += 1
         self._count_restart("supervision error")
         for listener in self._listeners:
@@ -221,8 +253,8 @@ class Supervisor:
     async def replace(self, old: WorkerHandle, reason: str) -> WorkerHandle:
         """Start a successor, wait until it is READY, then drain and stop ``old``."""
         async with self._replace_lock:
-            if old.id not in self.workers or old.retiring:
-                raise WorkerGone(f"worker {old.id} is not running")
+            if self.workers.get(old.key) is not old or old.retiring:
+                raise WorkerGone(f"worker {old.key} is not running")
             log.info("%s replacing: %s", old.tag, reason)
             new = self.spawn_worker(replaces=old)
             settled = (WorkerState.READY, WorkerState.FAILED, WorkerState.BACKOFF, WorkerState.RETIRED)
@@ -230,15 +262,22 @@ class Supervisor:
                                 timeout=self.spec.boot_timeout_s + self.spec.kill_grace_s + REPLACE_SETTLE_MARGIN_S)
             if new.state is not WorkerState.READY:
                 await new.retire("replacement did not become ready", 0)
-                raise ReplacementFailed(f"successor of {old.id} did not become ready "
-                                        f"({new.last_exit_reason or new.state.value}); {old.id} keeps serving")
-            await old.retire(f"replaced by {new.id}: {reason}", self.drain_timeout_s)
+                raise ReplacementFailed(f"successor of {old.key} did not become ready "
+                                        f"({new.last_exit_reason or new.state.value}); {old.key} keeps serving")
+            # Hand the slot over before the drain: from here lookups by id (restart, status, metrics) mean `new`.
+            new.replacing = False
+            self._spawn_background(self._notify_changed())
+            await old.retire(f"replaced by {new.key}: {reason}", self.drain_timeout_s)
             return new
 
     async def restart_worker(self, worker_id: str) -> WorkerHandle:
-        worker = self.workers.get(worker_id)
+        """Replace the current handle of slot ``worker_id`` (or the handle with that key); KeyError if unknown."""
+        worker = self.worker(worker_id)
         if worker is None:
             raise KeyError(worker_id)
+        return await self._restart(worker)
+
+    async def _restart(self, worker: WorkerHandle) -> WorkerHandle:
         if worker.state in (WorkerState.BACKOFF, WorkerState.FAILED):
             # Nothing serves from it; retire it and start fresh now rather than waiting out the cool-down.
             await worker.retire("restart requested", 0)
@@ -267,11 +306,12 @@ class Supervisor:
                 if worker is None:
                     break
                 try:
-                    new = await self.restart_worker(worker.id)
-                except (KeyError, WorkerGone):
+                    # The handle itself, not its slot: the slot's current handle may be another one.
+                    new = await self._restart(worker)
+                except WorkerGone:
                     log.info("%s %s: already replaced by someone else", worker.tag, reason)
                     continue
-                replaced.append(f"{worker.id}->{new.id}")
+                replaced.append(f"{worker.key}->{new.key}")
         log.info("%s done: %s", reason, ", ".join(replaced) or "no workers")
         return replaced
 
@@ -282,9 +322,11 @@ class Supervisor:
             for _ in range(count - len(active)):
                 self.spawn_worker()
             if len(active) > count:
-                # Retire the least useful first: failed/backoff, then starting, then the idlest ready ones.
+                # Retire the least useful first: failed/backoff, then starting, then the idlest ready ones; among
+                # equals the highest slot, so the remaining ids stay w1..wN.
                 order = {WorkerState.FAILED: 0, WorkerState.BACKOFF: 1, WorkerState.STARTING: 2}
-                victims = sorted(active, key=lambda w: (order.get(w.state, 3), w.in_flight, -worker_seq(w)))
+                victims = sorted(active, key=lambda w: (order.get(w.state, 3), w.in_flight,
+                                                        -slots.slot_number(w.id), -w.serial))
                 await asyncio.gather(*(w.retire("scaled down", self.drain_timeout_s)
                                        for w in victims[:len(active) - count]))
         log.info("scaled to %d workers", count)
@@ -346,12 +388,12 @@ class Supervisor:
         now = self._clock()
         for worker in self.ready_workers():
             reason = self._recycle_reason(worker)
-            if not reason or worker.id in self._recycling:
+            if not reason or worker.key in self._recycling:
                 continue
-            retry_at, _ = self._recycle_retry.get(worker.id, (0.0, 0.0))
+            retry_at, _ = self._recycle_retry.get(worker.key, (0.0, 0.0))
             if now < retry_at:
                 continue
-            self._recycling.add(worker.id)
+            self._recycling.add(worker.key)
             self._spawn_background(self._recycle(worker, reason))
 
     def _recycle_reason(self, worker: WorkerHandle) -> str | None:
@@ -366,15 +408,15 @@ class Supervisor:
         try:
             await self.replace(worker, reason)
         except ReplacementFailed as exc:
-            _, last = self._recycle_retry.get(worker.id, (0.0, 0.0))
+            _, last = self._recycle_retry.get(worker.key, (0.0, 0.0))
             delay = min(last * 2, self.recycle_backoff_max_s) if last else self.recycle_backoff_initial_s
-            self._recycle_retry[worker.id] = (self._clock() + delay, delay)
+            self._recycle_retry[worker.key] = (self._clock() + delay, delay)
             log.error("%s %s failed: %s; next attempt in %gs", worker.tag, reason, exc, delay)
         else:
-            self._recycle_retry.pop(worker.id, None)
+            self._recycle_retry.pop(worker.key, None)
             self._count_restart(reason)
         finally:
-            self._recycling.discard(worker.id)
+            self._recycling.discard(worker.key)
 
     def _count_restart(self, reason: str | None) -> None:
         key = reason_key(reason)
@@ -394,9 +436,9 @@ class Supervisor:
     def snapshot(self) -> list[dict[str, object]]:
         now = time.monotonic()
         rows: list[dict[str, object]] = []
-        for w in sorted(self.workers.values(), key=worker_seq):
+        for w in sorted(self.workers.values(), key=slot_order):
             rows.append({
-                "id": w.id, "pid": w.pid, "state": w.state.value,
+                "id": w.id, "key": w.key, "replacing": w.replacing, "pid": w.pid, "state": w.state.value,
                 "uptime_s": round(now - w.started_at, 1) if w.started_at and w.pid else None,
                 "restarts": w.restarts, "last_exit_reason": w.last_exit_reason, "last_exit_code": w.last_exit_code,
                 "last_error": w.last_error,

@@ -10,6 +10,13 @@ a request sent to it would hang until the supervisor kills it. Suspects are skip
 worker exists, even a busy one (waiting for it is cheaper than a likely hang); when every READY worker is a
 suspect they are used all the same, so one lost probe on a loaded host cannot stop all service. A suspect whose
 probe answers again is announced by the supervisor and wakes the queue.
+
+A retry after a broken connection names the dead processes (``dead``: (id, generation)). It only waits while some
+other process can serve it: a READY worker (busy is fine) or a STARTING one (ready within its boot). With none (one
+worker, or every other one dead for that request) it fails at once with NoCapacity (503 + Retry-After) instead of
+waiting for a restart that ``request_timeout_s`` would cut short (504). A queued retry is re-checked on every pool
+change and woken to fail as soon as its last candidate leaves (BACKOFF, FAILED, RETIRED, removed). The check reads
+state and generation only, never the worker id alone: a restarted process may keep its predecessor's id.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ class Overloaded(TtsOpsError):
 
 class NoCapacity(TtsOpsError):
     """No worker is ready and none can become ready (all FAILED, or shutting down)."""
+
+
+#: States of a process that is serving, or will within its boot: worth a retry's wait.
+CANDIDATE_STATES = frozenset({WorkerState.READY, WorkerState.STARTING})
 
 
 class RoutedWorker(Protocol):
@@ -97,6 +108,8 @@ class Balancer(Generic[W]):
         self.supervisor = supervisor
         self.queue_limit = queue_limit
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: Queued retries and the processes they must not use, re-checked on every change (see the docstring).
+        self._retries: dict[asyncio.Future[None], frozenset[tuple[str, int | None]]] = {}
         self.closed = False
         supervisor.add_listener(self._on_change)
 
@@ -131,6 +144,12 @@ class Balancer(Generic[W]):
             return None
         return min(idle, key=lambda w: (w.in_flight, w.served - w.served_at_start))
 
+    def has_candidate(self, dead: Iterable[tuple[str, int | None]]) -> bool:
+        """Whether a process outside ``dead`` is READY (busy or not) or STARTING, so a retry can be served."""
+        dead = set(dead)
+        return any(w.state in CANDIDATE_STATES and (w.id, w.generation) not in dead
+                   for w in self.supervisor.workers.values())
+
     async def acquire(self, avoid: Iterable[str] = (), dead: Iterable[tuple[str, int | None]] = (),
                       retry: bool = False) -> W:
         """A worker reserved for one request; the caller must ``release`` it. Cancellation-safe. ``retry`` is for
@@ -150,6 +169,8 @@ class Balancer(Generic[W]):
                     return worker
             if not self.supervisor.can_become_ready():
                 raise NoCapacity("no worker is available (all workers failed)")
+            if dead and not self.has_candidate(dead):
+                raise NoCapacity("no other worker is ready or starting to take the retry")
             if len(self._waiters) >= self.queue_limit and not retry:
                 raise Overloaded(f"server is busy: {self.queue_limit} requests already queued")
             waiter = asyncio.get_running_loop().create_future()
@@ -157,6 +178,8 @@ class Balancer(Generic[W]):
                 self._waiters.appendleft(waiter)
             else:
                 self._waiters.append(waiter)
+            if dead:
+                self._retries[waiter] = frozenset(dead)
             position = 0
             try:
                 await waiter
@@ -165,6 +188,7 @@ class Balancer(Generic[W]):
                     self._wake_next()
                 raise
             finally:
+                self._retries.pop(waiter, None)
                 if waiter in self._waiters:
                     position = self._waiters.index(waiter)
                     self._waiters.remove(waiter)
@@ -191,6 +215,11 @@ class Balancer(Generic[W]):
             for waiter in list(self._waiters):
                 if not waiter.done():
                     waiter.set_result(None)
+        # Any change may take a retry's last candidate away. A retry woken here finds nothing to pick and fails
+        # at the top of ``acquire``; only those with no candidate are woken, so the others keep their place.
+        for waiter, dead in list(self._retries.items()):
+            if not waiter.done() and not self.has_candidate(dead):
+                waiter.set_result(None)
 
     def _wake_next(self, start: int = 0) -> None:
         for waiter in itertools.islice(self._waiters, start, None):

@@ -74,7 +74,7 @@ def test_over_long_text_is_a_413_on_tts_and_a_400_on_v1(document):
 
 def test_admin_paths_are_served_by_the_admin_listener(document):
     admin = {path: ops for path, ops in document["paths"].items() if path.startswith("/admin") or path == "/metrics"}
-    assert len(admin) == 8
+    assert len(admin) == 9
     for ops in admin.values():
         for operation in ops.values():
             assert operation["servers"][0]["url"] == "http://127.0.0.1:5099"

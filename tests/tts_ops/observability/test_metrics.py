@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from tts_ops.observability.metrics import MAX_ENDPOINTS, Metrics
+from tts_ops.supervisor import Supervisor, WorkerHandle, WorkerSpec
 from tts_ops.supervisor.states import WorkerState
 
 
@@ -30,6 +31,9 @@ class FakeSupervisor:
             FakeWorker("w4", WorkerState.BACKOFF, None, served=1),
         )}
         self.restarts_by_reason = {"crash": 2, "recycle": 1}
+
+    def current_workers(self) -> list[FakeWorker]:
+        return list(self.workers.values())  # one handle per slot here; the real rule is tested below
 
 
 class FakeBalancer:
@@ -266,3 +270,25 @@ async def test_public_app_serves_only_metrics():
         resp = await client.get("/metrics")
         assert resp.status == 200 and "tts_ops_build_info" in await resp.text()
         assert (await client.get("/admin/status")).status == 404
+
+
+def test_a_slot_being_replaced_exports_one_series_per_label(tmp_path):
+    """Replace-first puts a predecessor and its successor in one slot: the per-worker series show the slot's
+    current handle (the serving predecessor, then the promoted successor), never a duplicate label."""
+    sup = Supervisor(WorkerSpec(engine="stand-in", runtime_dir=tmp_path), 2)  # never started: handles set by hand
+    handles = [WorkerHandle("w1", sup.spec, sup._on_change, serial=1),
+               WorkerHandle("w2", sup.spec, sup._on_change, serial=2),
+               WorkerHandle("w1", sup.spec, sup._on_change, serial=3, replaces="w1#1", replacing=True)]
+    old, other, new = handles
+    for worker, rss, served in ((old, 100, 7), (other, 200, 3), (new, 300, 0)):
+        worker.state, worker.rss_bytes, worker.served = WorkerState.READY, rss * 2**20, served
+        sup.workers[worker.key] = worker
+    m = Metrics(supervisor=sup)
+    s = scrape(m)  # exporting both handles would put two samples on {worker="w1"}; scrape keeps the last
+    assert s["tts_ops_worker_rss_bytes"] == {(("worker", "w1"),): 100 * 2**20, (("worker", "w2"),): 200 * 2**20}
+    assert s["tts_ops_worker_served_total"] == {(("worker", "w1"),): 7, (("worker", "w2"),): 3}
+    assert s["tts_ops_workers"][(("state", "ready"),)] == 3  # every handle is counted by state
+    new.replacing = False  # handed over: the predecessor drains
+    s = scrape(m)
+    assert s["tts_ops_worker_rss_bytes"][(("worker", "w1"),)] == 300 * 2**20
+    assert s["tts_ops_worker_served_total"] == {(("worker", "w1"),): 0, (("worker", "w2"),): 3}

@@ -129,6 +129,6 @@ def test_small_limits(limit):
     ("recycle: served 1012 >= max_requests 1000", "recycle: requests"), (None, "unknown"),
 ])
 def test_reason_key_is_a_stable_category_without_numbers_from_config(reason, key):
-    from tts_ops.supervisor.handle import reason_key
+    from tts_ops.supervisor.reasons import reason_key
 
     assert reason_key(reason) == key

@@ -40,6 +40,7 @@ class Scenario:
         self.now = 0.0
         self.sent: list[float] = []
         self.verdict: tuple[float, str] | None = None
+        self.at_once = False
         self.answers = list(answers)
         self.worker = worker = WorkerHandle("w1", spec, lambda w: None)
         worker.state = WorkerState.READY
@@ -61,8 +62,8 @@ class Scenario:
             worker.probe_failures = 0 if ok else worker.probe_failures + 1
             return ok
 
-        async def terminate(reason: str) -> None:
-            self.verdict = (self.now, reason)
+        async def terminate(reason: str, *, at_once: bool = False) -> None:
+            self.verdict, self.at_once = (self.now, reason), at_once
             self.proc.exit(-9)
 
         patch = pytest.MonkeyPatch()  # never undone: the handle lives only as long as the scenario
@@ -89,6 +90,7 @@ async def test_stopped_worker_is_hung_after_interval_x_threshold_plus_timeout():
     when, reason = s.hung
     assert when == 2 * 3 + 1
     assert reason == "hung: 3 health probes failed, no answer for 7.0s"
+    assert s.at_once  # KILL without the TERM grace: a stopped process ignores TERM
 
 
 async def test_deadline_counts_from_the_last_good_probe():

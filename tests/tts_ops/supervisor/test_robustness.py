@@ -85,7 +85,7 @@ async def test_crashed_lifecycle_task_is_logged_and_replaced(sleeper, supervisor
     real_boot = WorkerHandle.boot
 
     async def buggy_boot(self):
-        if self.id == "w1":
+        if self.key == "w1#1":
             raise RuntimeError("bug in boot")
         return await real_boot(self)
 
@@ -94,9 +94,10 @@ async def test_crashed_lifecycle_task_is_logged_and_replaced(sleeper, supervisor
     sup = Supervisor(sleeper(), 1)
     supervisors.append(sup)
     await sup.start()
-    first = sup.workers["w1"]
-    successor = await until(lambda: sup.workers.get("w2"), 10, "a replacement worker")
-    assert "w1" not in sup.workers and successor.replaces == "w1"
+    first = sup.workers["w1#1"]
+    successor = await until(lambda: sup.workers.get("w1#2"), 10, "a replacement worker in the same slot")
+    assert "w1#1" not in sup.workers and successor.replaces == "w1#1" and successor.id == "w1"
+    assert not successor.replacing  # the lost handle serves nothing: nobody to hand over from
     await until(lambda: successor.pid, 10, "the replacement's process")
     await until(lambda: first.pid is None, 5, "the orphaned process killed by the dead task's cleanup")
     assert sup.restarts_by_reason == {"supervision error": 1}
@@ -110,7 +111,7 @@ async def test_lost_worker_not_replaced_beyond_target(sleeper, supervisors, monk
     sup = Supervisor(sleeper(), 1)
 
     async def buggy_boot(self):
-        boots.append(self.id)
+        boots.append(self.key)
         if len(boots) == 2:
             sup.target = 0  # scaled down while the replacement was booting, before its own loss is handled
         raise RuntimeError("bug in boot")
@@ -125,12 +126,12 @@ async def test_lost_worker_not_replaced_beyond_target(sleeper, supervisors, monk
     monkeypatch.setattr(Supervisor, "_respawn_lost", recorded_respawn)
     supervisors.append(sup)
     await sup.start()
-    # Positive control: with the target still 1, the lost w1 is replaced by w2 (whose boot fails in turn).
-    await until(lambda: decisions, 5, "the respawn decision for w1")
-    assert decisions[0] == 1 and boots[:1] == ["w1"]
-    await until(lambda: len(decisions) == 2, 5, "the respawn decision for w2")
+    # Positive control: with the target still 1, the lost w1#1 is replaced by w1#2 (whose boot fails in turn).
+    await until(lambda: decisions, 5, "the respawn decision for w1#1")
+    assert decisions[0] == 1 and boots[:1] == ["w1#1"]
+    await until(lambda: len(decisions) == 2, 5, "the respawn decision for w1#2")
     # The same decision with the target now 0: no new worker, no new boot.
-    assert boots == ["w1", "w2"] and decisions == [1, 0]
+    assert boots == ["w1#1", "w1#2"] and decisions == [1, 0]
     assert sup.workers == {} and sup.restarts_by_reason == {"supervision error": 2}
 
 
@@ -180,7 +181,7 @@ async def test_failed_recycles_back_off_and_double(sleeper, caplog, monkeypatch)
                      recycle_backoff_max_s=300, clock=lambda: now[0])
     worker = WorkerHandle("w1", sup.spec, sup._on_change)
     worker.state, worker.recycle_after, worker.served = S.READY, 1, 5
-    sup.workers[worker.id] = worker
+    sup.workers[worker.key] = worker
     attempts: list[float] = []
 
     async def failing_replace(old, reason):
@@ -209,5 +210,5 @@ async def test_failed_recycles_back_off_and_double(sleeper, caplog, monkeypatch)
 
     monkeypatch.setattr(sup, "replace", working_replace)
     await tick(1320)
-    assert len(attempts) == 7 and "w1" not in sup._recycle_retry
+    assert len(attempts) == 7 and worker.key not in sup._recycle_retry
     assert sup.restarts_by_reason == {"recycle: requests": 1}

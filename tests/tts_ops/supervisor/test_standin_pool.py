@@ -52,10 +52,12 @@ async def all_ready(sup: Supervisor, n: int) -> list[WorkerHandle]:
 
 
 # -- hung detection -----------------------------------------------------------------------------------------------
-async def test_sigstopped_worker_is_hung_after_threshold_probes_killed_and_restarted(standin, start):
-    sup = await start(standin())
+async def test_sigstopped_worker_is_hung_after_threshold_probes_killed_and_restarted(standin, start, caplog):
+    # A kill grace longer than the wait below: a TERM-then-KILL stop of the hung worker could not pass.
+    sup = await start(standin(kill_grace_s=3 * BOOT_S))
     [worker] = await all_ready(sup, 1)
     pid = pid_of(worker)
+    caplog.set_level(logging.INFO, "tts_ops.supervisor")
     os.kill(pid, signal.SIGSTOP)
     try:
         await until(lambda: worker.restarts == 1 and worker.state is S.READY, BOOT_S, "restart after hang")
@@ -66,6 +68,22 @@ async def test_sigstopped_worker_is_hung_after_threshold_probes_killed_and_resta
     assert (worker.last_exit_reason or "").startswith("hung: 3 health probes failed"), worker.last_exit_reason
     assert worker.last_exit_code == -signal.SIGKILL  # a stopped process only yields to KILL
     assert worker.pid != pid and sup.restarts_by_reason == {"hung": 1}
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"[worker=w1 pid={pid}] KILL at once (hung: no TERM grace)" in messages
+    assert not [m for m in messages if "after TERM" in m]
+
+
+async def test_ordinary_stop_of_a_stopped_process_still_sends_term_first(standin, start, caplog):
+    """Positive control for the hung case: a retire (scale-down, shutdown) gives TERM its grace, then KILLs."""
+    sup = await start(standin())
+    [worker] = await all_ready(sup, 1)
+    caplog.set_level(logging.INFO, "tts_ops.supervisor")
+    os.kill(pid_of(worker), signal.SIGSTOP)
+    await asyncio.wait_for(worker.retire("test stop", 0), 10)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("did not exit 0.5s after TERM: KILL" in m for m in messages), messages
+    assert not [m for m in messages if "KILL at once" in m]
+    assert worker.state is S.RETIRED and worker.last_exit_code == -signal.SIGKILL
 
 
 async def test_suspect_that_answers_again_is_announced_and_not_killed(standin, start):
@@ -127,15 +145,16 @@ async def test_reload_during_a_recycle_replaces_everyone_onto_the_new_spec(stand
     w1.begin_request()
     w1.end_request(True)  # past its request budget
     sup.check_recycles()
-    successor = await until(lambda: sup.workers.get("w3"), 5, "the recycle's successor")
+    successor = await until(lambda: sup.workers.get("w1#3"), 5, "the recycle's successor")
+    assert successor.id == "w1" and successor.replaces == w1.key
     new_spec = dataclasses.replace(spec, kill_grace_s=0.6)  # what SIGHUP's apply does
     sup.apply(new_spec, sup.settings)
     replaced = await asyncio.wait_for(sup.rolling_restart("reload"), 60)
-    # w1 was done by the recycle; its successor started on the old spec before the reload, so it goes too.
-    assert replaced == ["w2->w4", "w3->w5"]
+    # w1#1 was done by the recycle; its successor started on the old spec before the reload, so it goes too.
+    assert replaced == ["w2#2->w2#4", "w1#3->w1#5"]
     assert "recycle: served 1" in (w1.last_exit_reason or "") and successor.state is S.RETIRED
     active = sup.active_workers()
-    assert [w.id for w in active] == ["w4", "w5"]
+    assert sorted(w.key for w in active) == ["w1#5", "w2#4"] and sup.slot_ids() == ["w1", "w2"]
     assert all(w.state is S.READY and w.spec is new_spec for w in active)
 
 
@@ -143,13 +162,13 @@ async def test_rolling_restart_during_an_admin_restart_does_not_redo_fresh_worke
     sup = await start(standin("--boot-s", "0.5"), 2)
     await all_ready(sup, 2)
     single = asyncio.create_task(sup.restart_worker("w1"))
-    await until(lambda: "w3" in sup.workers, 5, "the admin restart's successor")
+    await until(lambda: "w1#3" in sup.workers, 5, "the admin restart's successor")
     rolling = asyncio.create_task(sup.rolling_restart())
-    assert (await asyncio.wait_for(single, 60)).id == "w3"
+    assert (await asyncio.wait_for(single, 60)).key == "w1#3"
     replaced = await asyncio.wait_for(rolling, 60)
-    # w1 was taken by the admin restart; w3 started before the rolling restart was asked for, so it is redone.
-    assert replaced == ["w2->w4", "w3->w5"]
-    assert [w.id for w in sup.active_workers()] == ["w4", "w5"]
+    # w1#1 was taken by the admin restart; w1#3 started before the rolling restart was asked for, so it is redone.
+    assert replaced == ["w2#2->w2#4", "w1#3->w1#5"]
+    assert sorted(w.key for w in sup.active_workers()) == ["w1#5", "w2#4"]
     assert all(worker_seq(w) > 3 and w.state is S.READY for w in sup.active_workers())
 
 
@@ -159,12 +178,50 @@ async def test_rollback_only_replaces_the_selected_workers(standin, start):
     await all_ready(sup, 2)
     new_spec = dataclasses.replace(spec, kill_grace_s=0.6)
     sup.apply(new_spec, sup.settings)
-    await sup.restart_worker("w1")  # w3 on the new spec, w2 still on the old one
+    await sup.restart_worker("w1")  # w1#3 on the new spec, w2#2 still on the old one
     sup.apply(spec, sup.settings)  # the reload failed: back to the running spec
     replaced = await asyncio.wait_for(sup.rolling_restart("reload rollback", only=lambda w: w.spec is not spec), 60)
-    assert replaced == ["w3->w4"]
-    assert [w.id for w in sup.active_workers()] == ["w2", "w4"]
+    assert replaced == ["w1#3->w1#4"]
+    assert [w.key for w in sup.active_workers()] == ["w2#2", "w1#4"]
     assert all(w.spec is spec for w in sup.active_workers())
+
+
+# -- stable slots -------------------------------------------------------------------------------------------------
+async def test_slots_survive_rolling_and_admin_restarts(standin, start):
+    sup = await start(standin("--boot-s", "0.3"), 2)
+    first = await all_ready(sup, 2)
+    assert sorted(w.key for w in first) == ["w1#1", "w2#2"] and sup.slot_ids() == ["w1", "w2"]
+    assert {w.socket.name for w in first} == {"w1-1.sock", "w2-2.sock"}
+    replaced = await asyncio.wait_for(sup.rolling_restart(), 60)
+    assert replaced == ["w1#1->w1#3", "w2#2->w2#4"] and sup.slot_ids() == ["w1", "w2"]
+    assert not any(w.socket.exists() for w in first)  # retired handles leave no socket behind
+    # Replace-first: while the successor boots both handles are listed, the successor marked as replacing, and
+    # the slot still means the serving predecessor.
+    predecessor = sup.worker("w1")
+    assert predecessor is not None and predecessor.key == "w1#3"
+    restart = asyncio.create_task(sup.restart_worker("w1"))
+    await until(lambda: "w1#5" in sup.workers, 5, "the successor")
+    rows = {row["key"]: row for row in sup.snapshot()}
+    assert [row["id"] for row in sup.snapshot()] == ["w1", "w1", "w2"]
+    assert rows["w1#5"]["replacing"] is True and rows["w1#5"]["replaces"] == "w1#3"
+    assert rows["w1#3"]["replacing"] is False and sup.worker("w1") is predecessor
+    assert [w.key for w in sup.current_workers()] == ["w1#3", "w2#4"]
+    new = await asyncio.wait_for(restart, 60)
+    assert new.id == "w1" and not new.replacing and sup.worker("w1") is new
+    assert [(w.id, w.state) for w in sup.current_workers()] == [("w1", S.READY), ("w2", S.READY)]
+    assert predecessor.generation != new.generation  # (id, generation) names one process for the balancer
+
+
+async def test_scale_frees_the_highest_slots_and_refills_the_lowest(standin, start):
+    sup = await start(standin(), 3)
+    await all_ready(sup, 3)
+    await sup.scale(1)
+    assert sup.slot_ids() == ["w1"]
+    await sup.scale(3)
+    assert sup.slot_ids() == ["w1", "w2", "w3"]
+    assert sorted(w.key for w in sup.workers.values()) == ["w1#1", "w2#4", "w3#5"]
+    with pytest.raises(KeyError):
+        await sup.restart_worker("w4")
 
 
 # -- stopping -----------------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ class ReadySampler:
         self._task = asyncio.create_task(self._poll())
 
     def _on_change(self, worker: WorkerHandle) -> None:
-        self.events.append((worker.id, worker.state.value))
+        self.events.append((worker.key, worker.state.value))
         self.samples.append(len(self.sup.ready_workers()))
 
     async def _poll(self) -> None:
@@ -108,7 +108,7 @@ async def test_one_worker_becomes_ready_with_model_version(make_supervisor, runt
     [worker] = await ready(sup)
     assert worker.id == "w1" and worker.pid and worker.restarts == 0
     assert worker.health["model_version"] and worker.health["state"] == "ready"
-    assert worker.socket == runtime_dir / "w1.sock" and worker.socket.exists()
+    assert worker.key == "w1#1" and worker.socket == runtime_dir / "w1-1.sock" and worker.socket.exists()
     assert worker.session is not None and worker.ready_at is not None
     # Own session (and process group): a Ctrl-C in the operator's terminal does not reach it.
     assert os.getsid(worker.pid) == worker.pid and os.getpgid(worker.pid) == worker.pid
@@ -119,10 +119,11 @@ async def test_snapshot_reports_every_field(make_supervisor):
     [worker] = await ready(sup)
     await until(lambda: worker.rss_bytes, 5, "an RSS sample")
     [row] = sup.snapshot()
-    assert set(row) >= {"id", "pid", "state", "uptime_s", "restarts", "last_exit_reason", "last_exit_code", "rss_mb",
-                        "cpu_percent", "in_flight", "served", "last_probe_ms", "probe_failures", "replaces",
-                        "model_version", "recycle_after"}
-    assert row["id"] == "w1" and row["pid"] == worker.pid and row["state"] == "ready"
+    assert set(row) >= {"id", "key", "replacing", "pid", "state", "uptime_s", "restarts", "last_exit_reason",
+                        "last_exit_code", "rss_mb", "cpu_percent", "in_flight", "served", "last_probe_ms",
+                        "probe_failures", "replaces", "model_version", "recycle_after"}
+    assert row["id"] == "w1" and row["key"] == "w1#1" and row["replacing"] is False
+    assert row["pid"] == worker.pid and row["state"] == "ready"
     assert row["uptime_s"] >= 0 and row["restarts"] == 0 and row["last_exit_reason"] is None
     assert row["rss_mb"] > 10 and row["in_flight"] == 0 and row["served"] == 0
     assert row["last_probe_ms"] is not None and row["probe_failures"] == 0 and row["replaces"] is None
@@ -145,13 +146,14 @@ async def test_replace_keeps_a_ready_worker_at_every_moment(make_supervisor):
     new = await sup.replace(old, "test replacement")
     samples = await sampler.stop()
     assert len(samples) > 20 and min(samples) >= 1, samples
-    assert new.state is S.READY and new.replaces == old.id and new.id != old.id
-    assert old.state is S.RETIRED and old.id not in sup.workers and sup.retired_count == 1
-    assert (old.last_exit_reason or "").startswith(f"replaced by {new.id}") and old.last_exit_code == 0  # graceful
+    assert new.state is S.READY and new.replaces == old.key and new.id == old.id and new.key != old.key
+    assert not new.replacing and sup.worker(old.id) is new  # the slot was handed over
+    assert old.state is S.RETIRED and old.key not in sup.workers and sup.retired_count == 1
+    assert (old.last_exit_reason or "").startswith(f"replaced by {new.key}") and old.last_exit_code == 0  # graceful
     assert not alive(old_pid)
     # The successor was READY before the old one started draining.
     events = sampler.events
-    assert events.index((new.id, "ready")) < events.index((old.id, "draining"))
+    assert events.index((new.key, "ready")) < events.index((old.key, "draining"))
     # A planned replacement is not an unplanned exit.
     assert sup.restarts_by_reason == {}
 
@@ -160,7 +162,7 @@ async def test_restart_worker_replaces_it(make_supervisor):
     sup = await make_supervisor(1)
     [old] = await ready(sup)
     new = await sup.restart_worker(old.id)
-    assert new.state is S.READY and list(sup.workers) == [new.id]
+    assert new.state is S.READY and list(sup.workers) == [new.key] and new.id == old.id == "w1"
 
 
 async def test_scale_up_then_down_retires_one(make_supervisor):
@@ -194,7 +196,7 @@ async def test_request_budget_recycles_with_capacity_kept(make_supervisor):
     samples = await sampler.stop()
     assert min(samples) >= 1, samples
     [new] = new
-    assert new.replaces == old.id and new.served == 0
+    assert new.replaces == old.key and new.id == old.id and new.served == 0
     assert "recycle: served 2 >= max_requests 1" in (old.last_exit_reason or "")
     assert sup.restarts_by_reason.get("recycle: requests") == 1
 
@@ -209,7 +211,7 @@ async def test_rss_limit_recycles(make_supervisor):
     reason = old.last_exit_reason or ""
     assert "recycle: rss" in reason and "> max_rss_mb 1" in reason
     assert sup.restarts_by_reason.get("recycle: rss", 0) >= 1
-    assert any(w.replaces == old.id for w in sup.workers.values())
+    assert any(w.replaces == old.key for w in sup.workers.values())
 
 
 # -- crash handling -----------------------------------------------------------------------------------------------
@@ -244,7 +246,7 @@ async def test_retire_while_the_ready_probe_is_in_flight(make_supervisor, monkey
     await until(lambda: worker.state is S.STOPPING, 5, "STOPPING")
     gate.set()
     await asyncio.wait_for(retiring, 10)
-    assert worker.state is S.RETIRED and worker.id not in sup.workers
+    assert worker.state is S.RETIRED and worker.key not in sup.workers
 
 
 # -- stopping -----------------------------------------------------------------------------------------------------

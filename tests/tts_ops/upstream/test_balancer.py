@@ -99,17 +99,13 @@ async def test_dead_and_avoid_together(sup):
     assert picked(balancer, avoid=["w2"], dead=[("w1", 101)]) == "w2"
 
 
-async def test_acquire_with_dead_worker_waits_for_its_restart(sup):
-    w1 = sup.add("w1", 101)
+async def test_retry_waits_for_a_restart_already_booting(sup):
+    w1 = sup.add("w1", 101, state=S.STARTING)  # the dead process's successor (same id, new generation)
+    w1.pid = 201
     balancer = make(sup)
     task = asyncio.create_task(balancer.acquire(dead=[("w1", 101)], retry=True))
     await settle()
     assert not task.done() and balancer.queue_depth == 1
-    w1.set_state(S.EXITED)
-    w1.set_state(S.BACKOFF)
-    w1.set_state(S.STARTING, pid=201)
-    await settle()
-    assert not task.done()
     w1.set_state(S.READY)
     assert await asyncio.wait_for(task, 1) is w1 and w1.in_flight == 1
 
@@ -315,6 +311,7 @@ async def test_retry_takes_an_idle_worker_even_with_waiters_queued(sup):
 
 async def test_woken_waiter_that_cannot_use_the_worker_waits_again_at_the_head(sup):
     w1 = sup.add("w1", 101)
+    sup.add("w2", 102, state=S.STARTING)  # a candidate: the retry waits
     balancer = make(sup)
     await balancer.acquire()
     picky = asyncio.create_task(balancer.acquire(dead=[("w1", 101)], retry=True))
@@ -334,6 +331,7 @@ async def test_wake_up_refused_by_a_picky_waiter_reaches_the_next_one(sup):
     """A retry that must not use w1's old process is woken when w1 frees up; the plain request queued behind it
     can use w1 and must get it (not wait for some unrelated later event)."""
     w1 = sup.add("w1", 101)
+    sup.add("w2", 102, state=S.STARTING)
     balancer = make(sup)
     await balancer.acquire()
     normal = asyncio.create_task(balancer.acquire())
@@ -435,9 +433,10 @@ async def test_many_clients_two_workers_never_double_book(sup):
 
 
 async def test_new_request_is_not_stuck_behind_a_waiter_that_refuses_the_idle_worker(sup):
-    """One worker whose connection broke for a retry while its process lives on: the retry waits for a new pid,
-    but plain requests arriving meanwhile must still be served by the idle worker."""
+    """A worker whose connection broke for a retry while its process lives on: the retry waits for another one
+    (w2 is booting), but plain requests arriving meanwhile must still be served by the idle worker."""
     w1 = sup.add("w1", 101)
+    sup.add("w2", 102, state=S.STARTING)
     balancer = make(sup)
     picky = asyncio.create_task(balancer.acquire(dead=[("w1", 101)], retry=True))
     await settle()
@@ -457,6 +456,7 @@ async def test_new_request_is_not_stuck_behind_a_waiter_that_refuses_the_idle_wo
 
 async def test_two_waiters_refusing_the_idle_worker_do_not_spin(sup, monkeypatch):
     w1 = sup.add("w1", 101)
+    sup.add("w2", 102, state=S.STARTING)
     balancer = make(sup)
     await balancer.acquire()
     pickies = queue(balancer, 2, dead=[("w1", 101)], retry=True)

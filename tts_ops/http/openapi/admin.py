@@ -19,14 +19,19 @@ def schemas() -> dict[str, Any]:
                          "in_flight", "totals"],
             "properties": {
                 "pid": INT, "uptime_s": NUM, "reloads": INT, "accepting": BOOL, "engine": STR,
-                "workers": {"type": "object", "required": ["target", "ready", "total", "items"],
-                            "properties": {"target": INT, "ready": INT, "total": INT,
+                "workers": {"type": "object", "required": ["target", "configured", "override", "ready", "total",
+                                                           "items"],
+                            "properties": {"target": INT, "configured": INT,
+                                           "override": {"type": ["integer", "null"]}, "ready": INT, "total": INT,
                                            "items": {"type": "array", "items": {"type": "object"}}}},
                 "queue_depth": INT, "queue_limit": INT, "in_flight": INT,
                 "totals": {"type": "object", "additionalProperties": INT},
             }},
-        "ScaleRequest": {"type": "object", "required": ["workers"],
-                         "properties": {"workers": {"type": "integer", "minimum": 1, "maximum": MAX_WORKERS}}},
+        "ScaleRequest": {"oneOf": [
+            {"type": "object", "required": ["workers"], "additionalProperties": False,
+             "properties": {"workers": {"type": "integer", "minimum": 1, "maximum": MAX_WORKERS}}},
+            {"type": "object", "required": ["reset"], "additionalProperties": False,
+             "properties": {"reset": {"const": True, "description": "Back to the config file's workers.count."}}}]},
     }
 
 
@@ -75,6 +80,16 @@ def _operations() -> dict[str, tuple[str, dict[str, Any]]]:
                 **errors("Error", 400, 401, 413, texts={
                     400: "The body is not JSON (malformed, or nested too deeply to parse), or ``workers`` is not an "
                          f"integer between 1 and {MAX_WORKERS}."})}}),
+        "/admin/drain": ("post", {
+            "operationId": "adminDrain", "summary": "Drain then stop, as SIGTERM",
+            "description": "/health and /ready answer 503 at once while requests are still served for "
+                           "server.drain_delay_s, then the listener closes and in-flight requests get "
+                           "server.graceful_timeout_s; the daemon then exits 0.",
+            "responses": {
+                "202": ok("Drain started (already: it was under way).", {
+                    "type": "object", "required": ["draining", "already", "state", "in_flight"],
+                    "properties": {"draining": BOOL, "already": BOOL, "state": STR, "in_flight": INT}}),
+                **errors("Error", 401)}}),
         "/admin/cache": ("get", {
             "operationId": "adminCacheStats", "summary": "Result cache statistics",
             "responses": {"200": ok("Backend (memory, redis or disabled), whether it is up, the breaker state and "

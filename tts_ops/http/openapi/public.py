@@ -31,9 +31,10 @@ def schemas(config: Config) -> dict[str, Any]:
         "Health": {"type": "object", "required": ["status"],
                    "properties": {"status": {"type": "string", "enum": ["healthy", "unhealthy"]}}},
         "Ready": {
-            "type": "object", "required": ["ready", "accepting", "workers", "queue_depth", "in_flight", "limits"],
+            "type": "object", "required": ["ready", "accepting", "draining", "workers", "queue_depth", "in_flight",
+                                         "limits"],
             "properties": {
-                "ready": BOOL, "accepting": BOOL,
+                "ready": BOOL, "accepting": BOOL, "draining": BOOL,
                 "workers": {"type": "object", "required": ["ready", "total", "target", "by_state"],
                             "properties": {"ready": INT, "total": INT, "target": INT,
                                            "by_state": {"type": "object", "additionalProperties": INT}}},

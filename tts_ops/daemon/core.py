@@ -9,31 +9,29 @@ After a successful reload each long-lived component takes over its own part of t
 from __future__ import annotations
 
 import asyncio
-import enum
-import json
 import logging
 import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from tts_ops.cache import ResultCache
 from tts_ops.config import Config, ConfigError, effective_config, instance_key, restart_only_changes
-from tts_ops.config.engine_options import engine_options
+from tts_ops.daemon.lifecycle import DAEMON_MOVES, DaemonState
+from tts_ops.daemon.scale_target import ScaleTarget
+from tts_ops.daemon.specs import pool_settings, resolved_dir, worker_spec
 from tts_ops.http.admin import AdminApi, resolve_token, write_token_file
 from tts_ops.http.public import FrontEnd
 from tts_ops.instance import RuntimeLock
 from tts_ops.logs.manager import LogManager
 from tts_ops.maintenance.scheduler import Maintenance
 from tts_ops.observability.metrics import Metrics
-from tts_ops.observability.sdnotify import SystemdNotifier, child_env, run_watchdog
+from tts_ops.observability.sdnotify import SystemdNotifier, run_watchdog
 from tts_ops.storage.output_store import OutputStore
-from tts_ops.supervisor import PoolSettings, Supervisor, WorkerSpec
-from tts_ops.supervisor.policy import RestartOptions
+from tts_ops.supervisor import Supervisor, WorkerSpec
 from tts_ops.supervisor.pool import ReplacementFailed
 from tts_ops.supervisor.states import IllegalTransition
 from tts_ops.upstream.balancer import Balancer
@@ -48,51 +46,7 @@ STATUS_INTERVAL_S = 1.0
 ADMIN_SHUTDOWN_TIMEOUT_S = 5.0
 
 
-class DaemonState(enum.Enum):
-    STARTING = "starting"    # binding listeners, writing the token, spawning workers
-    RUNNING = "running"      # serving (READY=1 once a worker is ready)
-    RELOADING = "reloading"  # SIGHUP: rolling the workers onto the new config; still serving
-    DRAINING = "draining"    # stop requested: no new requests, in-flight ones finish
-    STOPPED = "stopped"      # terminal: everything closed (or the start failed)
-
-
-D = DaemonState
-DAEMON_MOVES: dict[DaemonState, frozenset[DaemonState]] = {
-    D.STARTING: frozenset({D.RUNNING, D.DRAINING, D.STOPPED}),
-    D.RUNNING: frozenset({D.RELOADING, D.DRAINING}),
-    D.RELOADING: frozenset({D.RUNNING, D.DRAINING}),
-    D.DRAINING: frozenset({D.STOPPED}),
-    D.STOPPED: frozenset(),
-}
 # Which settings a reload can apply, and the config it runs with, are config's knowledge: tts_ops.config.reload.
-
-
-def worker_spec(config: Config) -> WorkerSpec:
-    w = config.workers
-    policy: RestartOptions = {
-        "backoff_initial_s": w.backoff_initial_s, "backoff_max_s": w.backoff_max_s,
-        "backoff_reset_s": w.backoff_reset_s, "crash_limit": w.crash_limit, "crash_window_s": w.crash_window_s,
-        "failed_cooldown_s": w.failed_cooldown_s, "boot_failure_limit": w.boot_failure_limit}
-    return WorkerSpec(
-        engine=w.engine, runtime_dir=resolved_dir(config.paths.runtime_dir, "paths.runtime_dir"), threads=w.threads,
-        store_dir=config.engines.model_dir,
-        options_json=json.dumps(engine_options(config, w.engine)), boot_timeout_s=w.boot_timeout_s,
-        probe_interval_s=w.probe_interval_s, probe_timeout_s=w.probe_timeout_s,
-        failure_threshold=w.failure_threshold, kill_grace_s=w.kill_grace_s, policy=policy, env=child_env())
-
-
-def resolved_dir(path: Path | None, key: str) -> Path:
-    """A directory ``load_config`` always resolves (``paths.*``); None only in a Config built without it."""
-    if path is None:
-        raise ConfigError(f"{key} is not set (load_config resolves its default)")
-    return path
-
-
-def pool_settings(config: Config) -> PoolSettings:
-    w = config.workers
-    return PoolSettings(drain_timeout_s=config.server.graceful_timeout_s, max_rss_mb=w.max_rss_mb,
-                        max_requests=w.max_requests, max_requests_jitter=w.max_requests_jitter,
-                        watchdog_interval_s=w.watchdog_interval_s)
 
 
 class Daemon:
@@ -104,6 +58,7 @@ class Daemon:
         self.state = DaemonState.STARTING
         self.notifier = SystemdNotifier()
         self.supervisor = Supervisor(worker_spec(config), config.workers.count, pool_settings(config))
+        self.scale_target = ScaleTarget(config.workers.count)
         self.balancer = Balancer(self.supervisor, config.server.queue_limit)
         self.cache = ResultCache.from_config(config.cache)
         self.output_store = OutputStore(config.output.dir, enabled=config.output.save)
@@ -136,8 +91,11 @@ class Daemon:
         if new not in DAEMON_MOVES[self.state]:
             raise IllegalTransition(f"daemon cannot go from {self.state.value} to {new.value}")
         old, self.state = self.state, new
-        # The front end's own view: it refuses new requests from the moment the drain starts.
-        self.frontend.set_accepting(new in (DaemonState.STARTING, DaemonState.RUNNING, DaemonState.RELOADING))
+        # The front end's own view: health checks fail from the start of the drain, so load balancers move away,
+        # while requests are still served until the listener closes (STOPPING).
+        self.frontend.set_draining(new in (DaemonState.DRAINING, DaemonState.STOPPING, DaemonState.STOPPED))
+        self.frontend.set_accepting(new in (DaemonState.STARTING, DaemonState.RUNNING, DaemonState.RELOADING,
+                                            DaemonState.DRAINING))
         log.info("daemon %s -> %s%s", old.value, new.value, f": {reason}" if reason else "")
 
     # -- signals ---------------------------------------------------------------------------------------------
@@ -155,6 +113,14 @@ class Daemon:
     def request_reload(self) -> None:
         """As SIGHUP: reload once running (a request made while starting waits for the RUNNING state)."""
         self._reload.set()
+
+    def request_stop(self, reason: str) -> bool:
+        """As a first SIGTERM (``POST /admin/drain``): drain, then stop. False if a stop was already under way."""
+        if self._stop.is_set():
+            return False
+        log.info("%s: graceful shutdown", reason)
+        self._stop.set()
+        return True
 
     def _on_stop_signal(self, name: str) -> None:
         if self._stop.is_set():
@@ -317,10 +283,11 @@ class Daemon:
         old_spec, old_settings = self.supervisor.spec, self.supervisor.settings
         # Successors started by the rollout need the new spec and request budget; both are undone on failure.
         self.supervisor.apply(worker_spec(effective), pool_settings(effective))
+        target = self.scale_target.reloaded(effective.workers.count)
         try:
             await self.supervisor.rolling_restart("reload")
-            if effective.workers.count != self.supervisor.target:
-                await self.supervisor.scale(effective.workers.count)
+            if target.count != self.supervisor.target:
+                await self.supervisor.scale(target.count)
         except Exception as exc:
             # Later recycles, restarts and scale-ups must not spawn workers from a spec that just failed.
             self.supervisor.apply(old_spec, old_settings)
@@ -329,6 +296,10 @@ class Daemon:
             self.last_reload = {"ok": False, "at": time.time(), "error": str(exc)}
             await self._roll_back(old_spec)
             return
+        if target.override is not None:
+            log.info("SIGHUP: keeping the runtime scale of %d workers (the file says %d; 'tts-ops scale --reset' "
+                     "follows the file)", target.override, target.configured)
+        self.scale_target = target
         self._switch_config(effective)
         self.reloads += 1
         self.last_reload = {"ok": True, "at": time.time(), "error": None}
@@ -349,14 +320,21 @@ class Daemon:
         self.output_store.apply(config.output.dir, enabled=config.output.save)
         self.maintenance.apply(config)
 
+    async def scale(self, count: int | None) -> None:
+        """A runtime scale to ``count`` workers, kept across reloads; None = back to the file's count."""
+        target = self.scale_target.reset() if count is None else self.scale_target.scaled(count)
+        await self.supervisor.scale(target.count)
+        self.scale_target = target
+
     # -- shutdown --------------------------------------------------------------------------------------------
     async def shutdown(self) -> int:
-        """The one shutdown order: stop accepting, drain until the deadline, cancel the rest, stop workers, close
-        resources in reverse, tell systemd. A second TERM at any point kills the workers and exits at once."""
+        """The one shutdown order: fail the health checks while still serving (drain delay), stop accepting, drain
+        until the deadline, cancel the rest, stop workers, close resources in reverse, tell systemd. A second TERM
+        at any point kills the workers and exits at once."""
         self.notifier.stopping()
-        deadline = self.config.server.graceful_timeout_s
-        self._transition(DaemonState.DRAINING, f"{self.balancer.in_flight} in flight, {self.balancer.queue_depth} "
-                         f"queued, deadline {deadline:g}s")
+        server = self.config.server
+        self._transition(DaemonState.DRAINING, f"health checks fail, still serving for {server.drain_delay_s:g}s, "
+                         f"then in-flight requests get {server.graceful_timeout_s:g}s")
         graceful = asyncio.create_task(self._graceful_stop())
         forced = asyncio.create_task(self._force.wait())
         await asyncio.wait({graceful, forced}, return_when=asyncio.FIRST_COMPLETED)
@@ -376,6 +354,9 @@ class Daemon:
         return 0
 
     async def _graceful_stop(self) -> None:
+        await asyncio.sleep(self.config.server.drain_delay_s)
+        self._transition(DaemonState.STOPPING, f"{self.balancer.in_flight} in flight, {self.balancer.queue_depth} "
+                         f"queued, deadline {self.config.server.graceful_timeout_s:g}s")
         # aiohttp's cleanup stops listening, closes idle keep-alives, waits for handlers up to the deadline and
         # cancels the rest; the workers must outlive it so in-flight requests can finish.
         for runner in self._runners:
@@ -396,7 +377,8 @@ class Daemon:
             "pid": os.getpid(), "state": self.state.value, "uptime_s": round(time.time() - self.started, 1),
             "reloads": self.reloads, "last_reload": self.last_reload,
             "accepting": self.frontend.accepting, "engine": self.config.workers.engine,
-            "workers": {"target": self.supervisor.target, "ready": len(self.supervisor.ready_workers()),
+            "workers": {"target": self.supervisor.target, **self.scale_target.public(),
+                        "ready": len(self.supervisor.ready_workers()),
                         "total": len(workers), "items": workers},
             "queue_depth": self.balancer.queue_depth, "queue_limit": self.balancer.queue_limit,
             "in_flight": self.balancer.in_flight, "totals": dict(self.frontend.totals),
