@@ -79,28 +79,27 @@ def test_constructing_the_daemon_writes_no_token(tmp_path):
 # -- admin token ----------------------------------------------------------------------------------------------------
 def test_generated_token_is_written_for_the_cli(tmp_path):
     daemon = Daemon(make_config(tmp_path))
-    daemon.publish_token()
+    daemon.publish_instance()
     assert daemon.token_file.read_text().strip() == daemon.token
     assert daemon.token_file.stat().st_mode & 0o777 == 0o600
+    record = json.loads(daemon.instance_files.record_file.read_text())
+    assert record["pid"] == os.getpid() and record["token_file"] == str(daemon.token_file)
 
 
-def test_configured_token_is_not_copied_to_disk_and_a_stale_file_is_removed(tmp_path, caplog):
+def test_configured_token_is_not_copied_to_disk_and_a_token_file_there_is_left_alone(tmp_path, caplog):
     daemon = Daemon(make_config(tmp_path, admin={"token": "configured-secret-token"}))
     assert daemon.token == "configured-secret-token"
-    daemon.publish_token()
+    daemon.publish_instance()
     assert not daemon.token_file.exists()
-    # A file left by an earlier run with a generated token would only make the CLI get 401s.
-    daemon.token_file.parent.mkdir(parents=True, exist_ok=True)
-    daemon.token_file.write_text("old-generated-token\n")
+    assert json.loads(daemon.instance_files.record_file.read_text())["token_file"] is None
+    # A file there was written by someone else (another instance, the operator): a daemon deletes only its own.
+    daemon.token_file.write_text("another-instance-token\n")
     caplog.set_level(logging.INFO, "tts_ops.daemon")
-    daemon.publish_token()
-    assert not daemon.token_file.exists()
-    assert any("removed the stale token file" in r.getMessage() for r in caplog.records)
+    daemon.publish_instance()
+    daemon.instance_files.withdraw()
+    assert daemon.token_file.read_text() == "another-instance-token\n"
+    assert not daemon.instance_files.record_file.exists()
     assert not any("configured-secret-token" in r.getMessage() for r in caplog.records)
-    # One holding the configured token was put there by the operator for the CLI: it stays.
-    daemon.token_file.write_text("configured-secret-token\n")
-    daemon.publish_token()
-    assert daemon.token_file.read_text() == "configured-secret-token\n"
 
 
 async def test_cli_status_works_with_a_configured_token_and_no_token_file(tmp_path):
@@ -124,14 +123,16 @@ async def test_cli_status_works_with_a_configured_token_and_no_token_file(tmp_pa
     try:
         # The listeners and the token step of run(), without spawning workers.
         await daemon.start_listeners()
-        daemon.publish_token()
+        daemon.publish_instance()
         assert not daemon.token_file.exists()
         code, out, err = await cli({**base_env, "TTS_OPS_ADMIN_TOKEN": token})
         assert code == 0, err
         assert json.loads(out)["state"] == "starting"
-        # Without the variable the CLI has no token: one line saying where it looked and what to do.
+        # Without the variable the CLI has no token; the instance record says it is configured: one line saying
+        # so and what to do.
         code, out, err = await cli(base_env)
-        assert code == 1 and "no admin token" in err and "TTS_OPS_ADMIN_TOKEN" in err and "Traceback" not in err
+        assert code == 1 and "uses a configured admin token" in err and "TTS_OPS_ADMIN_TOKEN" in err, err
+        assert "Traceback" not in err
     finally:
         for runner in daemon._runners:
             await runner.cleanup()

@@ -129,7 +129,7 @@ def test_schemathesis_admin_listener(small_daemon, tmp_path):
     result = schemathesis(small_daemon.base_url + "/openapi.json", tmp_path, "--include-path-regex", ADMIN_PATHS,
                           "--url", small_daemon.admin_url, "--header",
                           f"Authorization: Bearer {small_daemon.token}",
-                          # Scaling, restarting and draining are real: keep them from churning workers or stopping the daemon mid-run.
+                          # Scaling, restarting and draining are real: they would churn workers or stop the daemon.
                           "--exclude-path-regex", r"^/admin/(restart|scale|workers/|drain)")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -18,6 +17,7 @@ import yaml
 
 from tests.conftest import DaemonProcess, free_port, http
 from tests.deploy.conftest import RULES, tool
+from tests.support.processes import stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -38,13 +38,7 @@ class Prometheus:
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, timeout_s=20)
 
     def query(self, expr: str) -> list[dict]:
         code, _, body = http("GET", f"{self.url}/api/v1/query?query={urllib.parse.quote(expr)}", timeout=10)

@@ -7,7 +7,6 @@ import csv
 import io
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -16,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import stop_process
 from tests.support.redis_server import free_port
 
 HAPROXY = shutil.which("haproxy")
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "haproxy.cfg"
+
 
 
 class HAProxy:
@@ -78,11 +79,5 @@ class HAProxy:
         raise AssertionError(f"{server} not {state} after {timeout}s: {self.server_states()}\n{self.log()[-3000:]}")
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)

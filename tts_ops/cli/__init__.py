@@ -13,7 +13,7 @@ import sys
 from importlib import metadata
 
 from inference.errors import InferenceError
-from tts_ops.cli import admin, frontend, models, quality, serve, synth
+from tts_ops.cli import admin, frontend, instances, models, quality, serve, synth
 from tts_ops.cli.errors import CliError
 from tts_ops.errors import ConfigError, TtsOpsError
 from tts_vocab.engines import ENGINE_IDS
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-V", "--version", action="version", version=version_text(),
                         help="print the version and the engine ids, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serve, synth, frontend, models, admin, quality):
+    for module in (serve, synth, frontend, models, admin, instances, quality):
         module.register(sub)
     return parser
 

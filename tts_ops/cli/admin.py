@@ -1,33 +1,26 @@
 """``tts-ops status|restart|scale|drain``: the admin API's command-line client (operator's shell).
 
-Reads the admin token from ``--token``, ``$TTS_OPS_ADMIN_TOKEN``, ``admin.token`` in the config, or else the token
-file the daemon wrote (only when it generated the token: a configured token is never copied to disk).
+Which instance and which token: ``tts_ops.cli.target`` (``--instance``, ``--port``, ``--config``, ``--url``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from tts_ops.cli.errors import CliError
-from tts_ops.config import Config, load_config
+from tts_ops.cli.target import add_target_arguments, resolve_target
 from tts_vocab.exit_codes import EXIT_USAGE
 from tts_vocab.limits import MAX_WORKERS
-
-SYSTEMD_TOKEN_FILE = Path("/var/lib/tts-ops/admin.token")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", type=Path, default=None, help="YAML config (admin host/port/token file)")
-        p.add_argument("--url", default=None, help="admin base URL (default: from config, http://127.0.0.1:5001)")
-        p.add_argument("--token", default=None, help="admin token (default: $TTS_OPS_ADMIN_TOKEN or token file)")
+        add_target_arguments(p)
         p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the daemon")
 
     status = sub.add_parser("status", help="show workers, queue and totals")
@@ -49,39 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     drain.set_defaults(handler=run_drain)
 
 
-def _target(args: argparse.Namespace) -> tuple[str, str]:
-    # The admin port keys the default token file (one per instance): a --url port picks that instance's file.
-    port = urllib.parse.urlsplit(args.url).port if args.url else None
-    config = load_config(args.config, overrides={"admin": {"port": port}})
-    url = args.url or f"http://{config.admin.host}:{config.admin.port}"
-    token = args.token or os.environ.get("TTS_OPS_ADMIN_TOKEN") or config.admin.token
-    if not token:
-        token = _read_token(config.admin.token_file or _default_token_file(config))
-    return url.rstrip("/"), token
-
-
-def _default_token_file(config: Config) -> Path:
-    """``<paths.state_dir>/admin.token``; ``load_config`` resolves ``admin.token_file`` (per instance by default)."""
-    if config.paths.state_dir is None:
-        raise CliError("no admin token file: paths.state_dir is not set")
-    return config.paths.state_dir / "admin.token"
-
-
-def _read_token(token_file: Path) -> str:
-    # The systemd unit's StateDirectory, for an operator's shell that lacks the service's $STATE_DIRECTORY.
-    candidates = [token_file, SYSTEMD_TOKEN_FILE]
-    errors = []
-    for path in dict.fromkeys(candidates):
-        try:
-            return path.read_text().strip()
-        except OSError as exc:
-            errors.append(f"{path} ({exc.strerror})")
-    raise CliError(f"no admin token: cannot read {' or '.join(errors)}; pass --token or set TTS_OPS_ADMIN_TOKEN "
-                   "(as in the daemon's environment file)")
-
-
 def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    url, token = _target(args)
+    target = resolve_target(args)
+    url, token = target.url, target.token
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url + path, data=data, method=method, headers={
         "Authorization": f"Bearer {token}", "Content-Type": "application/json"})

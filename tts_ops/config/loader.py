@@ -188,21 +188,24 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 
 def instance_key(config: Config) -> str:
-    """What tells instances of one user apart on a host: the admin port. Only one live daemon can bind it, and the
-    CLI always knows it (config, ``--url``), so ``tts-ops status`` finds the matching token file."""
-    return f"admin-{config.admin.port}"
+    """The instance's name on the host: ``instance.name``, else ``tts-ops-<server.port>``. Only one live daemon
+    can bind the public port, so the default tells a user's instances apart; the runtime lock catches the rest."""
+    return config.instance.name or f"{APP_NAME}-{config.server.port}"
 
 
 def _resolve_defaults(config: Config, env: Mapping[str, str]) -> Config:
     # A defaulted directory is shared by every instance of the user, so what goes in it is keyed by instance;
     # an explicit one (config, TTS_OPS_*, systemd's $STATE_DIRECTORY / $RUNTIME_DIRECTORY) is used as given.
-    key = instance_key(config)
+    name = instance_key(config)
     state_dir = config.paths.state_dir or Path(platformdirs.user_state_dir(APP_NAME))
-    runtime_dir = config.paths.runtime_dir or _default_runtime_dir(env) / key
+    runtime_dir = config.paths.runtime_dir or _default_runtime_dir(env) / name
     model_dir = config.engines.model_dir or Path(platformdirs.user_cache_dir(APP_NAME)) / "models"
-    token_name = "admin.token" if config.paths.state_dir else f"{key}.token"
-    token_file = config.admin.token_file or state_dir / token_name
+    # An explicit state directory without a name is one service's own (systemd's StateDirectory): admin.token,
+    # where the documented CLI and Prometheus scrape configs read it.
+    shared_state = config.paths.state_dir is None or config.instance.name is not None
+    token_file = config.admin.token_file or state_dir / (f"{name}.token" if shared_state else "admin.token")
     return config.model_copy(update={
+        "instance": config.instance.model_copy(update={"name": name}),
         "paths": config.paths.model_copy(update={"state_dir": state_dir, "runtime_dir": runtime_dir}),
         "engines": config.engines.model_copy(update={"model_dir": model_dir}),
         "admin": config.admin.model_copy(update={"token_file": token_file}),

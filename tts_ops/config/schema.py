@@ -146,8 +146,9 @@ class AdminConfig(_Section):
     token: str | None = Field(None, min_length=1, repr=False,
         description="Admin bearer token; null = generate one at start and write it to token_file.")
     token_file: FilePath | None = Field(None,
-        description="Where the daemon writes the token and the CLI reads it; null = <paths.state_dir>/admin.token, "
-            "or <default state dir>/admin-<admin.port>.token when paths.state_dir is not set.")
+        description="Where the daemon writes a generated token and the CLI reads it; null = "
+            "<paths.state_dir>/<instance.name>.token, or <paths.state_dir>/admin.token when paths.state_dir is set "
+            "and instance.name is not.")
 
 
 class WorkersConfig(_Section):
@@ -399,14 +400,26 @@ class OutputConfig(_Section):
     cleanup_interval_s: Seconds = Field(3600.0, description="Period of the retention and disk-space cleanup job.")
 
 
+# Safe as a file name and a directory name: it names the runtime directory, the token file and the record.
+INSTANCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class InstanceConfig(_Section):
+    """This daemon's identity on the host, so that several instances of one user run side by side."""
+
+    name: str | None = Field(None, pattern=INSTANCE_NAME_PATTERN,
+        description="Instance name: scopes the default runtime directory, the token file and the instance record "
+            "the CLI finds with --instance; null = tts-ops-<server.port>.")
+
+
 class PathsConfig(_Section):
     """Directories for daemon state and runtime files."""
 
     state_dir: FilePath | None = Field(None,
-        description="Persistent state (admin token); null = platformdirs user_state_dir('tts-ops').")
+        description="Persistent state (admin token, instance record); null = platformdirs user_state_dir('tts-ops').")
     runtime_dir: FilePath | None = Field(None,
         description="Worker sockets and the daemon's lock file (one daemon per directory); null = "
-            "$XDG_RUNTIME_DIR/tts-ops/admin-<admin.port>, else /tmp/tts-ops-<uid>/admin-<admin.port>.")
+            "$XDG_RUNTIME_DIR/tts-ops/<instance.name>, else /tmp/tts-ops-<uid>/<instance.name>.")
 
 
 class MetricsConfig(_Section):
@@ -429,6 +442,7 @@ class Config(_Section):
     cache: CacheConfig = Field(default_factory=CacheConfig, description="Audio cache.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Saved audio and disk housekeeping.")
+    instance: InstanceConfig = Field(default_factory=InstanceConfig, description="Instance identity on the host.")
     paths: PathsConfig = Field(default_factory=PathsConfig, description="State and runtime directories.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics.")
 

@@ -23,9 +23,10 @@ from tts_ops.config import Config, ConfigError, effective_config, instance_key, 
 from tts_ops.daemon.lifecycle import DAEMON_MOVES, DaemonState
 from tts_ops.daemon.scale_target import ScaleTarget
 from tts_ops.daemon.specs import pool_settings, resolved_dir, worker_spec
-from tts_ops.http.admin import AdminApi, resolve_token, write_token_file
+from tts_ops.http.admin import AdminApi, resolve_token
 from tts_ops.http.public import FrontEnd
-from tts_ops.instance import RuntimeLock
+from tts_ops.instance import InstanceFiles, RuntimeLock, record_path
+from tts_ops.instance.record import client_host
 from tts_ops.logs.manager import LogManager
 from tts_ops.maintenance.scheduler import Maintenance
 from tts_ops.observability.metrics import Metrics
@@ -69,11 +70,13 @@ class Daemon:
                                  output_store=self.output_store,
                                  metrics=self.metrics if config.metrics.enabled else None)
         self.runtime_lock = RuntimeLock(worker_spec(config).runtime_dir)
-        self.token_file = (config.admin.token_file
-                           or resolved_dir(config.paths.state_dir, "paths.state_dir") / "admin.token")
+        state_dir = resolved_dir(config.paths.state_dir, "paths.state_dir")
+        self.token_file = config.admin.token_file or state_dir / "admin.token"
         # Decided now (the admin app is built with it) but written only once both ports are ours: a second
-        # daemon started by mistake must not replace the running one's token.
+        # daemon started by mistake must not replace the running one's token or instance record.
         self.token = resolve_token(config.admin.token)
+        self.instance_files = InstanceFiles(record_path(state_dir, instance_key(config)), self.token_file,
+                                            self.token, generated=config.admin.token is None)
         self.admin = AdminApi(self, self.token, metrics=self.metrics if config.metrics.enabled else None)
         self.started = time.time()
         self.reloads = 0
@@ -139,7 +142,7 @@ class Daemon:
             # no worker spawned (workers would re-bind and unlink its sockets in a shared runtime directory).
             self.runtime_lock.acquire(instance_key(self.config))
             await self.start_listeners()
-            self.publish_token()
+            self.publish_instance()
         except BaseException:
             for runner in self._runners:
                 await runner.cleanup()
@@ -158,6 +161,7 @@ class Daemon:
         try:
             return await self.shutdown()
         finally:
+            self.instance_files.withdraw()
             self.runtime_lock.release()  # workers stopped (or killed): their sockets are no longer ours to guard
 
     async def start_listeners(self) -> None:
@@ -187,23 +191,13 @@ class Daemon:
         await web.TCPSite(runner, host, port, reuse_address=True).start()
         log.info("public metrics on http://%s:%d/metrics (no authentication)", host, port)
 
-    def publish_token(self) -> None:
-        """Write a generated token where the CLI reads it. A configured one comes from the config or a root-only
-        environment file and is not copied to disk: the CLI reads it from the same config or environment. A token
-        file holding another token (left by a run with a generated one) is removed: it could only cause 401s."""
-        if self.config.admin.token is None:
-            write_token_file(self.token, self.token_file)
-            return
-        try:
-            if self.token_file.read_text().strip() == self.token:
-                return  # put there by the operator for the CLI: theirs to keep
-            self.token_file.unlink()
-            log.info("admin token is configured: removed the stale token file %s", self.token_file)
-        except FileNotFoundError:
-            pass
-        except (OSError, UnicodeDecodeError) as exc:
-            log.warning("admin token is configured but the stale token file %s could not be removed: %s",
-                        self.token_file, getattr(exc, "strerror", None) or exc)
+    def publish_instance(self) -> None:
+        """Tell the CLI where this instance is: the instance record and, for a generated token, the token file. A
+        configured token comes from the config or a root-only environment file and is never copied to disk; a
+        token file already there is left alone (a daemon deletes only files it wrote)."""
+        server, admin = self.config.server, self.config.admin
+        self.instance_files.publish(instance_key(self.config), f"http://{client_host(server.host)}:{server.port}",
+                                    f"http://{client_host(admin.host)}:{admin.port}")
 
     async def announce_ready(self) -> None:
         """READY=1 once the first worker is ready, then keep STATUS= current for ``systemctl status``."""

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -36,22 +34,9 @@ ADMIN_MAX_BODY_BYTES = 65536
 
 
 def resolve_token(configured: str | None) -> str:
-    """The configured token, else a fresh random one. Nothing is written: see ``write_token_file``."""
+    """The configured token, else a fresh random one. Nothing is written here: ``tts_ops.instance.InstanceFiles``
+    publishes a generated one."""
     return configured or secrets.token_urlsafe(32)
-
-
-def write_token_file(token: str, token_file: Path) -> None:
-    """Write ``token`` for the CLI, atomically (temporary file + rename) and readable by the owner only."""
-    token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = token_file.with_name(f".{token_file.name}.{os.getpid()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(token + "\n")
-        os.replace(tmp, token_file)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _header_bytes(value: str) -> bytes:

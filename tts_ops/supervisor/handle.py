@@ -79,8 +79,9 @@ class WorkerHandle:
         self._on_change = on_change
         self.proc: WorkerProcess | None = None
         self.session: aiohttp.ClientSession | None = None
-        # Per handle, not per slot: a predecessor and its successor run at the same time.
-        self.socket = spec.runtime_dir / f"{worker_id}-{serial}.sock"
+        # Per handle, not per slot: a predecessor and its successor run at the same time. The daemon's pid makes
+        # the name unique per daemon start too, so no daemon ever binds or unlinks a path another one created.
+        self.socket = spec.runtime_dir / f"{worker_id}-{os.getpid()}-{serial}.sock"
         self.restarts = 0
         # Set at every spawn from ``_SPAWNS``: identifies one process even after it has exited (pid is None then).
         self.generation = 0

@@ -61,24 +61,37 @@ def test_defaults_without_file(tmp_path):
     assert config.cache.redis_url is None and config.cache.max_item_bytes == 10 * 1024 * 1024
     # Every path is concrete and absolute after load.
     assert config.paths.state_dir == Path(platformdirs.user_state_dir("tts-ops")).absolute()
-    assert config.paths.runtime_dir == Path(f"/tmp/tts-ops-{os.getuid()}/admin-5001")
+    assert config.instance.name == "tts-ops-5000"
+    assert config.paths.runtime_dir == Path(f"/tmp/tts-ops-{os.getuid()}/tts-ops-5000")
     assert config.engines.model_dir == Path(platformdirs.user_cache_dir("tts-ops")).absolute() / "models"
-    assert config.admin.token_file == config.paths.state_dir / "admin-5001.token"
+    assert config.admin.token_file == config.paths.state_dir / "tts-ops-5000.token"
     assert config.logging.dir == tmp_path / "logs" and config.output.dir == tmp_path / "output"
 
 
 def test_runtime_dir_follows_xdg_runtime_dir():
     config = load_config(env={"XDG_RUNTIME_DIR": "/run/user/1000"})
-    assert config.paths.runtime_dir == Path("/run/user/1000/tts-ops/admin-5001")
+    assert config.paths.runtime_dir == Path("/run/user/1000/tts-ops/tts-ops-5000")
 
 
 def test_default_runtime_dir_and_token_file_are_per_instance():
-    # Two instances of one user on one host (different admin ports) share no socket directory and no token file.
-    one, two = (load_config(env={}, overrides={"admin": {"port": port}}) for port in (5001, 6001))
-    assert one.paths.runtime_dir != two.paths.runtime_dir and one.paths.runtime_dir.name == "admin-5001"
+    # Two instances of one user on one host (different public ports) share no socket directory and no token file.
+    one, two = (load_config(env={}, overrides={"server": {"port": port}}) for port in (5000, 6000))
+    assert (one.instance.name, two.instance.name) == ("tts-ops-5000", "tts-ops-6000")
+    assert one.paths.runtime_dir != two.paths.runtime_dir and one.paths.runtime_dir.name == "tts-ops-5000"
     assert one.paths.runtime_dir.parent == two.paths.runtime_dir.parent
-    assert (one.admin.token_file.name, two.admin.token_file.name) == ("admin-5001.token", "admin-6001.token")
+    assert (one.admin.token_file.name, two.admin.token_file.name) == ("tts-ops-5000.token", "tts-ops-6000.token")
     assert one.paths.state_dir == two.paths.state_dir
+
+
+def test_instance_name_scopes_the_defaults_and_is_validated(tmp_path):
+    named = load_config(env={}, overrides={"instance": {"name": "blue"}})
+    assert named.paths.runtime_dir.name == "blue" and named.admin.token_file.name == "blue.token"
+    # Named, an explicit state directory shared by several instances gets one token file each.
+    shared = load_config(env={}, overrides={"instance": {"name": "green"}, "paths": {"state_dir": str(tmp_path)}})
+    assert shared.admin.token_file == tmp_path / "green.token"
+    for bad in ("../x", "", "a b", "x" * 65, "-lead"):
+        with pytest.raises(ConfigError, match=r"instance\.name"):
+            load_config(env={}, overrides={"instance": {"name": bad}})
 
 
 def test_explicit_and_systemd_directories_are_used_as_given(tmp_path):

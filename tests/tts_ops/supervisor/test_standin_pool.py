@@ -191,7 +191,7 @@ async def test_slots_survive_rolling_and_admin_restarts(standin, start):
     sup = await start(standin("--boot-s", "0.3"), 2)
     first = await all_ready(sup, 2)
     assert sorted(w.key for w in first) == ["w1#1", "w2#2"] and sup.slot_ids() == ["w1", "w2"]
-    assert {w.socket.name for w in first} == {"w1-1.sock", "w2-2.sock"}
+    assert {w.socket.name for w in first} == {f"w1-{os.getpid()}-1.sock", f"w2-{os.getpid()}-2.sock"}
     replaced = await asyncio.wait_for(sup.rolling_restart(), 60)
     assert replaced == ["w1#1->w1#3", "w2#2->w2#4"] and sup.slot_ids() == ["w1", "w2"]
     assert not any(w.socket.exists() for w in first)  # retired handles leave no socket behind

@@ -108,7 +108,7 @@ async def test_one_worker_becomes_ready_with_model_version(make_supervisor, runt
     [worker] = await ready(sup)
     assert worker.id == "w1" and worker.pid and worker.restarts == 0
     assert worker.health["model_version"] and worker.health["state"] == "ready"
-    assert worker.key == "w1#1" and worker.socket == runtime_dir / "w1-1.sock" and worker.socket.exists()
+    assert worker.key == "w1#1" and worker.socket == runtime_dir / f"w1-{os.getpid()}-1.sock" and worker.socket.exists()
     assert worker.session is not None and worker.ready_at is not None
     # Own session (and process group): a Ctrl-C in the operator's terminal does not reach it.
     assert os.getsid(worker.pid) == worker.pid and os.getpgid(worker.pid) == worker.pid

@@ -1,8 +1,8 @@
 """One daemon per runtime directory: the flock that a second ``tts-ops serve`` for the same instance runs into.
 
-The runtime directory holds the worker sockets (``w1-1.sock``...); two daemons sharing it re-bind and unlink each
+The runtime directory holds the worker sockets (``w1-<pid>-1.sock``...); two daemons sharing it re-bind and unlink each
 other's sockets. The default directory is already per instance (``tts_ops.config.loader.instance_key``); the lock
-catches the rest: the same admin port twice, or one explicit ``paths.runtime_dir`` in two configs. The lock file
+catches the rest: one ``instance.name`` twice, or one explicit ``paths.runtime_dir`` in two configs. The lock file
 is never deleted (unlinking a lock file races with the next daemon taking it); the kernel drops the lock when the
 process dies, however it dies.
 """
@@ -37,7 +37,7 @@ class RuntimeLock:
             os.close(fd)
             raise ConfigError(
                 f"paths.runtime_dir: {self.path.parent} is in use by another tts-ops daemon (pid {holder}, "
-                f"instance {key}, lock {self.path}): stop it, or give this one another admin.port or "
+                f"instance {key}, lock {self.path}): stop it, or give this one another instance.name or "
                 "paths.runtime_dir") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

@@ -14,19 +14,19 @@ from tts_ops.instance import LOCK_NAME, RuntimeLock
 
 def test_second_holder_is_refused_with_path_key_and_pid(tmp_path):
     first = RuntimeLock(tmp_path / "run")
-    first.acquire("admin-5001")
+    first.acquire("tts-ops-5000")
     assert (tmp_path / "run").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "run" / LOCK_NAME).read_text().strip() == str(os.getpid())
     with pytest.raises(ConfigError) as info:
-        RuntimeLock(tmp_path / "run").acquire("admin-5001")
+        RuntimeLock(tmp_path / "run").acquire("tts-ops-5000")
     message = str(info.value)
-    assert str(tmp_path / "run") in message and "admin-5001" in message and f"pid {os.getpid()}" in message
+    assert str(tmp_path / "run") in message and "tts-ops-5000" in message and f"pid {os.getpid()}" in message
     # Positive control: another directory is free, and this one is once the first holder lets go.
     other = RuntimeLock(tmp_path / "other")
     other.acquire("admin-6001")
     first.release()
     again = RuntimeLock(tmp_path / "run")
-    again.acquire("admin-5001")
+    again.acquire("tts-ops-5000")
     again.release()
     other.release()
 
