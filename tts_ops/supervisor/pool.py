@@ -22,14 +22,14 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import psutil
-
 from tts_ops.errors import TtsOpsError
 from tts_ops.supervisor import slots
 from tts_ops.supervisor.handle import WorkerHandle
 from tts_ops.supervisor.reasons import reason_key
+from tts_ops.supervisor.report import status_row
 from tts_ops.supervisor.spec import PoolSettings, WorkerSpec
 from tts_ops.supervisor.states import WorkerState
+from tts_ops.supervisor.usage import UsageSampler
 
 log = logging.getLogger("tts_ops.supervisor")
 # replace() waits boot_timeout_s for the successor, then up to kill_grace_s for a timed-out one to be killed and
@@ -51,10 +51,6 @@ class ReplacementFailed(TtsOpsError):
 
 class WorkerGone(ReplacementFailed):
     """The worker to replace was retired meanwhile (a recycle, an admin restart, a scale-down got there first)."""
-
-
-# One watchdog reading of a worker: the handle, the pid measured, its RSS in bytes and its CPU percent.
-Sample = tuple[WorkerHandle, int | None, int | None, float | None]
 
 
 def worker_seq(worker: WorkerHandle) -> int:
@@ -90,8 +86,7 @@ class Supervisor:
         self._watchdog: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
-        # Only touched by _sample, which runs in one thread at a time (the watchdog awaits it).
-        self._procs: dict[int, psutil.Process] = {}
+        self._sampler: UsageSampler[WorkerHandle] = UsageSampler()
         # worker key -> (monotonic time of the next recycle attempt, last delay) after a failed recycle.
         self._recycle_retry: dict[str, tuple[float, float]] = {}
         self._recycling: set[str] = set()
@@ -353,31 +348,11 @@ class Supervisor:
         # The snapshot is taken here, on the loop: the thread must not iterate self.workers while the loop
         # adds or removes workers.
         snapshot = [(worker, worker.pid) for worker in self.workers.values()]
-        samples = await asyncio.to_thread(self._sample, snapshot)
-        for worker, pid, rss, cpu in samples:
-            if worker.pid == pid:  # still the process that was measured
-                worker.record_usage(rss, cpu)
+        samples = await asyncio.to_thread(self._sampler.sample, snapshot)
+        for sample in samples:
+            if sample.worker.pid == sample.pid:  # still the process that was measured
+                sample.worker.record_usage(sample.rss_bytes, sample.cpu_percent)
         self.check_recycles()
-
-    def _sample(self, snapshot: list[tuple[WorkerHandle, int | None]]) -> list[Sample]:
-        """Runs in a thread: reads only ``snapshot`` and psutil, writes only ``self._procs``."""
-        samples: list[Sample] = []
-        for worker, pid in snapshot:
-            if pid is None:
-                samples.append((worker, pid, None, None))
-                continue
-            try:
-                proc = self._procs.get(pid)
-                if proc is None:
-                    proc = self._procs[pid] = psutil.Process(pid)
-                samples.append((worker, pid, proc.memory_info().rss, proc.cpu_percent(None)))
-            except psutil.Error:
-                self._procs.pop(pid, None)
-        live = {pid for _, pid in snapshot}
-        for pid in list(self._procs):
-            if pid not in live:
-                del self._procs[pid]
-        return samples
 
     def check_recycles(self) -> None:
         """Start a recycle for each ready worker past a limit, unless its last failed recycle is backing off."""
@@ -435,17 +410,4 @@ class Supervisor:
     # -- reporting -------------------------------------------------------------------------------------------
     def snapshot(self) -> list[dict[str, object]]:
         now = time.monotonic()
-        rows: list[dict[str, object]] = []
-        for w in sorted(self.workers.values(), key=slot_order):
-            rows.append({
-                "id": w.id, "key": w.key, "replacing": w.replacing, "pid": w.pid, "state": w.state.value,
-                "uptime_s": round(now - w.started_at, 1) if w.started_at and w.pid else None,
-                "restarts": w.restarts, "last_exit_reason": w.last_exit_reason, "last_exit_code": w.last_exit_code,
-                "last_error": w.last_error,
-                "rss_mb": round(w.rss_bytes / 2**20, 1) if w.rss_bytes else None, "cpu_percent": w.cpu_percent,
-                "in_flight": w.in_flight, "served": w.served,
-                "last_probe_ms": round(w.last_probe_ms, 2) if w.last_probe_ms is not None else None,
-                "probe_failures": w.probe_failures, "replaces": w.replaces,
-                "model_version": w.health.get("model_version"), "recycle_after": w.recycle_after,
-            })
-        return rows
+        return [status_row(w, now) for w in sorted(self.workers.values(), key=slot_order)]

@@ -141,7 +141,7 @@ async def test_watchdog_survives_an_error_in_sample(sleeper, supervisors, monkey
     sup = Supervisor(sleeper(), 1, PoolSettings(watchdog_interval_s=0.02))
     supervisors.append(sup)
     calls: list[object] = []
-    real_sample = sup._sample
+    real_sample = sup._sampler.sample
 
     def flaky_sample(snapshot):
         calls.append(snapshot)
@@ -149,7 +149,7 @@ async def test_watchdog_survives_an_error_in_sample(sleeper, supervisors, monkey
             raise RuntimeError("psutil blew up")
         return real_sample(snapshot)
 
-    monkeypatch.setattr(sup, "_sample", flaky_sample)
+    monkeypatch.setattr(sup._sampler, "sample", flaky_sample)
     await sup.start()
     [worker] = sup.workers.values()
     await until(lambda: worker.pid, 10, "spawn")
