@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -220,18 +221,27 @@ def test_sd_notify_protocol_on_a_real_socket(start_daemon, tmp_path):
     sock.bind(str(path))
     sock.settimeout(0.2)
     messages: list[str] = []
+    done = threading.Event()
 
-    def drain(until: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def receive() -> None:
+        # Read from the start, as systemd does: a datagram socket queues only net.unix.max_dgram_qlen (often 10)
+        # messages, so an unread socket would drop READY=1 behind the watchdog pings of a slow boot.
+        while not done.is_set():
             try:
                 messages.append(sock.recv(4096).decode())
             except TimeoutError:
                 pass
-            if any(until in m for m in messages):
+
+    def drain(until: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(until in m for m in list(messages)):
                 return
+            time.sleep(0.05)
         raise AssertionError(f"no {until!r} in {messages}")
 
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
     try:
         daemon = start_daemon(workers=1, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"})
         drain("READY=1")
@@ -247,6 +257,8 @@ def test_sd_notify_protocol_on_a_real_socket(start_daemon, tmp_path):
         drain("STOPPING=1")
         assert daemon.proc.wait(60) == 0
     finally:
+        done.set()
+        receiver.join(5)
         sock.close()
         path.unlink(missing_ok=True)
 
