@@ -26,7 +26,8 @@ def worker_spec(config: Config) -> WorkerSpec:
         store_dir=config.engines.model_dir,
         options_json=json.dumps(engine_options(config, w.engine)), boot_timeout_s=w.boot_timeout_s,
         probe_interval_s=w.probe_interval_s, probe_timeout_s=w.probe_timeout_s,
-        failure_threshold=w.failure_threshold, kill_grace_s=w.kill_grace_s, policy=policy, env=child_env())
+        failure_threshold=w.failure_threshold, kill_grace_s=w.kill_grace_s, policy=policy, env=child_env(),
+        loudness_lufs=config.audio.loudness_lufs)
 
 
 def resolved_dir(path: Path | None, key: str) -> Path:
