@@ -166,12 +166,16 @@ class ScorerHandle:
         try:
             proc.stdin.write(scoring.line(sample.request()))
             await proc.stdin.drain()
-            raw = await asyncio.wait_for(proc.stdout.readline(), self.spec.score_timeout_s)
+            raw = await self._until_stop(proc.stdout.readline(), self.spec.score_timeout_s, proc)
         except (BrokenPipeError, ConnectionResetError):
             raw = b""
         except asyncio.TimeoutError:
             self._on_lost(sample, "timeout")
             await self.terminate(f"no score within {self.spec.score_timeout_s:g}s", at_once=True)
+            return False
+        if raw is None and self._stopping:
+            self._on_lost(sample, "stopping")
+            await self.terminate("daemon stopping")
             return False
         if not raw:
             self._on_lost(sample, "scorer_exited")

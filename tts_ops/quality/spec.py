@@ -21,9 +21,11 @@ class ScorerSpec:
     kill_grace_s: float = 5.0
     policy: RestartOptions = field(default_factory=RestartOptions)
     env: dict[str, str] | None = None
+    #: The program run with ``python -m``; tests name a stand-in that speaks the same protocol without torch.
+    module: str = "inference.quality.scorer_process"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "inference.quality.scorer_process", "--threads", str(self.threads),
+        return [sys.executable, "-m", self.module, "--threads", str(self.threads),
                 "--nice", str(self.nice), "--parent-pid", str(os.getpid())]
 
     def process_env(self) -> dict[str, str]:
