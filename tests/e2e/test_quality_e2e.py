@@ -63,7 +63,7 @@ def sampled(module_daemon):
 def test_every_synthesis_is_scored_logged_exported_and_shown(sampled):
     daemon = sampled
     ids = [f"mos-{i}" for i in range(len(SENTENCES))]
-    for request_id, text, emotion in zip(ids, SENTENCES, ("neutral", "sad", "neutral")):
+    for request_id, text, emotion in zip(ids, SENTENCES, ("neutral", "sad", "neutral"), strict=True):
         synthesize(daemon, text, request_id, emotion=emotion)
     lines = daemon.wait_until(lambda: (found := mos_lines(daemon)) and set(ids) <= set(found) and found, 120,
                               what="a mos line per request")

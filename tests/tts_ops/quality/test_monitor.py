@@ -81,7 +81,8 @@ async def test_every_sample_is_scored_logged_and_counted(caplog):
     assert sink.low == [("fastspeech2-baker", "sad"), ("fastspeech2-baker", "neutral")]
     lines = [r.synthesis for r in caplog.records if r.name == "tts_ops.synthesis"]
     assert [(x["request_id"], x["event"], x["mos"]) for x in lines] == [("a", "mos", 2.0), ("b", "mos", 2.0)]
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "low quality" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and "low quality" in r.getMessage()]
     assert len(warnings) == 2 and "request a" in warnings[0] and lines[0]["text_sha256"] in warnings[0]
     assert m.status()["recent_mean"] == {"neutral": 2.0, "sad": 2.0} and m.status()["scorer"]["state"] == "stopped"
 
