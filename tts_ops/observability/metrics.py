@@ -28,6 +28,9 @@ Choices worth knowing when reading dashboards:
   the successor is READY, then the successor), never both, so labels are never duplicated. ``tts_ops_workers``
   counts every handle, so during a replacement the sum over states is briefly the target + 1.
 * ``tts_ops_disk_guard_active`` is 1 while the disk guard holds saving paused (a low-space episode).
+* ``tts_ops_mos`` (by engine and emotion), ``tts_ops_mos_low_quality_total`` and
+  ``tts_ops_mos_samples_dropped_total`` (by reason) come from the quality monitor's events (``tts_ops.quality``):
+  present, at 0 or empty, even with sampling off.
 * No ``*_created`` series: ``disable_created_metrics()`` at import. It is process-wide, which is what the daemon
   wants (only its own registries live in it); the timestamps only duplicate what ``rate()`` ignores anyway.
 * ``endpoint`` labels are capped (``MAX_ENDPOINTS``) and overflow goes to ``other``: callers should pass the
@@ -55,6 +58,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
+from tts_ops.quality.monitor import DROP_REASONS
 from tts_ops.supervisor.states import WorkerState
 
 log = logging.getLogger("tts_ops.metrics")
@@ -71,8 +75,6 @@ SYNTHESIS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.
 RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
 # Predicted MOS, 1 bad .. 5 excellent: quarter points, fine enough to see a preset move by 0.2.
 MOS_BUCKETS = (1.5, 2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.25, 4.5, 5.0)
-# The reasons a quality sample gets no score (tts_ops.quality.monitor.DROP_REASONS), exported at 0 from the start.
-MOS_DROP_REASONS = ("queue_full", "scorer_failed", "scorer_exited", "timeout", "stopping")
 
 MAX_ENDPOINTS = 64
 OVERFLOW_ENDPOINT = "other"
@@ -166,7 +168,7 @@ class Metrics:
         self.mos_dropped = Counter("tts_ops_mos_samples_dropped",
                                    "Quality samples that got no score, by reason (queue_full, scorer_failed, ...).",
                                    ["reason"], registry=r)
-        for reason in MOS_DROP_REASONS:
+        for reason in DROP_REASONS:  # every reason exported at 0 from the start
             self.mos_dropped.labels(reason=reason)
         self.mos_low = Counter("tts_ops_mos_low_quality", "Sampled syntheses scored below quality.min_mos.",
                                ["engine", "emotion"], registry=r)
