@@ -229,14 +229,23 @@ class WorkerServer:
             # One chunk of a stream: no re-splitting; the front end asks for the inter-chunk pause so that
             # compressed chunks (mp3, opus) carry it inside their own frames.
             rate = self.engine.info().sample_rate
-            samples = self.engine.synthesize_chunk(job.text, params)
+            samples = self._level(self.engine.synthesize_chunk(job.text, params), rate)
             check_output(samples, rate)
             if job.pause_after_s:
                 samples = np.concatenate([samples, silence(job.pause_after_s, rate)])
         else:
-            samples = self.engine.synthesize(job.text, params)
+            samples = self._level(self.engine.synthesize(job.text, params), self.engine.info().sample_rate)
         encoded = encode(samples, self.engine.info().sample_rate, job.format, job.sample_rate)
         return encoded, time.monotonic() - start, self.engine.take_skipped()
+
+    def _level(self, samples: Any, rate: int) -> Any:
+        """The engine's samples normalised to ``--loudness-lufs`` (each chunk of a stream on its own, so the chunks
+        of one answer and separate answers all sit at the same level); as they are without it."""
+        if self.args.loudness_lufs is None:
+            return samples
+        from inference.loudness import normalize_loudness  # pyloudnorm + scipy: loaded with the first job
+
+        return normalize_loudness(samples, rate, self.args.loudness_lufs)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -247,6 +256,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--store-dir", default=None, help="model store directory")
     parser.add_argument("--options", default=None, help="engine options as JSON (emotion presets, pauses...)")
     parser.add_argument("--worker-id", default=None, help="id used in log lines")
+    parser.add_argument("--loudness-lufs", type=float, default=None,
+                        help="normalise every answer to this integrated loudness (LUFS) before encoding")
     parser.add_argument("--parent-pid", type=int, default=None, help="supervisor pid; exit if it is gone")
     return parser.parse_args(argv)
 

@@ -73,7 +73,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def format_status(status: dict[str, Any]) -> str:
     """The status document as text: a summary line, then one table each for workers, cache, maintenance jobs and
-    logs; sections the daemon did not send are left out."""
+    logs, and the quality scorer when sampling is on; sections the daemon did not send are left out."""
     w = status["workers"]
     scaled = f" (runtime scale; the file says {w['configured']})" if w.get("override") is not None else ""
     lines = [f"tts-ops pid {status['pid']}, {status.get('state', 'running')}, up {status['uptime_s']:.0f}s, "
@@ -87,6 +87,8 @@ def format_status(status: dict[str, Any]) -> str:
         lines += ["", *_maintenance_section(status["maintenance"])]
     if status.get("logs"):
         lines += ["", *_logs_section(status["logs"])]
+    if status.get("quality", {}).get("enabled"):
+        lines += ["", *_quality_section(status["quality"])]
     return "\n".join(lines)
 
 
@@ -141,6 +143,21 @@ def _logs_section(logs: dict[str, Any]) -> list[str]:
     lines = table(headers, rows)
     lines.append(f"  rotations {logs['rotations']} (last {_time(logs.get('last_rotation'))}), "
                  f"pruned {logs['pruned_files']} files / {logs['pruned_bytes'] / 1024:.1f} KB")
+    return lines
+
+
+def _quality_section(quality: dict[str, Any]) -> list[str]:
+    scorer = quality["scorer"]
+    headers = ["SCORER", "PID", "RESTARTS", "SAMPLE", "QUEUE", "SCORED", "LOW", "DROPPED"]
+    row = [scorer["state"], scorer.get("pid") or "-", scorer.get("restarts", 0), f"{quality['sample_rate']:g}",
+           f"{quality.get('queue', 0)}/{quality.get('queue_size', 0)}", quality.get("scored", 0),
+           quality.get("low_quality", 0), sum(quality.get("dropped", {}).values())]
+    lines = table(headers, [row])
+    if scorer.get("reason") and scorer["state"] != "ready":
+        lines.append(f"  scorer cause: {scorer['reason']}")
+    means = quality.get("recent_mean") or {}
+    if means:
+        lines.append("  recent MOS: " + ", ".join(f"{emotion} {mos:.2f}" for emotion, mos in means.items()))
     return lines
 
 

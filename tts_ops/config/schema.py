@@ -400,6 +400,33 @@ class OutputConfig(_Section):
     cleanup_interval_s: Seconds = Field(3600.0, description="Period of the retention and disk-space cleanup job.")
 
 
+class AudioConfig(_Section):
+    """Processing of every synthesised answer in the workers, before it is encoded."""
+
+    loudness_lufs: float | None = Field(-16.0, ge=-40.0, le=-6.0,
+        description="Integrated loudness every answer is normalised to (ITU-R BS.1770, LUFS; peaks kept under "
+            "-1 dBFS), so emotions and speeds do not change the level; null = off (the engine's own level).")
+
+
+class QualityConfig(_Section):
+    """Online speech quality sampling: a niced scorer process predicts the MOS (Distill-MOS, 1..5) of a sample of
+    finished syntheses. Needs the quality extra (CPU torch + distillmos); without it the scorer is FAILED and the
+    service serves as usual."""
+
+    sample_rate: float = Field(0.0, ge=0.0, le=1.0,
+        description="Fraction of syntheses (cache hits excluded) scored, 0..1; 0 = off (no scorer process).")
+    threads: int = Field(1, ge=1, le=16, description="CPU threads of the scorer's model (torch intra-op threads).")
+    nice: int = Field(10, ge=0, le=19,
+        description="Niceness added to the scorer process, so scoring yields the CPU to synthesis.")
+    queue_size: int = Field(32, ge=1, le=10000,
+        description="Samples waiting for the scorer; a sample arriving at a full queue is dropped and counted.")
+    min_mos: float | None = Field(2.5, ge=1.0, le=5.0,
+        description="Scores below this are logged as warnings (request id, text hash) and counted; null = no alert.")
+    boot_timeout_s: Seconds = Field(120.0, description="Time allowed for the scorer to load its model.")
+    score_timeout_s: Seconds = Field(60.0,
+        description="Time one sample may take to score before the scorer is killed and restarted.")
+
+
 # Safe as a file name and a directory name: it names the runtime directory, the token file and the record.
 INSTANCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -442,6 +469,8 @@ class Config(_Section):
     cache: CacheConfig = Field(default_factory=CacheConfig, description="Audio cache.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Saved audio and disk housekeeping.")
+    audio: AudioConfig = Field(default_factory=AudioConfig, description="Processing of synthesised audio.")
+    quality: QualityConfig = Field(default_factory=QualityConfig, description="Online speech quality sampling.")
     instance: InstanceConfig = Field(default_factory=InstanceConfig, description="Instance identity on the host.")
     paths: PathsConfig = Field(default_factory=PathsConfig, description="State and runtime directories.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics.")

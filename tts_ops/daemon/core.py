@@ -22,7 +22,7 @@ from tts_ops.cache import ResultCache
 from tts_ops.config import Config, ConfigError, effective_config, instance_key, restart_only_changes
 from tts_ops.daemon.lifecycle import DAEMON_MOVES, DaemonState
 from tts_ops.daemon.scale_target import ScaleTarget
-from tts_ops.daemon.specs import pool_settings, resolved_dir, worker_spec
+from tts_ops.daemon.specs import pool_settings, resolved_dir, scorer_spec, worker_spec
 from tts_ops.http.admin import AdminApi, resolve_token
 from tts_ops.http.public import FrontEnd
 from tts_ops.instance import InstanceFiles, RuntimeLock, record_path
@@ -31,6 +31,7 @@ from tts_ops.logs.manager import LogManager
 from tts_ops.maintenance.scheduler import Maintenance
 from tts_ops.observability.metrics import Metrics
 from tts_ops.observability.sdnotify import SystemdNotifier, run_watchdog
+from tts_ops.quality import QualityMonitor
 from tts_ops.storage.output_store import OutputStore
 from tts_ops.supervisor import Supervisor, WorkerSpec
 from tts_ops.supervisor.pool import ReplacementFailed
@@ -66,9 +67,12 @@ class Daemon:
         self.maintenance = Maintenance(config, log_manager=log_manager, output_store=self.output_store)
         self.metrics = Metrics(supervisor=self.supervisor, balancer=self.balancer, cache=self.cache,
                                maintenance=self.maintenance, log_manager=log_manager)
+        self.quality = QualityMonitor(config.quality, scorer_spec(config),
+                                      sink=self.metrics if config.metrics.enabled else None)
         self.frontend = FrontEnd(config, self.supervisor, self.balancer, self.cache,
                                  output_store=self.output_store,
-                                 metrics=self.metrics if config.metrics.enabled else None)
+                                 metrics=self.metrics if config.metrics.enabled else None,
+                                 sampler=self.quality if self.quality.enabled else None)
         self.runtime_lock = RuntimeLock(worker_spec(config).runtime_dir)
         state_dir = resolved_dir(config.paths.state_dir, "paths.state_dir")
         self.token_file = config.admin.token_file or state_dir / "admin.token"
@@ -151,6 +155,7 @@ class Daemon:
             self._transition(DaemonState.STOPPED, "start failed")
             raise
         await self.supervisor.start()
+        self.quality.start()
         self.maintenance.start()
         self._tasks = [asyncio.create_task(self.announce_ready(), name="announce-ready"),
                        asyncio.create_task(self.reload_loop(), name="reload"),
@@ -334,6 +339,7 @@ class Daemon:
         await asyncio.wait({graceful, forced}, return_when=asyncio.FIRST_COMPLETED)
         if forced.done() and not graceful.done():
             self.supervisor.kill_all()
+            self.quality.kill_now()
             graceful.cancel()
             # Their exit codes collected before the loop closes (its child watcher would warn about the pids).
             unreaped = await self.supervisor.reap(FORCED_REAP_S)
@@ -357,6 +363,7 @@ class Daemon:
             await runner.cleanup()
         self.balancer.close()
         await self.maintenance.shutdown()
+        await self.quality.stop()
         await self.supervisor.stop(drain_timeout_s=self.config.workers.kill_grace_s)
         for task in reversed(self._tasks):
             task.cancel()
@@ -383,4 +390,5 @@ class Daemon:
             "output": {"dir": str(self.config.output.dir), "save": self.config.output.save,
                        "paused": self.output_store.paused, "saved": self.output_store.saved},
             "logs": self.log_manager.stats() if self.log_manager is not None else None,
+            "quality": self.quality.status(),
         }

@@ -28,7 +28,7 @@ from tts_ops.http.openai import routes as openai_routes
 from tts_ops.http.streaming import stream_job
 from tts_ops.http.validation import check_content_type, engine_default_voice, load_json, parse_frontend, parse_tts
 from tts_ops.observability.metrics import Metrics
-from tts_ops.service.synthesis import Dispatch, ReadyWorker, Result, SynthesisService
+from tts_ops.service.synthesis import Dispatch, QualitySampler, ReadyWorker, Result, SynthesisService
 from tts_ops.service.totals import Totals
 from tts_ops.storage.output_store import OutputStore
 from tts_ops.supervisor import WorkerState
@@ -78,10 +78,12 @@ class FrontEnd:
 
     def __init__(self, config: Config, supervisor: WorkerPool, balancer: Balancer,
                  cache: ResultCache | None = None, *, output_store: OutputStore | None = None,
-                 metrics: Metrics | None = None, dispatch: Dispatch = synthesize) -> None:
-        """``dispatch``: how a job reaches a worker; tests pass a stand-in for the worker call."""
+                 metrics: Metrics | None = None, dispatch: Dispatch = synthesize,
+                 sampler: QualitySampler | None = None) -> None:
+        """``dispatch``: how a job reaches a worker; tests pass a stand-in for the worker call. ``sampler``: online
+        quality scoring of finished syntheses."""
         self.service = SynthesisService(config, supervisor, balancer, cache, output_store=output_store,
-                                        metrics=metrics, dispatch=dispatch)
+                                        metrics=metrics, dispatch=dispatch, sampler=sampler)
         self.supervisor = supervisor
         self.balancer = balancer
         self.output_store = output_store

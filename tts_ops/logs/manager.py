@@ -399,3 +399,13 @@ def log_synthesis(record: Mapping[str, Any], *, text: str | None, log_text: bool
         if key not in obj and key != "text":
             obj[key] = value
     _synthesis_log.info("synthesis %s", obj["request_id"], extra={"synthesis": obj})
+
+
+def log_quality(record: Mapping[str, Any]) -> None:
+    """Write a follow-up synthesis.log JSON line about an answer already logged, tied to it by ``request_id``:
+    ``{"time", "request_id", "event": "mos", "mos", ...}``. Its ``event`` key tells it from a synthesis line (which
+    has none), since a score exists only seconds after the answer's own line was written."""
+    if not _synthesis_log.isEnabledFor(logging.INFO):
+        return
+    obj: dict[str, Any] = {"time": iso_time(time.time()), **{k: v for k, v in record.items() if k != "text"}}
+    _synthesis_log.info("%s %s", obj.get("event"), obj.get("request_id"), extra={"synthesis": obj})

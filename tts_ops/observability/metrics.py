@@ -28,6 +28,9 @@ Choices worth knowing when reading dashboards:
   the successor is READY, then the successor), never both, so labels are never duplicated. ``tts_ops_workers``
   counts every handle, so during a replacement the sum over states is briefly the target + 1.
 * ``tts_ops_disk_guard_active`` is 1 while the disk guard holds saving paused (a low-space episode).
+* ``tts_ops_mos`` (by engine and emotion), ``tts_ops_mos_low_quality_total`` and
+  ``tts_ops_mos_samples_dropped_total`` (by reason) come from the quality monitor's events (``tts_ops.quality``):
+  present, at 0 or empty, even with sampling off.
 * No ``*_created`` series: ``disable_created_metrics()`` at import. It is process-wide, which is what the daemon
   wants (only its own registries live in it); the timestamps only duplicate what ``rate()`` ignores anyway.
 * ``endpoint`` labels are capped (``MAX_ENDPOINTS``) and overflow goes to ``other``: callers should pass the
@@ -55,6 +58,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
+from tts_ops.quality.monitor import DROP_REASONS
 from tts_ops.supervisor.states import WorkerState
 
 log = logging.getLogger("tts_ops.metrics")
@@ -69,6 +73,8 @@ SYNTHESIS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.
 # RTF = synthesis time / audio duration; < 1 is faster than real time. Fine resolution below 1 (where a healthy
 # CPU engine lives), coarse above it, where the only question is "how much too slow".
 RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+# Predicted MOS, 1 bad .. 5 excellent: quarter points, fine enough to see a preset move by 0.2.
+MOS_BUCKETS = (1.5, 2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.25, 4.5, 5.0)
 
 MAX_ENDPOINTS = 64
 OVERFLOW_ENDPOINT = "other"
@@ -155,6 +161,17 @@ class Metrics:
         self.rtf = Histogram("tts_ops_real_time_factor",
                              "Synthesis time divided by audio duration (cache hits excluded).",
                              buckets=RTF_BUCKETS, registry=r)
+        # Event-driven like the synthesis metrics: the scorer's results arrive as events, and a histogram can only
+        # be built from the observations themselves. The quality monitor keeps its own totals for /admin/status.
+        self.mos = Histogram("tts_ops_mos", "Predicted MOS (Distill-MOS, 1..5) of sampled syntheses.",
+                             ["engine", "emotion"], buckets=MOS_BUCKETS, registry=r)
+        self.mos_dropped = Counter("tts_ops_mos_samples_dropped",
+                                   "Quality samples that got no score, by reason (queue_full, scorer_failed, ...).",
+                                   ["reason"], registry=r)
+        for reason in DROP_REASONS:  # every reason exported at 0 from the start
+            self.mos_dropped.labels(reason=reason)
+        self.mos_low = Counter("tts_ops_mos_low_quality", "Sampled syntheses scored below quality.min_mos.",
+                               ["engine", "emotion"], registry=r)
         ProcessCollector(registry=r)
         r.register(_Collector(self))
 
@@ -172,6 +189,15 @@ class Metrics:
             self.audio.inc(audio_s)
             # RTF is undefined for empty audio; skipping beats recording an infinite value.
             self.rtf.observe(max(0.0, synthesis_s) / audio_s)
+
+    def observe_mos(self, engine: str, emotion: str, mos: float) -> None:
+        self.mos.labels(engine=engine, emotion=emotion).observe(mos)
+
+    def mos_sample_dropped(self, reason: str) -> None:
+        self.mos_dropped.labels(reason=reason).inc()
+
+    def mos_low_quality(self, engine: str, emotion: str) -> None:
+        self.mos_low.labels(engine=engine, emotion=emotion).inc()
 
     def _endpoint_label(self, endpoint: str) -> str:
         if endpoint in self._endpoints:

@@ -6,7 +6,8 @@ independent of HTTP. It owns
   (``lookup``, ``open_stream``; the production itself is ``stream_production``);
 - dispatch (``run_job``): queue, one retry on another worker, the per-request deadline, and the mapping of
   upstream failures onto the ``RequestError`` / ``ServiceError`` the http layer renders;
-- recording of a finished answer (``record``): the saved copy, one ``synthesis.log`` line, metrics;
+- recording of a finished answer (``record``): the saved copy, one ``synthesis.log`` line, metrics, and the offer
+  of a sample to online quality scoring (``sampler``);
 - the request and synthesis counters (``totals``).
 
 Request-specific values (the request ids) come in as plain strings; nothing here sees an aiohttp request.
@@ -39,7 +40,7 @@ from tts_vocab import SynthesisJob
 from tts_vocab import headers as h
 from tts_vocab.messages import FrontendView
 
-__all__ = ["Dispatch", "ReadyWorkers", "Result", "SynthesisService"]
+__all__ = ["Dispatch", "QualitySampler", "ReadyWorkers", "Result", "SynthesisService"]
 
 log = logging.getLogger("tts_ops.server")
 T = TypeVar("T")
@@ -56,6 +57,13 @@ class ReadyWorkers(Protocol):
     """What the service needs of the supervisor: the workers ready to take a job."""
 
     def ready_workers(self) -> Sequence[ReadyWorker]: ...
+
+
+class QualitySampler(Protocol):
+    """Takes a finished synthesis for online quality scoring, maybe (``tts_ops.quality.QualityMonitor``); never
+    waits."""
+
+    def offer(self, job: SynthesisJob, audio: bytes, sample_rate: int, *, request_id: str, engine: str) -> bool: ...
 
 
 class Dispatch(Protocol):
@@ -82,8 +90,10 @@ class SynthesisService:
 
     def __init__(self, config: Config, supervisor: ReadyWorkers, balancer: Balancer,
                  cache: ResultCache | None = None, *, output_store: OutputStore | None = None,
-                 metrics: Metrics | None = None, dispatch: Dispatch = synthesize) -> None:
+                 metrics: Metrics | None = None, dispatch: Dispatch = synthesize,
+                 sampler: QualitySampler | None = None) -> None:
         self.config = config
+        self.sampler = sampler
         self.supervisor = supervisor
         self.balancer = balancer
         self.cache = cache
@@ -248,6 +258,9 @@ class SynthesisService:
             log_synthesis(entry, text=job.text, log_text=self.config.logging.log_text)
             if self.metrics is not None and synthesized:
                 self.metrics.observe_synthesis(synthesis_s, audio.duration_s, cache)
+            if self.sampler is not None and synthesized:
+                self.sampler.offer(job, audio.data, audio.sample_rate, request_id=request_id or server_id,
+                                   engine=self.config.workers.engine)
         except Exception as exc:
             log.warning("could not record the synthesis of request %s: %s", request_id, exc)
         return {h.OUTPUT_URL: f"/output/{name}"} if name else {}

@@ -31,6 +31,7 @@ class WorkerSpec:
     kill_grace_s: float = 5.0
     policy: RestartOptions = field(default_factory=RestartOptions)
     env: dict[str, str] | None = None
+    loudness_lufs: float | None = None
 
     def command(self, worker_id: str, socket: Path) -> list[str]:
         cmd = [sys.executable, "-m", "inference.worker", "--engine", self.engine, "--socket", str(socket),
@@ -38,6 +39,8 @@ class WorkerSpec:
                "--parent-pid", str(os.getpid())]
         if self.store_dir is not None:
             cmd += ["--store-dir", str(self.store_dir)]
+        if self.loudness_lufs is not None:
+            cmd += ["--loudness-lufs", repr(self.loudness_lufs)]
         return cmd
 
 

@@ -101,3 +101,17 @@ def test_status_of_a_failed_worker_names_the_checksum_mismatch(start_daemon, mod
     assert "CACHE" in result.stdout and "JOB" in result.stdout and "LOG" in result.stdout
     raw = run_cli(daemon, "status", "--json")
     assert json.loads(raw.stdout)["workers"]["items"][0]["last_error"] == row["last_error"]
+
+
+def test_quality_scorer_shows_its_state_cause_and_recent_means_only_when_sampling():
+    quality = {"enabled": True, "sample_rate": 0.05, "min_mos": 2.5, "queue": 1, "queue_size": 32, "scored": 7,
+               "low_quality": 1, "dropped": {"queue_full": 2, "scorer_failed": 1},
+               "recent_mean": {"neutral": 3.512, "sad": 3.3},
+               "scorer": {"state": "failed", "pid": None, "restarts": 0,
+                          "reason": "boot failure (exit 3): boot failed: torch is not installed"}}
+    lines = format_status(document(quality=quality)).splitlines()
+    assert any(line.split() == ["failed", "-", "0", "0.05", "1/32", "7", "1", "3"] for line in lines)
+    assert "  scorer cause: boot failure (exit 3): boot failed: torch is not installed" in lines
+    assert "  recent MOS: neutral 3.51, sad 3.30" in lines
+    off = format_status(document(quality={"enabled": False, "sample_rate": 0.0, "scorer": {"state": "off"}}))
+    assert "SCORER" not in off  # control: no section while sampling is off
