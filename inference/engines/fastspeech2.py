@@ -20,6 +20,7 @@ from inference.audio import check_output
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
 from inference.errors import BootError, EngineFailure
 from inference.models.store import ModelStore, default_store_dir
+from inference.text.lexicon import load_checked
 from tts_vocab.engines import FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS
 from tts_vocab.messages import FrontendView
 
@@ -70,8 +71,10 @@ class FastSpeech2Engine(Engine):
     def __init__(self, *, store_dir: Path | None = None, threads: int = 1,
                  emotions: Mapping[str, Mapping[str, float]] | None = None,
                  pause_s: float = FASTSPEECH2_BAKER.pause_s, max_chunk_chars: int = FASTSPEECH2_BAKER.max_chunk_chars,
-                 verify: bool = True) -> None:
+                 verify: bool = True, lexicon: str | None = None) -> None:
         self._store_dir = store_dir
+        #: Path of the operators' pronunciation dictionary (the daemon's validated snapshot of it), or None.
+        self._lexicon_path = lexicon
         self._threads = threads
         self._presets = {name: dict(DEFAULT_PRESETS[name], **dict((emotions or {}).get(name, {}))) for name in EMOTIONS}
         self.pause_s = pause_s
@@ -103,7 +106,12 @@ class FastSpeech2Engine(Engine):
             raise
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError for unreadable models
             raise BootError(f"cannot load {MODEL_ID} from {model_dir}: {exc}") from exc
-        self._frontend = MandarinFrontend(mapper)
+        lexicon = load_checked(self._lexicon_path) if self._lexicon_path else None
+        self._frontend = MandarinFrontend(mapper, lexicon)
+        if lexicon:
+            # A changed dictionary changes the audio: its digest joins the model version, hence the cache key.
+            self._version = f"{self._version}+lexicon.{lexicon.digest}"
+            log.info("pronunciation dictionary: %d entries (%s)", len(lexicon), lexicon.digest)
         self._inputs = {d["name"]: d["index"] for d in self._acoustic.get_input_details()}
         missing = {"input_ids", "speaker_ids", "speed_ratios", "f0_ratios", "energy_ratios"} - set(self._inputs)
         if missing:

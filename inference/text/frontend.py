@@ -23,6 +23,7 @@ from inference.text import words
 from inference.text.chunking import split_chunks
 from inference.text.g2p import BakerG2P, SentenceReading
 from inference.text.normalize import get_normalizer, normalize_text
+from tts_vocab.lexicon import Lexicon
 
 log = logging.getLogger("tts_ops.text")
 
@@ -45,8 +46,9 @@ class Chunk:
 class MandarinFrontend:
     """Text -> Baker phoneme ids, for one model's symbol inventory (its parsed ``baker_mapper.json``)."""
 
-    def __init__(self, mapper: Mapping) -> None:
-        self._g2p = BakerG2P(mapper)
+    def __init__(self, mapper: Mapping, lexicon: Lexicon | None = None) -> None:
+        # ``lexicon``: the operators' pronunciation dictionary (engines.fastspeech2_baker.lexicon), applied by the G2P.
+        self._g2p = BakerG2P(mapper, lexicon)
         self._symbol_to_id = {symbol: int(index) for symbol, index in mapper["symbol_to_id"].items()}
         if any(not 0 <= index < 2**31 for index in self._symbol_to_id.values()):
             raise BootError("Baker mapper has symbol ids outside int32; wrong or corrupt mapper file?")

@@ -90,11 +90,13 @@ def run_serve(args: argparse.Namespace) -> int:
     held = HupDuringStart()  # first thing: before the imports below, the config load and the model pull
     # Heavy (aiohttp, the whole daemon): only `tts-ops serve` needs it, not `tts-ops serve --check`.
     from tts_ops.daemon import Daemon
+    from tts_ops.daemon.lexicon import pin_lexicon
 
     overrides = cli_overrides(args)
 
     def load():
-        return load_config(args.config, overrides=overrides)
+        # The workers get the daemon's validated copy of the pronunciation dictionary (tts_ops.daemon.lexicon).
+        return pin_lexicon(load_config(args.config, overrides=overrides))
 
     try:
         config = load()
