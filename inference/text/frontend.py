@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,21 @@ class MandarinFrontend:
         # first request does not pay for them.
         get_normalizer()
         words.load()
+
+    @contextmanager
+    def extra_entries(self, entries: Mapping[str, tuple[str, ...]]) -> Iterator[None]:
+        """The pronunciation dictionary with ``entries`` added (they win), for one synthesis: an SSML ``<phoneme>``.
+        Not thread-safe, like the engine that owns this frontend."""
+        base = self._g2p.lexicon
+        self._g2p.lexicon = Lexicon({**base.entries, **entries})
+        try:
+            yield
+        finally:
+            self._g2p.lexicon = base
+
+    def readable(self, reading: str) -> bool:
+        """Whether this voice has symbols for a tone-numbered pinyin syllable."""
+        return self._g2p.syllable(reading) is not None
 
     def normalize(self, text: str) -> str:
         """Numbers, dates, times, money, percentages and phone numbers spelled out in Chinese characters."""
