@@ -35,8 +35,9 @@ _ATTRIBUTES = {"speak": {"version"}, "break": {"time", "strength"}, "phoneme": {
 
 
 def is_ssml(text: str) -> bool:
-    """Whether a request's text is an SSML document (it starts with ``<speak``, leading whitespace allowed)."""
-    return text.lstrip().startswith("<speak")
+    """Whether a request's text is an SSML document: it starts (after whitespace) with ``<speak``, or with an XML
+    declaration or a DOCTYPE, which are parsed too so that an entity attack is refused rather than read aloud."""
+    return text.lstrip().startswith(("<speak", "<?xml", "<!DOCTYPE"))
 
 
 def ssml_of(text: str, field: str = "text") -> Script | None:
