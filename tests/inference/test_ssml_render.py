@@ -8,13 +8,31 @@ import numpy as np
 import pytest
 
 from inference.engines.base import SynthesisParams
+from inference.engines.sambert import SambertEngine
 from inference.engines.script import render_script
 from inference.errors import TextError
-from tests.inference.test_sambert import SECONDS_PER_CHAR, StandInSambertPipeline, make_engine, model_dir  # noqa: F401
+from tests.inference.test_sambert import SECONDS_PER_CHAR, StandInSambertPipeline
 from tts_ops.http.ssml import parse_ssml
 from tts_vocab import SynthesisJob
 
 PLAIN = SynthesisParams()
+
+
+@pytest.fixture
+def sambert(tmp_path) -> tuple[SambertEngine, StandInSambertPipeline]:
+    """A loaded Sambert engine on the stand-in pipeline, and that pipeline (its ``calls``)."""
+    directory = tmp_path / "speech_sambert-hifigan_tts_zh-cn_16k"
+    directory.mkdir()
+    (directory / "configuration.json").write_text('{"task": "text-to-speech"}')
+    made: list[StandInSambertPipeline] = []
+
+    def factory(model_dir: str) -> StandInSambertPipeline:
+        made.append(StandInSambertPipeline(model_dir))
+        return made[-1]
+
+    engine = SambertEngine(pipeline_factory=factory, model_dir=directory)
+    engine.load()
+    return engine, made[0]
 
 
 def script_of(document: str):
@@ -81,16 +99,17 @@ def test_fs2_say_as_reads_the_spelled_out_text(engine):
 # -- Sambert (stand-in pipeline) ------------------------------------------------------------------------------------
 
 
-def test_sambert_emotion_is_native(make_engine):
-    engine, pipeline = make_engine()
-    render(engine, '<speak>平静<emotion category="angry">生气了</emotion><emotion category="disgust">讨厌</emotion></speak>')
+def test_sambert_emotion_is_native(sambert):
+    engine, pipeline = sambert
+    render(engine, '<speak>平静<emotion category="angry">生气了</emotion>'
+                   '<emotion category="disgust">讨厌</emotion></speak>')
     assert [call["input"] for call in pipeline.calls] == [
         "平静", '<speak><emotion category="angry" intensity="1.00">生气了</emotion></speak>',
         '<speak><emotion category="hate" intensity="1.00">讨厌</emotion></speak>']
 
 
-def test_sambert_phoneme_is_native(make_engine):
-    engine, pipeline = make_engine()
+def test_sambert_phoneme_is_native(sambert):
+    engine, pipeline = sambert
     render(engine, '<speak><emotion category="happy">去银<phoneme alphabet="py" ph="hang2">行</phoneme>'
                    '&amp;</emotion></speak>')
     assert pipeline.calls[-1]["input"] == ('<speak><emotion category="happy" intensity="1.00">去银<phoneme '
@@ -99,8 +118,8 @@ def test_sambert_phoneme_is_native(make_engine):
     assert pipeline.calls[-1]["input"] == '<speak><phoneme alphabet="py" ph="xing2">行</phoneme></speak>'
 
 
-def test_sambert_break_is_exact_silence(make_engine):
-    engine, pipeline = make_engine()
+def test_sambert_break_is_exact_silence(sambert):
+    engine, pipeline = sambert
     audio = render(engine, '<speak>你好<break time="500ms"/>再见</speak>')
     rate = engine.info().sample_rate
     each = round((SECONDS_PER_CHAR * 2 + 0.1) * rate)
@@ -109,16 +128,16 @@ def test_sambert_break_is_exact_silence(make_engine):
     assert not audio[each:each + round(0.5 * rate)].any()
 
 
-def test_sambert_say_as_sends_the_spelled_out_text(make_engine):
-    engine, pipeline = make_engine()
+def test_sambert_say_as_sends_the_spelled_out_text(sambert):
+    engine, pipeline = sambert
     render(engine, '<speak>电话<say-as interpret-as="telephone">110</say-as>，<say-as interpret-as="date">'
                    '2024-03-05</say-as><say-as interpret-as="digits">12</say-as><say-as interpret-as="cardinal">'
                    '12</say-as></speak>')
     assert pipeline.calls[-1]["input"] == "电话幺幺零，二零二四年三月五日一二十二"
 
 
-def test_request_emotion_applies_outside_emotion_elements(make_engine):
-    engine, pipeline = make_engine()
+def test_request_emotion_applies_outside_emotion_elements(sambert):
+    engine, pipeline = sambert
     render(engine, '<speak>外面<emotion category="sad">里面</emotion></speak>', SynthesisParams.build("happy"))
     assert [call["input"] for call in pipeline.calls] == [
         '<speak><emotion category="happy" intensity="1.00">外面</emotion></speak>',
