@@ -24,9 +24,19 @@ from tts_vocab.errors import InvalidRequest
 from tts_vocab.lexicon import is_syllable
 from tts_vocab.ssml import BREAK_STRENGTHS, MAX_BREAK_S, MAX_SEGMENTS, Pause, Say, Script, Segment
 
-__all__ = ["is_ssml", "parse_ssml", "ssml_of"]
+__all__ = ["DESCRIPTION", "EXAMPLE", "is_ssml", "parse_ssml", "ssml_of"]
 
 ELEMENTS = ("speak", "break", "phoneme", "say-as", "emotion")
+#: What the OpenAPI document says of SSML text (``text`` of /tts, ``input`` of /v1/audio/speech).
+DESCRIPTION = (
+    "Text starting with <speak> (or an XML declaration) is an SSML document: <break time=\"300ms\"/> (ms or s, at "
+    "most 10s; or strength=\"x-weak|weak|medium|strong|x-strong\"), <phoneme alphabet=\"py\" ph=\"hang2\">行"
+    "</phoneme> (one tone-numbered pinyin syllable per character), <say-as interpret-as=\"digits|cardinal|"
+    "telephone|date\">, <emotion category=\"happy\"> (an emotion of this API; overrides the request's). Other "
+    "elements, malformed XML, DTDs, entities and external references -> 400 naming the problem. The raw document "
+    "is the cache key's text; a streamed document is one chunk.")
+EXAMPLE = '<speak>我们去银<phoneme alphabet="py" ph="hang2">行</phoneme><break time="300ms"/></speak>'
+
 _TIME = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*")
 _HAN = re.compile("[\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
 # Attributes each element accepts (namespaced ones such as xml:lang are allowed everywhere and ignored).
