@@ -30,12 +30,21 @@ def hup_and_wait(daemon, what: str) -> dict:
         daemon.status()), 120, what=what)
 
 
+def run_cli(daemon, *args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "tts_ops.cli", *args, "--config", str(daemon.config_path)],
+                         capture_output=True, text=True, timeout=120, env=daemon.env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
 @pytest.mark.slow
 def test_lexicon_is_applied_and_reloaded_on_hup(start_daemon, tmp_path):
     lexicon = tmp_path / "lexicon.tsv"
     lexicon.write_text("# ops fixes\n银行\tyin2 xing2\n", encoding="utf-8")
     daemon = start_daemon({"engines": {"fastspeech2_baker": {"lexicon": str(lexicon)}}})
     assert bank_reading(daemon) == ["yin2", "xing2"]
+    # The operator's shell shows the same reading (tts-ops frontend loads the dictionary in-process).
+    assert json.loads(run_cli(daemon, "frontend", TEXT, "--json"))["chunks"][0]["pinyin"][3:5] == ["yin2", "xing2"]
     code, headers, _ = http("POST", daemon.base_url + "/tts", {"text": TEXT})
     assert code == 200 and "+lexicon." in headers["X-Model-Version"]
     version = headers["X-Model-Version"]
@@ -49,6 +58,11 @@ def test_lexicon_is_applied_and_reloaded_on_hup(start_daemon, tmp_path):
     assert "config rejected, keeping the running one" in daemon.log() and "line 3" in daemon.log()
     assert bank_reading(daemon) == ["yin2", "xing2"]
     assert [row["id"] for row in daemon.status()["workers"]["items"]] == [worker]
+    # The admin commands keep working while the file has a bad line; check-config names it.
+    run_cli(daemon, "status")  # exits 0
+    checked = subprocess.run([sys.executable, "-m", "tts_ops.cli", "check-config", "--config",
+                              str(daemon.config_path)], capture_output=True, text=True, timeout=60, env=daemon.env)
+    assert checked.returncode != 0 and "line 3" in checked.stderr
 
     # Fixed: the next HUP rolls the workers onto it, without a restart of the daemon.
     lexicon.write_text("# ops fixes\n银行\tyin2 hang2\n办事\tban4 shi4\n", encoding="utf-8")

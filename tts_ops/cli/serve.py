@@ -17,7 +17,7 @@ import yaml
 
 from inference.models.store import ModelStore
 from tts_ops.cli.errors import CliError
-from tts_ops.config import ConfigError, dump_effective, load_config
+from tts_ops.config import ConfigError, check_lexicon, dump_effective, load_config
 from tts_ops.logs.manager import setup_logging
 from tts_ops.observability.sdnotify import SystemdNotifier
 from tts_vocab import ENGINES
@@ -56,6 +56,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
+        check_lexicon(config)
     except ConfigError as exc:
         raise invalid(exc) from None
     if not args.quiet:

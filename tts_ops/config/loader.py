@@ -93,13 +93,13 @@ def load_config(path: Path | str | None = None, *, overrides: Mapping[str, Any] 
         config = Config.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError([format_error(err, sources) for err in exc.errors()]) from None
-    config = _absolutize(_resolve_defaults(config, env))
-    check_lexicon(config)
-    return config
+    return _absolutize(_resolve_defaults(config, env))
 
 
 def check_lexicon(config: Config) -> Lexicon | None:
-    """The pronunciation dictionary the config names, parsed; ConfigError naming each bad line of it."""
+    """The pronunciation dictionary the config names, parsed; ConfigError naming each bad line of it. Called by
+    ``check-config`` and by the daemon at start and on HUP (``tts_ops.daemon.lexicon``), not by ``load_config``:
+    the admin commands (``tts-ops status``...) must keep working while an operator's edit has a bad line."""
     path = config.engines.fastspeech2_baker.lexicon
     if path is None:
         return None
