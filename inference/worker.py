@@ -221,11 +221,20 @@ class WorkerServer:
 
         from inference.audio import check_output, encode, silence
         from inference.engines.base import SynthesisParams
+        from inference.engines.script import render_script
 
         start = time.monotonic()
         self.engine.take_skipped()  # whatever a failed job before this one left behind
         params = SynthesisParams.build(job.emotion, job.speed, job.voice)
-        if job.chunk:
+        if job.ssml is not None:
+            # An SSML document (parsed by the daemon): rendered whole, breaks as exact silence, also as a stream's
+            # one chunk.
+            rate = self.engine.info().sample_rate
+            samples = render_script(self.engine, job.ssml, params)
+            check_output(samples, rate)
+            if job.pause_after_s:
+                samples = np.concatenate([samples, silence(job.pause_after_s, rate)])
+        elif job.chunk:
             # One chunk of a stream: no re-splitting; the front end asks for the inter-chunk pause so that
             # compressed chunks (mp3, opus) carry it inside their own frames.
             rate = self.engine.info().sample_rate

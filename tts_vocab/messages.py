@@ -19,12 +19,13 @@ from tts_vocab.emotions import normalize_emotion
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.fields import parse_flag, parse_pause, parse_sample_rate, parse_speed, parse_text, parse_voice
 from tts_vocab.formats import normalize_format
+from tts_vocab.ssml import Script
 
 #: Most distinct unreadable code points one reply names: the header stays far below HTTP's 8 KiB header limit
 #: whatever the text (64 x "U+10FFFD " is 576 bytes); beyond them the reply names how many more there were.
 MAX_SKIPPED = 64
 
-_JOB_FIELDS = ("text", "emotion", "speed", "voice", "format", "sample_rate", "chunk", "pause_after_s")
+_JOB_FIELDS = ("text", "emotion", "speed", "voice", "format", "sample_rate", "chunk", "pause_after_s", "ssml")
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,14 @@ class SynthesisJob:
     sample_rate: int | None = None
     chunk: bool = False
     pause_after_s: float = 0.0
+    #: The parsed SSML document when ``text`` is one (``<speak>...``), rendered instead of ``text``; None = plain text.
+    ssml: Script | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _JOB_FIELDS}
+        wire = {name: getattr(self, name) for name in _JOB_FIELDS if name != "ssml"}
+        if self.ssml is not None:  # absent for plain text: the wire of every other job is unchanged
+            wire["ssml"] = self.ssml.to_wire()
+        return wire
 
     @classmethod
     def from_wire(cls, body: object) -> SynthesisJob:
@@ -59,6 +65,7 @@ class SynthesisJob:
             sample_rate=parse_sample_rate(body.get("sample_rate")),
             chunk=parse_flag(body.get("chunk", False), "chunk"),
             pause_after_s=parse_pause(body.get("pause_after_s", 0.0)),
+            ssml=None if body.get("ssml") is None else Script.from_wire(body["ssml"]),
         )
 
     def replace(self, **changes: Any) -> SynthesisJob:

@@ -11,7 +11,7 @@ import abc
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +23,7 @@ from tts_vocab.emotions import normalize_emotion as _normalize_emotion
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.limits import SPEED_MAX, SPEED_MIN
 from tts_vocab.messages import FrontendView
+from tts_vocab.ssml import Say
 
 log = logging.getLogger("tts_ops.engine")
 
@@ -140,6 +141,14 @@ class Engine(abc.ABC):
     def synthesize(self, text: str, params: SynthesisParams) -> np.ndarray:
         """The whole text as one float32 array."""
         return np.concatenate(list(self.iter_synthesize(text, params)))
+
+    def synthesize_run(self, run: Sequence[Say], params: SynthesisParams) -> np.ndarray:
+        """One run of an SSML script (``inference.engines.script``): spoken segments sharing ``params.emotion``.
+        Engines that can force a reading override this; by default a run with a ``<phoneme>`` is a TextError."""
+        forced = [segment.text for segment in run if segment.pinyin]
+        if forced:
+            raise TextError(f"engine {self.id} cannot force a reading (SSML <phoneme>): {', '.join(forced)}")
+        return self.synthesize("".join(segment.text for segment in run), params)
 
     def close(self) -> None:  # noqa: B027 - a default that does nothing, not an abstract method
         """Release model memory; engines with nothing to release need not override."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +18,12 @@ import numpy as np
 
 from inference.audio import check_output
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
-from inference.errors import BootError, EngineFailure
+from inference.errors import BootError, EngineFailure, TextError
 from inference.models.store import ModelStore, default_store_dir
+from inference.text.lexicon import load_checked
 from tts_vocab.engines import FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS
 from tts_vocab.messages import FrontendView
+from tts_vocab.ssml import Say
 
 if TYPE_CHECKING:  # the frontend pulls in pypinyin and WeTextProcessing; load() imports it
     from inference.text.frontend import Chunk
@@ -70,8 +72,10 @@ class FastSpeech2Engine(Engine):
     def __init__(self, *, store_dir: Path | None = None, threads: int = 1,
                  emotions: Mapping[str, Mapping[str, float]] | None = None,
                  pause_s: float = FASTSPEECH2_BAKER.pause_s, max_chunk_chars: int = FASTSPEECH2_BAKER.max_chunk_chars,
-                 verify: bool = True) -> None:
+                 verify: bool = True, lexicon: str | None = None) -> None:
         self._store_dir = store_dir
+        #: Path of the operators' pronunciation dictionary (the daemon's validated snapshot of it), or None.
+        self._lexicon_path = lexicon
         self._threads = threads
         self._presets = {name: dict(DEFAULT_PRESETS[name], **dict((emotions or {}).get(name, {}))) for name in EMOTIONS}
         self.pause_s = pause_s
@@ -103,7 +107,12 @@ class FastSpeech2Engine(Engine):
             raise
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError for unreadable models
             raise BootError(f"cannot load {MODEL_ID} from {model_dir}: {exc}") from exc
-        self._frontend = MandarinFrontend(mapper)
+        lexicon = load_checked(self._lexicon_path) if self._lexicon_path else None
+        self._frontend = MandarinFrontend(mapper, lexicon)
+        if lexicon:
+            # A changed dictionary changes the audio: its digest joins the model version, hence the cache key.
+            self._version = f"{self._version}+lexicon.{lexicon.digest}"
+            log.info("pronunciation dictionary: %d entries (%s)", len(lexicon), lexicon.digest)
         self._inputs = {d["name"]: d["index"] for d in self._acoustic.get_input_details()}
         missing = {"input_ids", "speaker_ids", "speed_ratios", "f0_ratios", "energy_ratios"} - set(self._inputs)
         if missing:
@@ -141,6 +150,31 @@ class FastSpeech2Engine(Engine):
     def phonemize(self, text: str) -> FrontendView:
         self._require_loaded()
         return FrontendView.from_wire(self._frontend.phonemize(text, max_chars=self.max_chunk_chars))
+
+    def synthesize_run(self, run: Sequence[Say], params: SynthesisParams) -> np.ndarray:
+        """An SSML run; each ``<phoneme>`` becomes a pronunciation-dictionary entry for this one synthesis, so its
+        characters keep their place in the sentence's prosody. When the same characters also occur untagged (or
+        tagged with another reading) in the run, the tagged segments are synthesised on their own instead."""
+        self._require_loaded()
+        forced = {segment.text: segment.pinyin for segment in run if segment.pinyin}
+        unreadable = sorted({r for readings in forced.values() for r in readings if not self._frontend.readable(r)})
+        if unreadable:
+            raise TextError(f"SSML <phoneme>: this voice has no symbols for {', '.join(unreadable)}")
+        text = "".join(segment.text for segment in run)
+        tagged = [segment.text for segment in run if segment.pinyin]
+        if (all(text.count(word) == tagged.count(word) for word in forced)
+                and all(segment.pinyin == forced[segment.text] for segment in run if segment.pinyin)):
+            with self._frontend.extra_entries(forced):
+                return self.synthesize(text, params)
+        pieces = []
+        for segment in run:
+            with self._frontend.extra_entries({segment.text: segment.pinyin} if segment.pinyin else {}):
+                try:
+                    pieces.append(self.synthesize(segment.text, params))
+                except TextError:
+                    if segment.pinyin:
+                        raise  # a bit of punctuation between two tagged words is silent, not an error
+        return np.concatenate(pieces)
 
     def synthesize_chunk(self, text: str, params: SynthesisParams) -> np.ndarray:
         self._require_loaded()

@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import numpy as np
 from inference.engines.base import Engine, EngineInfo, SynthesisParams
 from inference.errors import BootError, EngineFailure, TextError
 from tts_vocab.engines import SAMBERT_HIFIGAN
+from tts_vocab.ssml import Say
 
 log = logging.getLogger("tts_ops.engine")
 
@@ -184,11 +185,29 @@ class SambertEngine(Engine):
         """Sambert's emotion markup; neutral text is sent as plain text, as ModelScope's examples do."""
         if emotion == "neutral":
             return text
+        return self._speak(escape(text), emotion)
+
+    def _speak(self, markup: str, emotion: str) -> str:
+        """``markup`` (already escaped) as a Sambert SSML document, inside ``<emotion>`` unless neutral."""
+        if emotion == "neutral":
+            return f"<speak>{markup}</speak>"
         category = SAMBERT_EMOTION.get(emotion, emotion)
-        return (f'<speak><emotion category="{category}" intensity="{self._intensity:.2f}">'
-                f"{escape(text)}</emotion></speak>")
+        return f'<speak><emotion category="{category}" intensity="{self._intensity:.2f}">{markup}</emotion></speak>'
+
+    def synthesize_run(self, run: Sequence[Say], params: SynthesisParams) -> np.ndarray:
+        """An SSML run. With a ``<phoneme>`` in it the run is one Sambert SSML document, the reading passed natively
+        (``<phoneme alphabet="py" ph="hang2">行</phoneme>``, Sambert's own SSML, as Aliyun's TTS writes it)."""
+        if not any(segment.pinyin for segment in run):
+            return super().synthesize_run(run, params)
+        markup = "".join(f'<phoneme alphabet="py" ph="{" ".join(s.pinyin)}">{escape(s.text)}</phoneme>' if s.pinyin
+                         else escape(s.text) for s in run)
+        return self._synthesize_input(self._speak(markup, params.emotion), "".join(s.text for s in run), params)
 
     def synthesize_chunk(self, text: str, params: SynthesisParams) -> np.ndarray:
+        return self._synthesize_input(self.ssml(text, params.emotion), text, params)
+
+    def _synthesize_input(self, pipeline_input: str, text: str, params: SynthesisParams) -> np.ndarray:
+        """The pipeline's audio for ``pipeline_input`` (plain text or SSML) whose spoken text is ``text``."""
         if self._pipeline is None:
             raise EngineFailure(f"{MODEL_ID} engine used before load()")
         voice = self.resolve_voice(params.voice)
@@ -202,7 +221,7 @@ class SambertEngine(Engine):
         except ImportError:
             key = "output_wav"
         try:
-            output = self._pipeline(input=self.ssml(text, params.emotion), voice=voice)
+            output = self._pipeline(input=pipeline_input, voice=voice)
             samples, rate = _decode(output[key])
         except EngineFailure:
             raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from inference.text import words
 from inference.text.chunking import split_chunks
 from inference.text.g2p import BakerG2P, SentenceReading
 from inference.text.normalize import get_normalizer, normalize_text
+from tts_vocab.lexicon import Lexicon
 
 log = logging.getLogger("tts_ops.text")
 
@@ -45,8 +47,9 @@ class Chunk:
 class MandarinFrontend:
     """Text -> Baker phoneme ids, for one model's symbol inventory (its parsed ``baker_mapper.json``)."""
 
-    def __init__(self, mapper: Mapping) -> None:
-        self._g2p = BakerG2P(mapper)
+    def __init__(self, mapper: Mapping, lexicon: Lexicon | None = None) -> None:
+        # ``lexicon``: the operators' pronunciation dictionary (engines.fastspeech2_baker.lexicon), applied by the G2P.
+        self._g2p = BakerG2P(mapper, lexicon)
         self._symbol_to_id = {symbol: int(index) for symbol, index in mapper["symbol_to_id"].items()}
         if any(not 0 <= index < 2**31 for index in self._symbol_to_id.values()):
             raise BootError("Baker mapper has symbol ids outside int32; wrong or corrupt mapper file?")
@@ -54,6 +57,21 @@ class MandarinFrontend:
         # first request does not pay for them.
         get_normalizer()
         words.load()
+
+    @contextmanager
+    def extra_entries(self, entries: Mapping[str, tuple[str, ...]]) -> Iterator[None]:
+        """The pronunciation dictionary with ``entries`` added (they win), for one synthesis: an SSML ``<phoneme>``.
+        Not thread-safe, like the engine that owns this frontend."""
+        base = self._g2p.lexicon
+        self._g2p.lexicon = Lexicon({**base.entries, **entries})
+        try:
+            yield
+        finally:
+            self._g2p.lexicon = base
+
+    def readable(self, reading: str) -> bool:
+        """Whether this voice has symbols for a tone-numbered pinyin syllable."""
+        return self._g2p.syllable(reading) is not None
 
     def normalize(self, text: str) -> str:
         """Numbers, dates, times, money, percentages and phone numbers spelled out in Chinese characters."""

@@ -40,7 +40,9 @@ from pypinyin.constants import PHRASES_DICT
 from inference.errors import BootError
 from inference.text import words
 from inference.text.letters import DIGIT_READINGS, LETTER_READINGS, WORD_READINGS, readings_for, word_readings
+from inference.text.lexicon import overlay, unreadable
 from inference.text.sandhi import apply_sandhi
+from tts_vocab.lexicon import Lexicon
 
 log = logging.getLogger("tts_ops.text")
 
@@ -147,7 +149,9 @@ class SentenceReading:
 class BakerG2P:
     """Turns normalised text into Baker symbols, validated against one model's symbol inventory."""
 
-    def __init__(self, mapper: Mapping) -> None:
+    def __init__(self, mapper: Mapping, lexicon: Lexicon | None = None) -> None:
+        #: The operators' pronunciation dictionary, applied before pypinyin and the polyphone rules.
+        self.lexicon = lexicon or Lexicon()
         symbol_to_id = mapper.get("symbol_to_id")
         pinyin_dict = mapper.get("pinyin_dict")
         if not isinstance(symbol_to_id, Mapping) or not isinstance(pinyin_dict, Mapping):
@@ -162,6 +166,9 @@ class BakerG2P:
             self._base_of.setdefault(self._pinyin[base], base)
         self._erhua_words = _load_erhua_words()
         self._check_spelling_tables()
+        missing = unreadable(self.lexicon, lambda reading: self.syllable(reading) is not None)
+        if missing:
+            raise BootError(f"pronunciation dictionary: this voice has no symbols for {', '.join(missing)}")
 
     # -- public --------------------------------------------------------------------------------------------------
     def symbols(self, sentence: str) -> list[str]:
@@ -244,7 +251,7 @@ class BakerG2P:
         for match in _TOKEN.finditer(sentence):
             kind, text = match.lastgroup, match.group()
             if kind == "han":
-                yield from self.han_syllables(text, _pinyin_readings(text), skipped)
+                yield from self.han_syllables(text, _pinyin_readings(text, self.lexicon), skipped)
             elif kind in ("latin", "digit"):
                 for reading in (word_readings(text) if kind == "latin" else readings_for(text)):
                     syllable = self.syllable(reading)
@@ -300,12 +307,18 @@ def _no_readings(chars: str) -> list[str]:
     return [""] * len(chars)
 
 
-def _pinyin_readings(run: str) -> list[str]:
-    """Surface readings of a run of Chinese characters: dictionary readings, polyphone fixes, then tone sandhi."""
+def _pinyin_readings(run: str, lexicon: Lexicon | None = None) -> list[str]:
+    """Surface readings of a run of Chinese characters: dictionary readings, polyphone fixes, the operators'
+    pronunciation dictionary (``inference.text.lexicon``: its words win and stay one word each), then tone sandhi."""
     readings = lexical_readings(run)
     if len(readings) != len(run):
         return readings
-    return apply_sandhi(run, readings, words.segment(run), words.is_word)
+    user = overlay(run, lexicon, words.segment, words.is_word) if lexicon else None
+    if user is None:
+        return apply_sandhi(run, readings, words.segment(run), words.is_word)
+    for position, reading in user.readings.items():
+        readings[position] = reading
+    return apply_sandhi(run, readings, user.words, user.is_word)
 
 
 def lexical_readings(run: str) -> list[str]:

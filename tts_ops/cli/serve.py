@@ -17,7 +17,7 @@ import yaml
 
 from inference.models.store import ModelStore
 from tts_ops.cli.errors import CliError
-from tts_ops.config import ConfigError, dump_effective, load_config
+from tts_ops.config import ConfigError, check_lexicon, dump_effective, load_config
 from tts_ops.logs.manager import setup_logging
 from tts_ops.observability.sdnotify import SystemdNotifier
 from tts_vocab import ENGINES
@@ -56,6 +56,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
+        check_lexicon(config)
     except ConfigError as exc:
         raise invalid(exc) from None
     if not args.quiet:
@@ -90,11 +91,13 @@ def run_serve(args: argparse.Namespace) -> int:
     held = HupDuringStart()  # first thing: before the imports below, the config load and the model pull
     # Heavy (aiohttp, the whole daemon): only `tts-ops serve` needs it, not `tts-ops serve --check`.
     from tts_ops.daemon import Daemon
+    from tts_ops.daemon.lexicon import pin_lexicon
 
     overrides = cli_overrides(args)
 
     def load():
-        return load_config(args.config, overrides=overrides)
+        # The workers get the daemon's validated copy of the pronunciation dictionary (tts_ops.daemon.lexicon).
+        return pin_lexicon(load_config(args.config, overrides=overrides))
 
     try:
         config = load()

@@ -6,7 +6,14 @@ Callers import from here::
     from tts_ops.config import Config, ConfigError, load_config
 """
 
-from tts_ops.config.loader import dump_effective, instance_key, load_config, redact_url, render_yaml_reference
+from tts_ops.config.loader import (
+    check_lexicon,
+    dump_effective,
+    instance_key,
+    load_config,
+    redact_url,
+    render_yaml_reference,
+)
 from tts_ops.config.reload import RESTART_ONLY, effective_config, restart_only_changes
 from tts_ops.config.schema import (
     EMOTIONS,
@@ -27,6 +34,7 @@ from tts_ops.config.schema import (
 from tts_ops.errors import ConfigError
 
 __all__ = [
+    "check_lexicon",
     "EMOTIONS", "ENGINES", "OPENAI_VOICES", "RESTART_ONLY", "SAMBERT_VOICES", "AdminConfig", "CacheConfig", "Config",
     "ConfigError", "EnginesConfig", "LoggingConfig", "MetricsConfig", "OutputConfig", "PathsConfig",
     "ServerConfig", "WorkersConfig", "instance_key", "dump_effective", "effective_config", "load_config", "redact_url",

@@ -29,6 +29,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tts_ops.config.schema import Config
 from tts_ops.errors import ConfigError
+from tts_vocab.lexicon import Lexicon, LexiconError, load_lexicon
 
 APP_NAME = "tts-ops"
 REDACTED = "***"
@@ -93,6 +94,19 @@ def load_config(path: Path | str | None = None, *, overrides: Mapping[str, Any] 
     except ValidationError as exc:
         raise ConfigError([format_error(err, sources) for err in exc.errors()]) from None
     return _absolutize(_resolve_defaults(config, env))
+
+
+def check_lexicon(config: Config) -> Lexicon | None:
+    """The pronunciation dictionary the config names, parsed; ConfigError naming each bad line of it. Called by
+    ``check-config`` and by the daemon at start and on HUP (``tts_ops.daemon.lexicon``), not by ``load_config``:
+    the admin commands (``tts-ops status``...) must keep working while an operator's edit has a bad line."""
+    path = config.engines.fastspeech2_baker.lexicon
+    if path is None:
+        return None
+    try:
+        return load_lexicon(path)
+    except LexiconError as exc:
+        raise ConfigError([f"engines.fastspeech2_baker.lexicon: {path}: {p}" for p in exc.problems]) from None
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -232,6 +232,9 @@ class FastSpeech2BakerConfig(_Section):
         description="Longest chunk fed to the model at once, in characters (split at punctuation).")
     emotions: dict[str, EmotionPreset] = Field(default_factory=_default_emotions,
         description="Prosody preset per emotion; replaces the default wholesale, so list all seven emotions.")
+    lexicon: FilePath | None = Field(None,
+        description="Pronunciation dictionary, one '词<TAB>pinyin with tones' per line (# comments); validated at "
+                    "start and on SIGHUP (a bad line keeps the running dictionary); null = none.")
 
     @field_validator("emotions")
     @classmethod
@@ -255,8 +258,11 @@ class FastSpeech2BakerConfig(_Section):
 
     def engine_options(self) -> dict[str, Any]:
         """Keyword options of the engine's constructor (``create_engine``), JSON-serialisable for the worker."""
-        return {"emotions": {name: preset.model_dump() for name, preset in self.emotions.items()},
-                "pause_s": self.pause_s, "max_chunk_chars": self.max_chunk_chars}
+        options = {"emotions": {name: preset.model_dump() for name, preset in self.emotions.items()},
+                   "pause_s": self.pause_s, "max_chunk_chars": self.max_chunk_chars}
+        if self.lexicon is not None:
+            options["lexicon"] = str(self.lexicon)
+        return options
 
 
 class SambertHifiganConfig(_Section):

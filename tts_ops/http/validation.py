@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tts_ops.http.ssml import ssml_of
 from tts_ops.service.errors import RequestError
 from tts_ops.service.voices import engine_default_voice
 from tts_vocab import SynthesisJob, normalize_emotion
@@ -87,7 +88,7 @@ def parse_tts(body: Any, *, max_text_chars: int, default_voice: str | None = Non
         streamed = stream is not None and parse_flag(stream, "stream")
         job = SynthesisJob(text=text, emotion=emotion, speed=speed, format=fmt,
                            voice=canonical_voice(voice, default_voice) if voice else None,
-                           sample_rate=parse_sample_rate(body.get("sample_rate")))
+                           sample_rate=parse_sample_rate(body.get("sample_rate")), ssml=ssml_of(text))
         return TtsRequest(job, streamed)
     except InvalidRequest as exc:
         raise as_request_error(exc) from None

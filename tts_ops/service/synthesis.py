@@ -165,7 +165,8 @@ class SynthesisService:
         """A reader of the production of ``job`` (shared with identical streams under ``key``); RequestError 400
         when the text has nothing to split into chunks."""
         max_chars, pause_s = chunk_settings(self.config)
-        chunks = split_chunks(job.text, max_chars)
+        # An SSML document is one chunk: the worker renders it whole (its breaks are exact silences there).
+        chunks = [job.text] if job.ssml is not None else split_chunks(job.text, max_chars)
         if not chunks:
             raise RequestError(400, "text contains nothing speakable", param="text")
         plan = stream_production.StreamPlan(job, chunks, pause_s, stream_parallelism(self.supervisor), request_id)

@@ -83,3 +83,19 @@ def test_missing_file_is_one_line(tmp_path, capsys):
     assert main(["check-config", "--config", str(tmp_path / "nope.yaml")]) != 0
     assert capsys.readouterr().err == (
         f"tts-ops check-config: invalid configuration: config file not found: {tmp_path / 'nope.yaml'}\n")
+
+
+def test_bad_lexicon_lines_are_named_with_their_numbers(tmp_path):
+    lexicon = tmp_path / "lexicon.tsv"
+    lexicon.write_text("# ok\n银行\tyin2 xing2\n行长\thang2\n好\thao9\n", encoding="utf-8")
+    path, code, out, err = check(tmp_path, f"engines:\n  fastspeech2_baker:\n    lexicon: {lexicon}\n")
+    assert code != 0 and out == ""
+    assert err.splitlines() == [
+        "tts-ops check-config: invalid configuration:",
+        f"engines.fastspeech2_baker.lexicon: {lexicon}: line 3: 2 characters in '行长' but 1 syllables",
+        f"engines.fastspeech2_baker.lexicon: {lexicon}: line 4: not tone-numbered pinyin syllables (e.g. hang2, "
+        "lv4, de5): hao9"]
+    # Positive control: the fixed file passes.
+    lexicon.write_text("# ok\n银行\tyin2 xing2\n", encoding="utf-8")
+    path, code, out, err = check(tmp_path, f"engines:\n  fastspeech2_baker:\n    lexicon: {lexicon}\n")
+    assert code == 0 and err == "" and f"lexicon: {lexicon}" in out

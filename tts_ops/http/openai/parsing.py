@@ -23,10 +23,13 @@ from tts_ops.http.openai.vocab import (
     engine_voices,
     is_model_alias,
 )
+from tts_ops.http.ssml import ssml_of
 from tts_ops.http.validation import canonical_voice, engine_default_voice, parse_emotion
 from tts_vocab import ENGINES, SynthesisJob
 from tts_vocab import headers as h
+from tts_vocab.errors import InvalidRequest
 from tts_vocab.limits import SPEED_MAX, SPEED_MIN
+from tts_vocab.ssml import Script
 
 # --- instructions -> emotion -------------------------------------------------------------------------------------
 
@@ -130,8 +133,16 @@ def parse_speech(body: Any, config: Config) -> SpeechRequest:
                            param="stream_format", code="invalid_value")
 
     job = SynthesisJob(text=text, emotion=emotion, speed=clamp_speed(speed), voice=engine_voice, format=fmt,
-                       sample_rate=PCM_SAMPLE_RATE if fmt == "pcm" else None)
+                       sample_rate=PCM_SAMPLE_RATE if fmt == "pcm" else None, ssml=_ssml(text))
     return SpeechRequest(job, model, voice, speed, stream_format)
+
+
+def _ssml(text: str) -> Script | None:
+    """The parsed SSML when ``input`` starts with ``<speak>`` (tts_ops.http.ssml); bad SSML names ``input``."""
+    try:
+        return ssml_of(text, "input")
+    except InvalidRequest as exc:
+        raise RequestError(400, str(exc), param="input", code="invalid_ssml") from None
 
 
 def _input(text: Any, limit: int) -> str:

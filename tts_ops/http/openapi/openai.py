@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tts_ops.config import Config
+from tts_ops.http import ssml
 from tts_ops.http.openai.vocab import (
     MODEL_ALIAS_PATTERN,
     MODEL_ALIASES,
@@ -80,7 +81,9 @@ def speech_request(config: Config) -> dict[str, Any]:
                                      f"({engine}); another engine id -> 400."},
             "input": {"type": "string", "minLength": 1, "maxLength": limit, "pattern": r"\S",
                       "description": f"Text to speak, at most server.max_input_chars ({limit}) characters (longer "
-                                     f"-> 400, code string_above_max_length). Text with nothing speakable -> 400."},
+                                     f"-> 400, code string_above_max_length). Text with nothing speakable -> 400. "
+                                     f"{ssml.DESCRIPTION} Bad SSML -> 400, code invalid_ssml.",
+                      "examples": ["今天天气真好。", ssml.EXAMPLE]},
             "voice": {"oneOf": [
                 {"type": "string", "enum": voices},
                 {"type": "object", "required": ["id"], "additionalProperties": False,

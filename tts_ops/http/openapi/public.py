@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tts_ops.config import Config
+from tts_ops.http import ssml
 from tts_ops.http.docs import ASSETS, DOCS_PATH
 from tts_ops.http.openai.vocab import available_voices
 from tts_ops.http.openapi.common import (
@@ -95,7 +96,8 @@ def tts_request(config: Config) -> dict[str, Any]:
             "text": {"type": "string", "minLength": 1, "maxLength": limit, "pattern": r"\S",
                      "description": f"Text to speak (Chinese; digits, dates and Latin letters are read out). "
                                     f"At most server.max_text_chars ({limit}) characters, longer -> 413. Text "
-                                    f"with nothing speakable -> 400."},
+                                    f"with nothing speakable -> 400. {ssml.DESCRIPTION}",
+                     "examples": ["今天天气真好。", ssml.EXAMPLE]},
             # null = absent for every optional field (the handler treats them alike).
             "emotion": {"type": ["string", "null"], "enum": [*EMOTION_SPELLINGS, None], "default": "neutral",
                         "description": "Emotion (case-insensitive); 'hate' is an alias of disgust."},
