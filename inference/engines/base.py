@@ -18,11 +18,13 @@ import numpy as np
 
 from inference.audio import check_output, silence
 from inference.errors import TextError
+from inference.text.alignment import Timeline, words
 from tts_vocab.emotions import EMOTION_ALIASES, EMOTIONS
 from tts_vocab.emotions import normalize_emotion as _normalize_emotion
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.limits import SPEED_MAX, SPEED_MIN
 from tts_vocab.messages import FrontendView
+from tts_vocab.timings import Timings
 
 log = logging.getLogger("tts_ops.engine")
 
@@ -140,6 +142,28 @@ class Engine(abc.ABC):
     def synthesize(self, text: str, params: SynthesisParams) -> np.ndarray:
         """The whole text as one float32 array."""
         return np.concatenate(list(self.iter_synthesize(text, params)))
+
+    def synthesize_chunk_timed(self, text: str, params: SynthesisParams, timeline: Timeline) -> np.ndarray:
+        """``synthesize_chunk`` that also adds the chunk's pieces to ``timeline``. Engines whose pipeline does not
+        expose per-symbol durations (Sambert's does not) refuse: TextError, a 400 naming ``timestamps``."""
+        raise TextError(f"engine {self.id} does not report timestamps (its pipeline exposes no durations)",
+                        "timestamps")
+
+    def synthesize_timed(self, text: str, params: SynthesisParams) -> tuple[np.ndarray, Timings]:
+        """The whole text as one array, with per-character and per-word times that add up to its length."""
+        chunks = self.split(text)
+        rate = self.info().sample_rate
+        timeline = Timeline(text, rate)
+        parts = []
+        for index, chunk in enumerate(chunks):
+            samples = self.synthesize_chunk_timed(chunk, params, timeline)
+            check_output(samples, rate)
+            parts.append(samples)
+            if index < len(chunks) - 1:
+                parts.append(silence(self.pause_s, rate))
+                timeline.silence(len(parts[-1]))
+        chars = timeline.timings()
+        return np.concatenate(parts), Timings(chars, words(chars))
 
     def close(self) -> None:  # noqa: B027 - a default that does nothing, not an abstract method
         """Release model memory; engines with nothing to release need not override."""
