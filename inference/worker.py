@@ -27,10 +27,12 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from inference.errors import BootError, EngineFailure
+from inference.text.alignment import Timeline, words
 from tts_vocab import SynthesisJob, SynthesisReply
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.exit_codes import EXIT_BOOT_FAILURE, EXIT_OK, EXIT_RUNTIME_CRASH
 from tts_vocab.messages import PhonemizeRequest
+from tts_vocab.timings import Timings
 
 log = logging.getLogger("tts_ops.worker")
 T = TypeVar("T")
@@ -207,36 +209,56 @@ class WorkerServer:
             finally:
                 self.busy = False
         self.served += 1
-        encoded, seconds, skipped = result
+        encoded, seconds, skipped, timings = result
         info = self.engine.info()
         reply = SynthesisReply(encoded.sample_rate, encoded.duration_s, seconds, info.id, info.model_version,
-                               os.getpid(), *SynthesisReply.code_points(skipped))
-        return web.Response(body=encoded.data, content_type=encoded.content_type, headers=reply.to_headers())
+                               os.getpid(), *SynthesisReply.code_points(skipped), timings=timings)
+        return web.Response(body=encoded.data + reply.to_wire(), content_type=encoded.content_type,
+                            headers=reply.to_headers())
 
-    def _synthesize(self, job: SynthesisJob) -> tuple[Any, float, tuple[str, ...]]:
-        """On the inference thread: (the encoded audio, seconds taken, characters the voice could not read)."""
+    def _synthesize(self, job: SynthesisJob) -> tuple[Any, float, tuple[str, ...], Any]:
+        """On the inference thread: (the encoded audio, seconds taken, characters the voice could not read, the
+        timings when the job asked for them)."""
         # Heavy (numpy, soundfile via inference.audio): imported once the socket is up, so /health answers from
         # the first moment; the first job finds them already loaded by the engine.
-        import numpy as np
-
-        from inference.audio import check_output, encode, silence
+        from inference.audio import encode
         from inference.engines.base import SynthesisParams
 
         start = time.monotonic()
         self.engine.take_skipped()  # whatever a failed job before this one left behind
         params = SynthesisParams.build(job.emotion, job.speed, job.voice)
+        timings = None
         if job.chunk:
-            # One chunk of a stream: no re-splitting; the front end asks for the inter-chunk pause so that
-            # compressed chunks (mp3, opus) carry it inside their own frames.
-            rate = self.engine.info().sample_rate
-            samples = self.engine.synthesize_chunk(job.text, params)
-            check_output(samples, rate)
-            if job.pause_after_s:
-                samples = np.concatenate([samples, silence(job.pause_after_s, rate)])
+            samples, timings = self._synthesize_chunk(job, params)
+        elif job.timestamps:
+            samples, timings = self.engine.synthesize_timed(job.text, params)
         else:
             samples = self.engine.synthesize(job.text, params)
         encoded = encode(samples, self.engine.info().sample_rate, job.format, job.sample_rate)
-        return encoded, time.monotonic() - start, self.engine.take_skipped()
+        return encoded, time.monotonic() - start, self.engine.take_skipped(), timings
+
+    def _synthesize_chunk(self, job: SynthesisJob, params: Any) -> tuple[Any, Timings | None]:
+        """One chunk of a stream: no re-splitting; the front end asks for the inter-chunk pause so that compressed
+        chunks (mp3, opus) carry it inside their own frames. Timings (when asked) count from the chunk's start."""
+        import numpy as np  # heavy: see _synthesize
+
+        from inference.audio import check_output, silence
+
+        rate = self.engine.info().sample_rate
+        timeline = Timeline(job.text, rate)
+        if job.timestamps:
+            samples = self.engine.synthesize_chunk_timed(job.text, params, timeline)
+        else:
+            samples = self.engine.synthesize_chunk(job.text, params)
+        check_output(samples, rate)
+        if job.pause_after_s:
+            pause = silence(job.pause_after_s, rate)
+            samples = np.concatenate([samples, pause])
+            timeline.silence(len(pause))
+        if not job.timestamps:
+            return samples, None
+        chars = timeline.timings()
+        return samples, Timings(chars, words(chars))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

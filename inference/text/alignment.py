@@ -173,6 +173,11 @@ class Timeline:
             last = self._entries[-1]
             self._entries[-1] = Segment(last.start, last.end, last.t0, self._now)
 
+    @property
+    def samples(self) -> int:
+        """Audio placed so far, in samples."""
+        return self._now
+
     def timings(self) -> tuple[Timing, ...]:
         """Every character of the text in exactly one entry, in order; times in seconds, the last end at the
         audio's length."""
