@@ -18,6 +18,9 @@ from typing import Any
 
 from tts_vocab.errors import InvalidRequest
 
+#: ``"captions"`` of ``POST /tts``: caption format -> (content type, file extension).
+CAPTION_FORMATS = {"srt": ("application/x-subrip", "srt"), "vtt": ("text/vtt", "vtt")}
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -67,4 +70,4 @@ class Timings:
         return Timings(tuple(t.shifted(seconds) for t in self.chars), tuple(t.shifted(seconds) for t in self.words))
 
 
-__all__ = ["Timing", "Timings"]
+__all__ = ["CAPTION_FORMATS", "Timing", "Timings"]

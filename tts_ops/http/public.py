@@ -36,7 +36,7 @@ from tts_ops.http.validation import (
     parse_tts,
 )
 from tts_ops.observability.metrics import Metrics
-from tts_ops.service.captions import CAPTION_FORMATS, captions, timed_body
+from tts_ops.service.captions import captions, timed_body
 from tts_ops.service.errors import ServiceError
 from tts_ops.service.synthesis import Dispatch, ReadyWorker, Result, SynthesisService
 from tts_ops.service.totals import Totals
@@ -45,6 +45,7 @@ from tts_ops.supervisor import WorkerState
 from tts_ops.upstream.balancer import Balancer
 from tts_ops.upstream.client import synthesize
 from tts_vocab.formats import extension_for
+from tts_vocab.timings import CAPTION_FORMATS
 
 __all__ = ["FrontEnd", "Result", "WorkerPool"]
 

@@ -22,6 +22,7 @@ from tts_vocab.errors import InvalidRequest
 from tts_vocab.fields import parse_flag, parse_sample_rate, parse_speed, parse_text, parse_voice
 from tts_vocab.formats import normalize_format
 from tts_vocab.messages import PhonemizeRequest
+from tts_vocab.timings import CAPTION_FORMATS
 
 __all__ = ["TtsRequest", "as_request_error", "canonical_voice", "check_content_type", "engine_default_voice",
            "load_json", "parse_emotion", "parse_tts", "RequestError", "TTS_FIELDS"]
@@ -29,7 +30,7 @@ __all__ = ["TtsRequest", "as_request_error", "canonical_voice", "check_content_t
 TTS_FIELDS = frozenset({"text", "emotion", "speed", "voice", "format", "sample_rate", "stream", "timestamps",
                         "captions"})
 #: ``"captions"`` values of ``POST /tts`` (tts_ops.service.captions writes them).
-CAPTION_CHOICES = ("srt", "vtt")
+CAPTION_CHOICES = tuple(CAPTION_FORMATS)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,7 @@ from typing import Any
 
 from tts_vocab.timings import Timing, Timings
 
-__all__ = ["CAPTION_FORMATS", "Cue", "captions", "cues", "timed_body"]
-
-#: Caption format -> (content type, file extension).
-CAPTION_FORMATS = {"srt": ("application/x-subrip", "srt"), "vtt": ("text/vtt", "vtt")}
+__all__ = ["Cue", "captions", "cues", "timed_body"]
 MIN_CUE_CHARS = 8
 MAX_CUE_CHARS = 20
 _SENTENCE_END = set("。！？!?…\n")

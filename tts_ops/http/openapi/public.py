@@ -24,6 +24,7 @@ from tts_ops.http.openapi.common import (
 )
 from tts_vocab.formats import FORMAT_SPELLINGS, FORMATS
 from tts_vocab.limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SPEED_MAX, SPEED_MIN
+from tts_vocab.timings import CAPTION_FORMATS
 
 
 def schemas(config: Config) -> dict[str, Any]:
@@ -120,7 +121,7 @@ def tts_request(config: Config) -> dict[str, Any]:
                            "description": "Answer JSON (TimedSpeech): the audio in base64 with per-character "
                                           "and per-word start/end times from the model's own durations. "
                                           "Engines without durations (sambert-hifigan) -> 400."},
-            "captions": {"type": ["string", "null"], "enum": ["srt", "vtt", None],
+            "captions": {"type": ["string", "null"], "enum": [*CAPTION_FORMATS, None],
                          "description": "Answer a caption file (SubRip or WebVTT) built from the timestamps "
                                         "instead of audio; not with ``stream``. sambert-hifigan -> 400."},
         }}
@@ -220,7 +221,8 @@ def tts_operation(config: Config) -> dict[str, Any]:
     texts = {
         400: "Invalid request: a body that is not JSON (malformed, or nested too deeply to parse), or a field the "
              "message names. Also text that the schema accepts but that has nothing speakable (only emoji, "
-             "punctuation or control characters), and a voice the engine does not have.",
+             "punctuation or control characters), a voice the engine does not have, and ``timestamps`` or "
+             "``captions`` on an engine that does not report times (sambert-hifigan).",
         413: f"Request body larger than ``server.max_body_bytes``, or ``text`` longer than "
              f"``server.max_text_chars`` ({limit}) characters.",
     }
@@ -233,6 +235,6 @@ def tts_operation(config: Config) -> dict[str, Any]:
                                              "Events with ``stream`` and ``timestamps``.",
                               "headers": audio_headers(openai=False),
                               "content": {**audio_content(), **json_content(schema_ref("TimedSpeech")),
-                                          "application/x-subrip": {"schema": STR}, "text/vtt": {"schema": STR},
+                                          **{media: {"schema": STR} for media, _ in CAPTION_FORMATS.values()},
                                           "text/event-stream": {"schema": STR}}},
                       **errors("Error", 400, 401, 413, 415, 500, 502, 503, 504, texts=texts)}}
