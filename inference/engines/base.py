@@ -151,9 +151,16 @@ class Engine(abc.ABC):
 
     def synthesize_timed(self, text: str, params: SynthesisParams) -> tuple[np.ndarray, Timings]:
         """The whole text as one array, with per-character and per-word times that add up to its length."""
+        timeline = Timeline(text, self.info().sample_rate)
+        audio = self.synthesize_onto(text, params, timeline)
+        chars = timeline.timings()
+        return audio, Timings(chars, words(chars))
+
+    def synthesize_onto(self, text: str, params: SynthesisParams, timeline: Timeline) -> np.ndarray:
+        """``synthesize`` with its chunks and pauses added to ``timeline``, which may already hold audio (a
+        script's earlier runs and breaks) and whose text holds ``text`` after what it has placed."""
         chunks = self.split(text)
         rate = self.info().sample_rate
-        timeline = Timeline(text, rate)
         parts = []
         for index, chunk in enumerate(chunks):
             samples = self.synthesize_chunk_timed(chunk, params, timeline)
@@ -162,8 +169,7 @@ class Engine(abc.ABC):
             if index < len(chunks) - 1:
                 parts.append(silence(self.pause_s, rate))
                 timeline.silence(len(parts[-1]))
-        chars = timeline.timings()
-        return np.concatenate(parts), Timings(chars, words(chars))
+        return np.concatenate(parts)
 
     def close(self) -> None:  # noqa: B027 - a default that does nothing, not an abstract method
         """Release model memory; engines with nothing to release need not override."""
