@@ -216,7 +216,7 @@ class WorkerServer:
         return web.Response(body=encoded.data + reply.to_wire(), content_type=encoded.content_type,
                             headers=reply.to_headers())
 
-    def _synthesize(self, job: SynthesisJob) -> tuple[Any, float, tuple[str, ...], Any]:
+    def _synthesize(self, job: SynthesisJob) -> tuple[Any, float, tuple[str, ...], Timings | None]:
         """On the inference thread: (the encoded audio, seconds taken, characters the voice could not read, the
         timings when the job asked for them)."""
         # Heavy (numpy, soundfile via inference.audio): imported once the socket is up, so /health answers from
@@ -227,7 +227,7 @@ class WorkerServer:
         start = time.monotonic()
         self.engine.take_skipped()  # whatever a failed job before this one left behind
         params = SynthesisParams.build(job.emotion, job.speed, job.voice)
-        timings = None
+        timings: Timings | None = None
         if job.chunk:
             samples, timings = self._synthesize_chunk(job, params)
         elif job.timestamps:
