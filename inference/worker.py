@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from inference.errors import BootError, EngineFailure
+from inference.errors import BootError, EngineFailure, TextError
 from inference.text.alignment import Timeline, words
 from tts_vocab import SynthesisJob, SynthesisReply
 from tts_vocab.errors import InvalidRequest
@@ -234,6 +234,8 @@ class WorkerServer:
             samples, timings = self.engine.synthesize_timed(job.text, params)
         else:
             samples = self.engine.synthesize(job.text, params)
+        if job.timestamps and timings is None:  # a path that cannot time its audio: the client's 400, not a 502
+            raise TextError("timestamps are not available for this request", "timestamps")
         encoded = encode(samples, self.engine.info().sample_rate, job.format, job.sample_rate)
         return encoded, time.monotonic() - start, self.engine.take_skipped(), timings
 
