@@ -31,6 +31,21 @@ def test_every_symbol_has_an_owner_inside_the_normalised_text(frontend, text):
         assert starts == sorted(starts)  # reading order
 
 
+@pytest.mark.parametrize("text", [
+    "会议定于12:30开始，气温-5°C。", "他得了第2名！", "请拨打+86 138-1234-5678", "邮箱zhang.san2024@example.com",
+    "访问https://www.example.com/docs查看", "2024-03-05出发，2024/3/5回来", "版本1.2.3发布", "5000mAh电池",
+    "约1/3的人", "哪儿好玩儿？", "ＡＢＣ，５０％", "Привет你好", "COVID-19疫情", "iPhone和Wi-Fi", "199，299，399元",
+])
+def test_normalised_texts_align_with_every_reading_owned(frontend, text):
+    for chunk in frontend.encode(text):
+        segments = align_piece(chunk.text, chunk.normalized, chunk.owners, [1] * len(chunk.phonemes))
+        assert "".join(chunk.text[s.start:s.end] for s in segments) == chunk.text
+        assert all(a.t1 <= b.t0 for a, b in zip(segments, segments[1:], strict=False))
+        silent = [chunk.text[s.start:s.end] for s in segments if s.t0 == s.t1]
+        # Only what the voice cannot read, whitespace and punctuation may be silent; every digit and letter sounds.
+        assert not any(c.isdigit() or c.isascii() and c.isalpha() for unit in silent for c in unit), silent
+
+
 def test_a_rewritten_span_is_one_unit_and_gets_its_syllables_time(frontend):
     chunk = frontend.encode("2024年3.5%。")[0]
     durations = [1] * len(chunk.phonemes)
