@@ -26,11 +26,14 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from inference.errors import BootError, EngineFailure
+from inference.errors import BootError, EngineFailure, TextError
+from inference.text.alignment import Timeline, words
 from tts_vocab import SynthesisJob, SynthesisReply
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.exit_codes import EXIT_BOOT_FAILURE, EXIT_OK, EXIT_RUNTIME_CRASH
 from tts_vocab.messages import PhonemizeRequest
+from tts_vocab.ssml import Script
+from tts_vocab.timings import Timings
 
 log = logging.getLogger("tts_ops.worker")
 T = TypeVar("T")
@@ -207,45 +210,87 @@ class WorkerServer:
             finally:
                 self.busy = False
         self.served += 1
-        encoded, seconds, skipped = result
+        encoded, seconds, skipped, timings = result
         info = self.engine.info()
         reply = SynthesisReply(encoded.sample_rate, encoded.duration_s, seconds, info.id, info.model_version,
-                               os.getpid(), *SynthesisReply.code_points(skipped))
-        return web.Response(body=encoded.data, content_type=encoded.content_type, headers=reply.to_headers())
+                               os.getpid(), *SynthesisReply.code_points(skipped), timings=timings)
+        return web.Response(body=encoded.data + reply.to_wire(), content_type=encoded.content_type,
+                            headers=reply.to_headers())
 
-    def _synthesize(self, job: SynthesisJob) -> tuple[Any, float, tuple[str, ...]]:
-        """On the inference thread: (the encoded audio, seconds taken, characters the voice could not read)."""
+    def _synthesize(self, job: SynthesisJob) -> tuple[Any, float, tuple[str, ...], Timings | None]:
+        """On the inference thread: (the encoded audio, seconds taken, characters the voice could not read, the
+        timings when the job asked for them)."""
         # Heavy (numpy, soundfile via inference.audio): imported once the socket is up, so /health answers from
         # the first moment; the first job finds them already loaded by the engine.
-        import numpy as np
-
-        from inference.audio import check_output, encode, silence
+        from inference.audio import encode
         from inference.engines.base import SynthesisParams
-        from inference.engines.script import render_script
 
         start = time.monotonic()
         self.engine.take_skipped()  # whatever a failed job before this one left behind
         params = SynthesisParams.build(job.emotion, job.speed, job.voice)
+        timings: Timings | None = None
+        rate = self.engine.info().sample_rate
         if job.ssml is not None:
-            # An SSML document (parsed by the daemon): rendered whole, breaks as exact silence, also as a stream's
-            # one chunk.
-            rate = self.engine.info().sample_rate
-            samples = render_script(self.engine, job.ssml, params)
-            check_output(samples, rate)
-            if job.pause_after_s:
-                samples = np.concatenate([samples, silence(job.pause_after_s, rate)])
+            samples, timings = self._render_ssml(job.ssml, job, params)
         elif job.chunk:
-            # One chunk of a stream: no re-splitting; the front end asks for the inter-chunk pause so that
-            # compressed chunks (mp3, opus) carry it inside their own frames.
-            rate = self.engine.info().sample_rate
-            samples = self._level(self.engine.synthesize_chunk(job.text, params), rate)
-            check_output(samples, rate)
-            if job.pause_after_s:
-                samples = np.concatenate([samples, silence(job.pause_after_s, rate)])
+            samples, timings = self._synthesize_chunk(job, params)
+        elif job.timestamps:
+            samples, timings = self.engine.synthesize_timed(job.text, params)
         else:
-            samples = self._level(self.engine.synthesize(job.text, params), self.engine.info().sample_rate)
-        encoded = encode(samples, self.engine.info().sample_rate, job.format, job.sample_rate)
-        return encoded, time.monotonic() - start, self.engine.take_skipped()
+            samples = self.engine.synthesize(job.text, params)
+        if job.timestamps and timings is None:  # a path that cannot time its audio: the client's 400, not a 502
+            raise TextError("timestamps are not available for this request", "timestamps")
+        # A gain only: the times stay valid. Each stream chunk is levelled on its own, so the chunks of one answer
+        # and separate answers all sit at the same loudness.
+        samples = self._level(samples, rate)
+        encoded = encode(samples, rate, job.format, job.sample_rate)
+        return encoded, time.monotonic() - start, self.engine.take_skipped(), timings
+
+    def _render_ssml(self, script: Script, job: SynthesisJob, params: Any) -> tuple[Any, Timings | None]:
+        """An SSML document (parsed by the daemon): rendered whole, breaks as exact silence, also as a stream's one
+        chunk (then followed by the inter-chunk pause the front end asks for). Timings (when asked) cover the
+        document's spoken text (``Script.spoken``), breaks included in the times."""
+        import numpy as np  # heavy: see _synthesize
+
+        from inference.audio import check_output, silence
+        from inference.engines.script import render_script
+
+        rate = self.engine.info().sample_rate
+        timeline = Timeline(script.spoken, rate) if job.timestamps else None
+        samples = render_script(self.engine, script, params, timeline)
+        check_output(samples, rate)
+        if job.pause_after_s:
+            pause = silence(job.pause_after_s, rate)
+            samples = np.concatenate([samples, pause])
+            if timeline is not None:
+                timeline.silence(len(pause))
+        if timeline is None:
+            return samples, None
+        chars = timeline.timings()
+        return samples, Timings(chars, words(chars))
+
+    def _synthesize_chunk(self, job: SynthesisJob, params: Any) -> tuple[Any, Timings | None]:
+        """One chunk of a stream: no re-splitting; the front end asks for the inter-chunk pause so that compressed
+        chunks (mp3, opus) carry it inside their own frames. Timings (when asked) count from the chunk's start."""
+        import numpy as np  # heavy: see _synthesize
+
+        from inference.audio import check_output, silence
+
+        rate = self.engine.info().sample_rate
+        timeline = Timeline(job.text, rate)
+        if job.timestamps:
+            samples = self.engine.synthesize_chunk_timed(job.text, params, timeline)
+        else:
+            samples = self.engine.synthesize_chunk(job.text, params)
+        check_output(samples, rate)
+        if job.pause_after_s:
+            pause = silence(job.pause_after_s, rate)
+            samples = np.concatenate([samples, pause])
+            timeline.silence(len(pause))
+        if not job.timestamps:
+            return samples, None
+        chars = timeline.timings()
+        return samples, Timings(chars, words(chars))
 
     def _level(self, samples: Any, rate: int) -> Any:
         """The engine's samples normalised to ``--loudness-lufs`` (each chunk of a stream on its own, so the chunks

@@ -50,11 +50,13 @@ class EngineDescriptor:
     emotions: tuple[str, ...] = EMOTIONS
     #: Default emotion presets (engines that render emotions by prosody controls); empty for native emotions.
     presets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    #: True when the engine reports exact per-character times (``"timestamps": true``, captions); else a 400.
+    timestamps: bool = False
 
 
 FASTSPEECH2_BAKER = EngineDescriptor(
     id="fastspeech2-baker", voices=("baker",), default_voice="baker", max_chunk_chars=60, pause_s=0.25,
-    pullable=True, config_section="fastspeech2_baker", presets=FASTSPEECH2_PRESETS)
+    pullable=True, config_section="fastspeech2_baker", presets=FASTSPEECH2_PRESETS, timestamps=True)
 SAMBERT_HIFIGAN = EngineDescriptor(
     id="sambert-hifigan", voices=("zhitian_emo", "zhiyan_emo", "zhizhe_emo", "zhibei_emo"),
     default_voice="zhitian_emo", max_chunk_chars=100, pause_s=0.25, pullable=False,

@@ -14,6 +14,8 @@ MODEL_VERSION = "X-Model-Version"
 WORKER_PID = "X-Worker-Pid"
 #: Code points the voice could not read, space-separated (``U+1F600 U+2603``); absent when there were none.
 SKIPPED_CHARS = "X-Skipped-Chars"
+#: Bytes of the JSON timings trailer after the audio (only for a job with ``timestamps``).
+TIMINGS_BYTES = "X-Timings-Bytes"
 
 # -- public API only -----------------------------------------------------------------------------------------------
 CACHE = "X-Cache"

@@ -4,12 +4,14 @@ The daemon builds a ``SynthesisJob`` from a validated client request and sends `
 of ``POST /synthesize``; the worker rebuilds it with ``SynthesisJob.from_wire(body)``, which validates every field
 once where it enters the worker process. The reply is the encoded audio as the body with its metadata in headers:
 ``SynthesisReply.to_headers()`` on the worker, ``SynthesisReply.from_headers()`` on the daemon (the one place
-the numbers are parsed back).
+the numbers are parsed back). A job with ``timestamps`` gets its timings as a JSON trailer after the audio, its
+length in ``X-Timings-Bytes``: ``SynthesisReply.to_wire()`` / ``SynthesisReply.from_wire(headers, body)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +22,14 @@ from tts_vocab.errors import InvalidRequest
 from tts_vocab.fields import parse_flag, parse_pause, parse_sample_rate, parse_speed, parse_text, parse_voice
 from tts_vocab.formats import normalize_format
 from tts_vocab.ssml import Script
+from tts_vocab.timings import Timings
 
 #: Most distinct unreadable code points one reply names: the header stays far below HTTP's 8 KiB header limit
 #: whatever the text (64 x "U+10FFFD " is 576 bytes); beyond them the reply names how many more there were.
 MAX_SKIPPED = 64
 
-_JOB_FIELDS = ("text", "emotion", "speed", "voice", "format", "sample_rate", "chunk", "pause_after_s", "ssml")
+_JOB_FIELDS = ("text", "emotion", "speed", "voice", "format", "sample_rate", "chunk", "pause_after_s", "ssml",
+               "timestamps")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class SynthesisJob:
     pause_after_s: float = 0.0
     #: The parsed SSML document when ``text`` is one (``<speak>...``), rendered instead of ``text``; None = plain text.
     ssml: Script | None = None
+    #: Reply with per-character and per-word times (``SynthesisReply.timings``).
+    timestamps: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         wire = {name: getattr(self, name) for name in _JOB_FIELDS if name != "ssml"}
@@ -66,6 +72,7 @@ class SynthesisJob:
             chunk=parse_flag(body.get("chunk", False), "chunk"),
             pause_after_s=parse_pause(body.get("pause_after_s", 0.0)),
             ssml=None if body.get("ssml") is None else Script.from_wire(body["ssml"]),
+            timestamps=parse_flag(body.get("timestamps", False), "timestamps"),
         )
 
     def replace(self, **changes: Any) -> SynthesisJob:
@@ -112,6 +119,8 @@ class SynthesisReply:
     #: appearance (logged, never silent), at most MAX_SKIPPED of them; ``more_skipped``: how many distinct ones more.
     skipped: tuple[str, ...] = ()
     more_skipped: int = 0
+    #: The audio's timestamps, for a job that asked for them (None otherwise).
+    timings: Timings | None = None
 
     @classmethod
     def code_points(cls, chars: Iterable[str]) -> tuple[tuple[str, ...], int]:
@@ -131,7 +140,31 @@ class SynthesisReply:
         if self.skipped:
             more = f" +{self.more_skipped}" if self.more_skipped else ""
             out[headers.SKIPPED_CHARS] = " ".join(self.skipped) + more
+        if self.timings is not None:
+            out[headers.TIMINGS_BYTES] = str(len(self.to_wire()))
         return out
+
+    def to_wire(self) -> bytes:
+        """The trailer sent after the audio: the timings as UTF-8 JSON (empty without timings)."""
+        if self.timings is None:
+            return b""
+        return json.dumps(self.timings.to_wire(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_wire(cls, values: Mapping[str, str], body: bytes) -> tuple[SynthesisReply, bytes]:
+        """(the reply, its audio) from a worker's headers and body, the timings trailer split off and parsed;
+        InvalidRequest naming the header when the trailer does not fit or is not timings."""
+        reply = cls.from_headers(values)
+        size = int(_number(values, headers.TIMINGS_BYTES, int))
+        if headers.TIMINGS_BYTES not in values:
+            return reply, body
+        if not 0 <= size <= len(body):
+            raise InvalidRequest(f"worker header {headers.TIMINGS_BYTES} exceeds the body", headers.TIMINGS_BYTES)
+        try:
+            timings = Timings.from_wire(json.loads(body[len(body) - size:]))
+        except ValueError as exc:  # not JSON, or InvalidRequest for the wrong shape
+            raise InvalidRequest(f"worker timings are malformed: {exc}", headers.TIMINGS_BYTES) from None
+        return dataclasses.replace(reply, timings=timings), body[:len(body) - size]
 
     @classmethod
     def from_headers(cls, values: Mapping[str, str]) -> SynthesisReply:

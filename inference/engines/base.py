@@ -18,12 +18,14 @@ import numpy as np
 
 from inference.audio import check_output, silence
 from inference.errors import TextError
+from inference.text.alignment import Timeline, words
 from tts_vocab.emotions import EMOTION_ALIASES, EMOTIONS
 from tts_vocab.emotions import normalize_emotion as _normalize_emotion
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.limits import SPEED_MAX, SPEED_MIN
 from tts_vocab.messages import FrontendView
 from tts_vocab.ssml import Say
+from tts_vocab.timings import Timings
 
 log = logging.getLogger("tts_ops.engine")
 
@@ -142,13 +144,47 @@ class Engine(abc.ABC):
         """The whole text as one float32 array."""
         return np.concatenate(list(self.iter_synthesize(text, params)))
 
-    def synthesize_run(self, run: Sequence[Say], params: SynthesisParams) -> np.ndarray:
-        """One run of an SSML script (``inference.engines.script``): spoken segments sharing ``params.emotion``.
-        Engines that can force a reading override this; by default a run with a ``<phoneme>`` is a TextError."""
+    def synthesize_run(self, run: Sequence[Say], params: SynthesisParams,
+                       timeline: Timeline | None = None) -> np.ndarray:
+        """One run of an SSML script (``inference.engines.script``): spoken segments sharing ``params.emotion``,
+        added to ``timeline`` when one is given (``synthesize_onto``). Engines that can force a reading override
+        this; by default a run with a ``<phoneme>`` is a TextError."""
         forced = [segment.text for segment in run if segment.pinyin]
         if forced:
             raise TextError(f"engine {self.id} cannot force a reading (SSML <phoneme>): {', '.join(forced)}")
-        return self.synthesize("".join(segment.text for segment in run), params)
+        return self.synthesize_whole("".join(segment.text for segment in run), params, timeline)
+
+    def synthesize_whole(self, text: str, params: SynthesisParams, timeline: Timeline | None) -> np.ndarray:
+        """``synthesize``, or ``synthesize_onto`` when there is a ``timeline`` to add the audio to."""
+        return self.synthesize(text, params) if timeline is None else self.synthesize_onto(text, params, timeline)
+
+    def synthesize_chunk_timed(self, text: str, params: SynthesisParams, timeline: Timeline) -> np.ndarray:
+        """``synthesize_chunk`` that also adds the chunk's pieces to ``timeline``. Engines whose pipeline does not
+        expose per-symbol durations (Sambert's does not) refuse: TextError, a 400 naming ``timestamps``."""
+        raise TextError(f"engine {self.id} does not report timestamps (its pipeline exposes no durations)",
+                        "timestamps")
+
+    def synthesize_timed(self, text: str, params: SynthesisParams) -> tuple[np.ndarray, Timings]:
+        """The whole text as one array, with per-character and per-word times that add up to its length."""
+        timeline = Timeline(text, self.info().sample_rate)
+        audio = self.synthesize_onto(text, params, timeline)
+        chars = timeline.timings()
+        return audio, Timings(chars, words(chars))
+
+    def synthesize_onto(self, text: str, params: SynthesisParams, timeline: Timeline) -> np.ndarray:
+        """``synthesize`` with its chunks and pauses added to ``timeline``, which may already hold audio (a
+        script's earlier runs and breaks) and whose text holds ``text`` after what it has placed."""
+        chunks = self.split(text)
+        rate = self.info().sample_rate
+        parts = []
+        for index, chunk in enumerate(chunks):
+            samples = self.synthesize_chunk_timed(chunk, params, timeline)
+            check_output(samples, rate)
+            parts.append(samples)
+            if index < len(chunks) - 1:
+                parts.append(silence(self.pause_s, rate))
+                timeline.silence(len(parts[-1]))
+        return np.concatenate(parts)
 
     def close(self) -> None:  # noqa: B027 - a default that does nothing, not an abstract method
         """Release model memory; engines with nothing to release need not override."""

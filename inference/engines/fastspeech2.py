@@ -20,6 +20,7 @@ from inference.audio import check_output
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
 from inference.errors import BootError, EngineFailure, TextError
 from inference.models.store import ModelStore, default_store_dir
+from inference.text.alignment import Timeline, align_piece
 from inference.text.lexicon import load_checked
 from tts_vocab.engines import FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS
 from tts_vocab.messages import FrontendView
@@ -38,6 +39,8 @@ VOCODER_FILE = "mb_melgan.tflite"
 MAPPER_FILE = "baker_mapper.json"
 # Output 1 of the acoustic model is the post-net mel (output 0 is the pre-net one).
 MEL_OUTPUT = 1
+# Output 2: frames per input symbol ([1, T] int32), the duration ratio already applied; they sum to the mel length.
+DURATION_OUTPUT = 2
 
 # Emotion presets: the shared vocabulary's defaults (tts_vocab.engines, where their measurements are noted);
 # config overrides them.
@@ -86,6 +89,9 @@ class FastSpeech2Engine(Engine):
         self._frontend: Any = None
         self._skipped: list[str] = []
         self._version = "unknown"
+        # While a timed synthesis runs: each rendered piece with its symbol durations and length in samples.
+        self._rendered: list[tuple[Chunk, np.ndarray, int]] | None = None
+        self._durations = np.zeros(0, np.int32)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -151,10 +157,12 @@ class FastSpeech2Engine(Engine):
         self._require_loaded()
         return FrontendView.from_wire(self._frontend.phonemize(text, max_chars=self.max_chunk_chars))
 
-    def synthesize_run(self, run: Sequence[Say], params: SynthesisParams) -> np.ndarray:
-        """An SSML run; each ``<phoneme>`` becomes a pronunciation-dictionary entry for this one synthesis, so its
-        characters keep their place in the sentence's prosody. When the same characters also occur untagged (or
-        tagged with another reading) in the run, the tagged segments are synthesised on their own instead."""
+    def synthesize_run(self, run: Sequence[Say], params: SynthesisParams,
+                       timeline: Timeline | None = None) -> np.ndarray:
+        """An SSML run (added to ``timeline`` when given); each ``<phoneme>`` becomes a pronunciation-dictionary entry
+        for this one synthesis, so its characters keep their place in the sentence's prosody. When the same characters
+        also occur untagged (or tagged with another reading) in the run, the tagged segments are synthesised on their
+        own instead."""
         self._require_loaded()
         forced = {segment.text: segment.pinyin for segment in run if segment.pinyin}
         unreadable = sorted({r for readings in forced.values() for r in readings if not self._frontend.readable(r)})
@@ -165,12 +173,12 @@ class FastSpeech2Engine(Engine):
         if (all(text.count(word) == tagged.count(word) for word in forced)
                 and all(segment.pinyin == forced[segment.text] for segment in run if segment.pinyin)):
             with self._frontend.extra_entries(forced):
-                return self.synthesize(text, params)
+                return self.synthesize_whole(text, params, timeline)
         pieces = []
         for segment in run:
             with self._frontend.extra_entries({segment.text: segment.pinyin} if segment.pinyin else {}):
                 try:
-                    pieces.append(self.synthesize(segment.text, params))
+                    pieces.append(self.synthesize_whole(segment.text, params, timeline))
                 except TextError:
                     if segment.pinyin:
                         raise  # a bit of punctuation between two tagged words is silent, not an error
@@ -215,6 +223,27 @@ class FastSpeech2Engine(Engine):
             raise EngineFailure(f"{MODEL_ID} inference failed: {exc}") from exc
         if splits_left and len(chunk.text) > 1 and ending_is_cut(audio, duration):
             return self._render_halves(chunk, duration, preset, splits_left, "ending cut off")
+        if self._rendered is not None:
+            self._rendered.append((chunk, self._durations, len(audio)))
+        return audio
+
+    def synthesize_chunk_timed(self, text: str, params: SynthesisParams, timeline: Timeline) -> np.ndarray:
+        """``synthesize_chunk`` plus its pieces on ``timeline``: the model's durations per symbol, the pause
+        ``join_pieces`` put between pieces."""
+        self._rendered = []
+        try:
+            audio = self.synthesize_chunk(text, params)
+            rendered = self._rendered
+        finally:
+            self._rendered = None
+        gap = int(PIECE_PAUSE_S * SAMPLE_RATE)
+        if sum(samples for _, _, samples in rendered) + gap * (len(rendered) - 1) != len(audio):
+            raise EngineFailure(f"{MODEL_ID} timestamps do not add up to the audio's length")
+        for index, (chunk, durations, samples) in enumerate(rendered):
+            if index:
+                timeline.silence(gap)
+            segments = align_piece(chunk.text, chunk.normalized, chunk.owners, durations.tolist())
+            timeline.piece(chunk.text, segments, HOP_SAMPLES, samples)
         return audio
 
     def _render_halves(self, chunk: Chunk, duration: float, preset: Mapping[str, float], splits_left: int,
@@ -233,7 +262,9 @@ class FastSpeech2Engine(Engine):
         model.set_tensor(self._inputs["f0_ratios"], np.array([f0], np.float32))
         model.set_tensor(self._inputs["energy_ratios"], np.array([energy], np.float32))
         model.invoke()
-        return model.get_tensor(model.get_output_details()[MEL_OUTPUT]["index"])
+        outputs = model.get_output_details()
+        self._durations = model.get_tensor(outputs[DURATION_OUTPUT]["index"])[0].copy()
+        return model.get_tensor(outputs[MEL_OUTPUT]["index"])
 
     def _mel_to_audio(self, mel: np.ndarray) -> np.ndarray:
         vocoder = self._vocoder

@@ -23,6 +23,7 @@ import numpy as np
 
 from inference.engines.base import Engine, EngineInfo, SynthesisParams
 from inference.errors import BootError, EngineFailure, TextError
+from inference.text.alignment import Timeline
 from tts_vocab.engines import SAMBERT_HIFIGAN
 from tts_vocab.ssml import Say
 
@@ -194,11 +195,12 @@ class SambertEngine(Engine):
         category = SAMBERT_EMOTION.get(emotion, emotion)
         return f'<speak><emotion category="{category}" intensity="{self._intensity:.2f}">{markup}</emotion></speak>'
 
-    def synthesize_run(self, run: Sequence[Say], params: SynthesisParams) -> np.ndarray:
+    def synthesize_run(self, run: Sequence[Say], params: SynthesisParams,
+                       timeline: Timeline | None = None) -> np.ndarray:
         """An SSML run. With a ``<phoneme>`` in it the run is one Sambert SSML document, the reading passed natively
         (``<phoneme alphabet="py" ph="hang2">行</phoneme>``, Sambert's own SSML, as Aliyun's TTS writes it)."""
-        if not any(segment.pinyin for segment in run):
-            return super().synthesize_run(run, params)
+        if not any(segment.pinyin for segment in run) or timeline is not None:
+            return super().synthesize_run(run, params, timeline)  # timed: refused there, as every timed request
         markup = "".join(f'<phoneme alphabet="py" ph="{" ".join(s.pinyin)}">{escape(s.text)}</phoneme>' if s.pinyin
                          else escape(s.text) for s in run)
         return self._synthesize_input(self._speak(markup, params.emotion), "".join(s.text for s in run), params)

@@ -17,6 +17,7 @@ import numpy as np
 from inference.audio import silence
 from inference.engines.base import Engine, SynthesisParams
 from inference.errors import TextError
+from inference.text.alignment import Timeline
 from tts_vocab.ssml import Pause, Say, Script
 
 __all__ = ["render_script", "runs"]
@@ -37,8 +38,10 @@ def runs(script: Script) -> list[list[Say] | Pause]:
     return out
 
 
-def render_script(engine: Engine, script: Script, params: SynthesisParams) -> np.ndarray:
-    """Float32 samples of the whole script at the engine's rate; TextError when nothing in it is speakable."""
+def render_script(engine: Engine, script: Script, params: SynthesisParams,
+                  timeline: Timeline | None = None) -> np.ndarray:
+    """Float32 samples of the whole script at the engine's rate; TextError when nothing in it is speakable.
+    With a ``timeline`` (over ``script.spoken``) every run and break is placed on it as well."""
     rate = engine.info().sample_rate
     engine.resolve_voice(params.voice)  # an unknown voice is named once, before any run is tried
     pieces: list[np.ndarray] = []
@@ -46,10 +49,12 @@ def render_script(engine: Engine, script: Script, params: SynthesisParams) -> np
     for run in runs(script):
         if isinstance(run, Pause):
             pieces.append(silence(run.seconds, rate))
+            if timeline is not None:
+                timeline.silence(len(pieces[-1]))
             continue
         run_params = dataclasses.replace(params, emotion=run[0].emotion or params.emotion)
         try:
-            pieces.append(engine.synthesize_run(run, run_params))
+            pieces.append(engine.synthesize_run(run, run_params, timeline))
             spoken = True
         except TextError:
             # A run of punctuation between two breaks is silent, not a failure of the whole document.

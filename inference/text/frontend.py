@@ -42,6 +42,8 @@ class Chunk:
     ids: np.ndarray  # int32, shape [len(phonemes)], read-only
     #: Characters of the slice the voice cannot read (emoji, unknown scripts); punctuation is not listed.
     skipped: tuple[str, ...] = ()
+    #: Per symbol, the span of ``normalized`` it was read from (``SentenceReading.owners``), for timestamps.
+    owners: tuple[tuple[int, int] | None, ...] = ()
 
 
 class MandarinFrontend:
@@ -103,11 +105,12 @@ class MandarinFrontend:
                 continue
             ids = self.ids(list(reading.symbols))
             ids.flags.writeable = False  # Chunk is frozen; keep its array from being edited in place too
-            chunks.append(Chunk(piece, normalized, reading.symbols, ids, tuple(unreported)))
+            chunks.append(Chunk(piece, normalized, reading.symbols, ids, tuple(unreported), reading.owners))
             unreported = []
         if chunks and unreported:
             last = chunks[-1]
-            chunks[-1] = Chunk(last.text, last.normalized, last.phonemes, last.ids, last.skipped + tuple(unreported))
+            chunks[-1] = Chunk(last.text, last.normalized, last.phonemes, last.ids, last.skipped + tuple(unreported),
+                               last.owners)
         if not chunks:
             raise TextError(NOTHING_SPEAKABLE)
         return chunks

@@ -129,6 +129,8 @@ _POLYPHONE_FIXES = (
 _DE_AFTER_WORD = re.compile(rf"(?<=[{_HAN}][^块片亩处])地(?=[{_HAN}])")
 
 Syllable = tuple[str, ...]
+#: [start, end) of the characters of the normalised sentence a symbol was read from (``SentenceReading.owners``).
+Span = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -139,11 +141,14 @@ class SentenceReading:
     per spoken syllable, tone-3 with the surface tone sent to the model (sandhi applied, 5 = neutral), an erhua
     suffix as its own "er5" entry, letters and digits as the syllables they are spelled with. ``skipped``: the
     characters dropped because the voice cannot read them (emoji, other scripts, symbols, characters without a
-    reading), in order; punctuation and whitespace are silent by design and not listed."""
+    reading), in order; punctuation and whitespace are silent by design and not listed. ``owners``: one per
+    symbol, the span of the sentence it was read from (a break: its punctuation mark), None for the framing
+    ``sil``/``eos`` and ``#0``; ``inference.text.alignment`` maps the model's durations back to the text with it."""
 
     symbols: tuple[str, ...]
     pinyin: tuple[str, ...]
     skipped: tuple[str, ...]
+    owners: tuple[Span | None, ...] = ()
 
 
 class BakerG2P:
@@ -179,26 +184,32 @@ class BakerG2P:
         """Symbols, per-syllable pinyin and skipped characters of one normalised sentence."""
         skipped: list[str] = []
         sequence = [SENTENCE_BREAK]
+        owners: list[Span | None] = [None]
         pinyin: list[str] = []
         pending_break: str | None = None
+        pending_owner: Span | None = None
         spoken = 0
-        for item in self._items(sentence, skipped):
+        for item, span in self._items(sentence, skipped):
             if isinstance(item, str):
                 # Breaks before the first syllable or after the last one are covered by the framing sil.
                 if spoken and _BREAK_STRENGTH[item] > (_BREAK_STRENGTH[pending_break] if pending_break else 0):
-                    pending_break = item
+                    pending_break, pending_owner = item, span
                 continue
             if spoken:
                 sequence.append(pending_break or SYLLABLE_BREAK)
+                owners.append(pending_owner if pending_break else None)
             sequence.extend(item)
+            owners.extend([span] * len(item))
             pinyin.extend(self._pinyin_of(item))
             spoken += 1
-            pending_break = None
+            pending_break = pending_owner = None
         if skipped:
             log.info("skipped characters the voice cannot read: %s",
                      ", ".join(f"U+{ord(char):04X} {char!r}" for char in skipped))
         symbols = (*sequence, SENTENCE_BREAK, EOS) if spoken else ()
-        return SentenceReading(symbols, tuple(pinyin), tuple(skipped))
+        # The closing sil is the pause of the sentence's final punctuation when it has one.
+        owners += [pending_owner, None]
+        return SentenceReading(symbols, tuple(pinyin), tuple(skipped), tuple(owners) if spoken else ())
 
     def syllable(self, reading: str) -> Syllable | None:
         """Baker symbols for one tone-3 pinyin reading ("zhi1", "huar1", "n2"), or None if the model lacks it."""
@@ -214,9 +225,11 @@ class BakerG2P:
             return (initial, final + tone, ERHUA_FINAL)
         return None
 
-    def han_syllables(self, run: str, readings: list[str], skipped: list[str] | None = None) -> list[Syllable]:
+    def han_syllables(self, run: str, readings: list[str], skipped: list[str] | None = None,
+                      owners: list[Span] | None = None) -> list[Syllable]:
         """Syllables for a run of Chinese characters given pypinyin's readings for it, erhua folded in; characters
-        without Baker symbols are appended to ``skipped``."""
+        without Baker symbols are appended to ``skipped``, and each syllable's span of ``run`` to ``owners``."""
+        spans: list[Span] = [] if owners is None else owners
         real_er = self._real_er_positions(run)
         syllables: list[Syllable] = []
         previous_char = -2  # index of the character the last syllable was read from
@@ -225,6 +238,7 @@ class BakerG2P:
             char = run[i] if i < len(run) else ""
             if char == "儿" and i not in real_er and _can_take_erhua(syllables, previous_char == i - 1):
                 syllables[-1] = syllables[-1] + (ERHUA_FINAL,)
+                spans[-1] = (spans[-1][0], i + 1)
                 previous_char, i = i, i + 1
                 continue
             syllable = self.syllable(reading)
@@ -237,7 +251,9 @@ class BakerG2P:
             syllables.append(syllable)
             previous_char = i
             # An r-suffixed reading already covers the 儿 written after its character.
-            i += 2 if syllable[-1] == ERHUA_FINAL and run[i + 1: i + 2] == "儿" else 1
+            step = 2 if syllable[-1] == ERHUA_FINAL and run[i + 1: i + 2] == "儿" else 1
+            spans.append((min(i, len(run) - 1), min(i + step, len(run))))
+            i += step
         return syllables
 
     # -- internals ---------------------------------------------------------------------------------------------
@@ -246,21 +262,24 @@ class BakerG2P:
         entries = [self._base_of[(initial, final[:-1])] + final[-1]]
         return entries + [ERHUA_FINAL] if syllable[-1] == ERHUA_FINAL and len(syllable) == 3 else entries
 
-    def _items(self, sentence: str, skipped: list[str]) -> Iterator[Syllable | str]:
-        """Syllables and break symbols, in reading order; unreadable characters are appended to ``skipped``."""
+    def _items(self, sentence: str, skipped: list[str]) -> Iterator[tuple[Syllable | str, Span]]:
+        """Syllables and break symbols with the span of ``sentence`` each was read from, in reading order;
+        unreadable characters are appended to ``skipped``."""
         for match in _TOKEN.finditer(sentence):
-            kind, text = match.lastgroup, match.group()
+            kind, text, start = match.lastgroup, match.group(), match.start()
             if kind == "han":
-                yield from self.han_syllables(text, _pinyin_readings(text, self.lexicon), skipped)
+                spans: list[Span] = []
+                syllables = self.han_syllables(text, _pinyin_readings(text, self.lexicon), skipped, spans)
+                yield from ((syl, (start + a, start + b)) for syl, (a, b) in zip(syllables, spans, strict=True))
             elif kind in ("latin", "digit"):
                 for reading in (word_readings(text) if kind == "latin" else readings_for(text)):
                     syllable = self.syllable(reading)
                     if syllable is not None:  # always: _check_spelling_tables() vetted every spelling at load
-                        yield syllable
+                        yield syllable, match.span()
             elif kind == "sentence":
-                yield SENTENCE_BREAK
+                yield SENTENCE_BREAK, match.span()
             elif kind == "clause":
-                yield CLAUSE_BREAK
+                yield CLAUSE_BREAK, match.span()
             elif kind == "other" and not unicodedata.category(text).startswith("P"):
                 skipped.append(text)
 

@@ -464,3 +464,16 @@ def test_readme_and_constraints_file_pin_the_same_versions():
         assert f"{name}=={version}" in readme
     assert "deploy/sambert-constraints.txt" in readme
     assert not re.search(r"\bkantts ttsfrd\b", readme)  # no unpinned install line left
+
+
+# -- timestamps ---------------------------------------------------------------------------------------------------
+
+
+def test_timestamps_are_refused_with_a_400_naming_the_field(make_engine):
+    # ModelScope's pipeline returns only the waveform (no per-symbol durations), so times would be estimates.
+    engine, pipeline = make_engine()
+    with pytest.raises(TextError) as caught:
+        engine.synthesize_timed("今天天气真好。", SynthesisParams())
+    assert caught.value.field == "timestamps" and "does not report timestamps" in str(caught.value)
+    assert pipeline.calls == []  # refused before any synthesis
+    assert len(synth(engine)) > 0  # positive control: untimed synthesis works

@@ -25,10 +25,13 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+from multidict import CIMultiDict
 
 from inference.audio import FORMATS
 from inference.engines.fastspeech2 import VOCODER_FILE
 from inference.errors import EXIT_BOOT_FAILURE, EXIT_OK
+from tts_vocab import SynthesisReply
+from tts_vocab import headers as h
 
 RATE = 24000
 SENTENCE = "今天天气真好，适合出去散步。"
@@ -393,3 +396,24 @@ def test_unreadable_characters_are_named_once_each_and_bounded(worker):
     meta = SynthesisReply.from_headers({name.title(): value for name, value in reply.headers.items()})
     assert len(meta.skipped) == MAX_SKIPPED and meta.more_skipped == 201 - MAX_SKIPPED
     assert meta.skipped[0] == "U+E100" and len(reply.headers["x-skipped-chars"]) < 1024
+
+
+# -- timestamps ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job", [
+    {"text": "今天天气真好，2024年。第二句话。", "format": "wav"},
+    {"text": "流式的一块，后面有停顿。", "format": "pcm", "chunk": True, "pause_after_s": 0.25, "sample_rate": 16000},
+])
+def test_timed_jobs_get_their_timings_as_a_trailer(worker, job):
+    reply = worker.synthesize({**job, "timestamps": True})
+    assert reply.status == 200, reply.body[:300]
+    parsed, audio = SynthesisReply.from_wire(CIMultiDict(reply.headers), reply.body)
+    assert parsed.timings is not None and len(audio) < len(reply.body)
+    samples, rate = decode(Reply(reply.status, reply.headers, audio, reply.seconds), job["format"])
+    stamps = parsed.timings.chars
+    assert "".join(t.text for t in stamps) == job["text"]
+    assert abs(stamps[-1].end_s - samples.size / rate) <= 300 / RATE  # a chunk's pause included
+    assert [w.text for w in parsed.timings.words][:2] in (["今天", "天气"], ["流式", "的"], ["今天天气", "真"])
+    untimed = worker.synthesize(job)  # positive control: no trailer without the flag
+    assert h.TIMINGS_BYTES.lower() not in untimed.headers

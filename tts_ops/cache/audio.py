@@ -24,8 +24,9 @@ __all__ = ["CachedAudio", "EnvelopeError", "encode_header", "decode_header", "en
 
 ENVELOPE_VERSION = 1
 _LEN = struct.Struct(">I")
-# Far above any real header (a few hundred bytes): a larger length means the value is not ours.
-_MAX_HEADER = 64 * 1024
+# Far above any real header (a few hundred bytes; timings add ~80 bytes per character of text): a larger length
+# means the value is not ours.
+_MAX_HEADER = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,10 @@ def normalize_text(text: str) -> str:
 
 
 def cache_key(prefix: str, *, engine: str, model_version: str, voice: str, emotion: str, speed: float,
-              fmt: str, sample_rate: int | None, text: str) -> str:
-    """Key of the audio synthesized from these inputs; equal inputs (after normalisation) give equal keys."""
+              fmt: str, sample_rate: int | None, text: str, timestamps: bool = False) -> str:
+    """Key of the audio synthesized from these inputs; equal inputs (after normalisation) give equal keys.
+    ``timestamps``: the entry also holds the timings, which name the request's characters one by one, so the
+    text is keyed exactly as sent (two spellings that share audio do not share timestamps)."""
     speed = float(speed)
     if not math.isfinite(speed):
         raise ValueError(f"speed must be finite, got {speed!r}")
@@ -49,6 +51,9 @@ def cache_key(prefix: str, *, engine: str, model_version: str, voice: str, emoti
         "sample_rate": None if sample_rate is None else int(sample_rate),
         "text": normalize_text(text),
     }
+    if timestamps:
+        # Only present when asked for, so every key made before timestamps existed is unchanged.
+        document.update(timestamps=True, text=text)
     # sort_keys + fixed separators make the bytes canonical; ensure_ascii=False keeps CJK as UTF-8 (shorter);
     # surrogatepass: a lone surrogate in client text (valid JSON escape) must not turn a key into a 500.
     canonical = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

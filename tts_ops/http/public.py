@@ -26,8 +26,18 @@ from tts_ops.http.errors import HttpError
 from tts_ops.http.middleware import MAX_BODY_BYTES, METRICS, json_error, readable_json, request_context
 from tts_ops.http.openai import routes as openai_routes
 from tts_ops.http.streaming import stream_job
-from tts_ops.http.validation import check_content_type, engine_default_voice, load_json, parse_frontend, parse_tts
+from tts_ops.http.validation import (
+    TtsRequest,
+    check_content_type,
+    check_timestamps,
+    engine_default_voice,
+    load_json,
+    parse_frontend,
+    parse_tts,
+)
 from tts_ops.observability.metrics import Metrics
+from tts_ops.service.captions import captions, timed_body
+from tts_ops.service.errors import ServiceError
 from tts_ops.service.synthesis import Dispatch, QualitySampler, ReadyWorker, Result, SynthesisService
 from tts_ops.service.totals import Totals
 from tts_ops.storage.output_store import OutputStore
@@ -35,6 +45,7 @@ from tts_ops.supervisor import WorkerState
 from tts_ops.upstream.balancer import Balancer
 from tts_ops.upstream.client import synthesize
 from tts_vocab.formats import extension_for
+from tts_vocab.timings import CAPTION_FORMATS
 
 __all__ = ["FrontEnd", "Result", "WorkerPool"]
 
@@ -217,9 +228,13 @@ class FrontEnd:
             tts = parse_tts(load_json(await request.read()), max_text_chars=self.config.server.max_text_chars,
                             default_voice=engine_default_voice(self.config))
             job = tts.job
+            check_timestamps(self.config.workers.engine, job)
             if tts.stream:
-                return await stream_job(service, request, job, sse=False)
+                # Timestamps come as events, so a timed stream is Server-Sent Events (see the README).
+                return await stream_job(service, request, job, sse=job.timestamps)
             result = await service.synthesize(job)
+            if job.timestamps and result.timings is None:
+                raise ServiceError(502, "the worker sent no timestamps")
         except HttpError as exc:
             if exc.is_client_error:
                 service.totals.client_error()
@@ -231,5 +246,20 @@ class FrontEnd:
         headers.update(await service.record(job, result.cached, result.cache, result.worker_id,
                                             request_id=request.get("request_id"), server_id=request["server_id"],
                                             shared=result.shared))
+        if job.timestamps:
+            return _timed_response(tts, result, headers)
         headers["Content-Disposition"] = f'inline; filename="speech.{extension_for(job.format)}"'
         return web.Response(body=result.audio, content_type=result.content_type, headers=headers)
+
+
+def _timed_response(tts: TtsRequest, result: Result, headers: dict[str, str]) -> web.Response:
+    """``"captions"``: the caption file; ``"timestamps"``: JSON with the audio in base64 and its timestamps."""
+    assert result.timings is not None and result.cached is not None  # handle_tts checked; a result always has it
+    if tts.captions is not None:
+        content_type, extension = CAPTION_FORMATS[tts.captions]
+        headers["Content-Disposition"] = f'inline; filename="speech.{extension}"'
+        return web.Response(text=captions(result.timings.chars, tts.captions), content_type=content_type,
+                            charset="utf-8", headers=headers)
+    body = timed_body(result.audio, tts.job.format, result.cached.sample_rate, result.cached.duration_s,
+                      result.timings)
+    return web.json_response(body, headers=headers, dumps=readable_json)

@@ -8,7 +8,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["SSE_PIECE_BYTES", "OUTPUT_TOKEN_S", "sse_event", "sse_delta", "sse_done"]
+__all__ = ["SSE_PIECE_BYTES", "OUTPUT_TOKEN_S", "sse_event", "sse_delta", "sse_done", "sse_timestamps"]
 
 #: SSE deltas of a cache HIT are cut to this size, like a streamed answer.
 SSE_PIECE_BYTES = 32 * 1024
@@ -23,6 +23,12 @@ def sse_event(event: dict[str, Any]) -> bytes:
 
 def sse_delta(audio: bytes) -> bytes:
     return sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(audio).decode("ascii")})
+
+
+def sse_timestamps(timings: dict[str, Any]) -> bytes:
+    """``speech.timestamps`` (``POST /tts`` with ``"stream"`` and ``"timestamps"``): the entries of the audio sent
+    so far, ``{"timestamps": [...], "words": [...]}`` as in the JSON answer, times from the stream's start."""
+    return sse_event({"type": "speech.timestamps", **timings})
 
 
 def sse_done(input_chars: int, duration_s: float) -> bytes:

@@ -50,13 +50,14 @@ from aiohttp import web
 from tts_ops.cache import CachedAudio
 from tts_ops.cache.singleflight import StreamReader
 from tts_ops.http.middleware import CLIENT_CLOSED, FINAL_STATUS
-from tts_ops.http.sse import SSE_PIECE_BYTES, sse_delta, sse_done
+from tts_ops.http.sse import SSE_PIECE_BYTES, sse_delta, sse_done, sse_timestamps
 from tts_ops.service.errors import HttpError, ServiceError
 from tts_ops.service.stream_production import StreamHead, StreamItem, head_of
 from tts_ops.service.totals import Totals
 from tts_vocab import SynthesisJob
 from tts_vocab import headers as h
 from tts_vocab.formats import extension_for
+from tts_vocab.timings import Timings
 
 __all__ = ["StreamingService", "stream_job"]
 
@@ -136,12 +137,15 @@ class _Relay:
         self.base_headers = base_headers
         self.response: web.StreamResponse | None = None
         self.sent = 0
+        self.timed = False  # a speech.timestamps event went out
 
     async def relay(self, reader: StreamReader[StreamItem, CachedAudio], job: SynthesisJob) -> CachedAudio:
         """Everything ``reader`` yields, then the end of the body; returns the production's whole file."""
         async for item in reader:
             if isinstance(item, StreamHead):
                 self.response = await _prepare(self.request, item, self.sse, self.base_headers, None)
+            elif isinstance(item, Timings):
+                await self._write_timings(item.to_wire())
             else:
                 await self._write(item)
                 self.sent += len(item)
@@ -150,6 +154,8 @@ class _Relay:
             self.response = await _prepare(self.request, head_of(audio), self.sse, self.base_headers,
                                            len(audio.data))
             await self._write(audio.data)
+        if not self.timed and "timings" in audio.meta:  # a buffered format: its timestamps come in one event
+            await self._write_timings(audio.meta["timings"])
         if self.sse:
             await self.response.write(sse_done(len(job.text), audio.duration_s))
         await self.response.write_eof()
@@ -158,6 +164,12 @@ class _Relay:
     async def _write(self, data: bytes) -> None:
         assert self.response is not None, "a production emits its head before its bytes"
         await self.response.write(sse_delta(data) if self.sse else data)
+
+    async def _write_timings(self, timings: dict) -> None:
+        assert self.response is not None, "a production emits its head before its timings"
+        if self.sse:
+            await self.response.write(sse_timestamps(timings))
+            self.timed = True
 
     def abort(self, final_status: int) -> web.StreamResponse:
         """End a response mid-body: the client sees a truncated chunked stream, never a silently short file; the
@@ -218,6 +230,8 @@ async def _send_hit(request: web.Request, hit: CachedAudio, job: SynthesisJob, s
     await response.prepare(request)
     for start in range(0, len(hit.data), SSE_PIECE_BYTES):
         await response.write(sse_delta(hit.data[start:start + SSE_PIECE_BYTES]))
+    if job.timestamps and isinstance(hit.meta, dict) and "timings" in hit.meta:
+        await response.write(sse_timestamps(hit.meta["timings"]))
     await response.write(sse_done(len(job.text), hit.duration_s))
     await response.write_eof()
     return response

@@ -18,15 +18,20 @@ from tts_ops.http.ssml import ssml_of
 from tts_ops.service.errors import RequestError
 from tts_ops.service.voices import engine_default_voice
 from tts_vocab import SynthesisJob, normalize_emotion
+from tts_vocab.engines import engine_descriptor
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.fields import parse_flag, parse_sample_rate, parse_speed, parse_text, parse_voice
 from tts_vocab.formats import normalize_format
 from tts_vocab.messages import PhonemizeRequest
+from tts_vocab.timings import CAPTION_FORMATS
 
 __all__ = ["TtsRequest", "as_request_error", "canonical_voice", "check_content_type", "engine_default_voice",
            "load_json", "parse_emotion", "parse_tts", "RequestError", "TTS_FIELDS"]
 
-TTS_FIELDS = frozenset({"text", "emotion", "speed", "voice", "format", "sample_rate", "stream"})
+TTS_FIELDS = frozenset({"text", "emotion", "speed", "voice", "format", "sample_rate", "stream", "timestamps",
+                        "captions"})
+#: ``"captions"`` values of ``POST /tts`` (tts_ops.service.captions writes them).
+CAPTION_CHOICES = tuple(CAPTION_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class TtsRequest:
 
     job: SynthesisJob
     stream: bool = False
+    #: "srt" or "vtt": answer with a caption file instead of audio (the job then has ``timestamps``).
+    captions: str | None = None
 
 
 def load_json(raw: bytes) -> Any:
@@ -86,12 +93,34 @@ def parse_tts(body: Any, *, max_text_chars: int, default_voice: str | None = Non
         fmt = normalize_format("wav" if fmt is None else fmt)
         stream = body.get("stream")
         streamed = stream is not None and parse_flag(stream, "stream")
+        timestamps = parse_flag(body.get("timestamps", False), "timestamps")
+        captions = _parse_captions(body.get("captions"), streamed)
         job = SynthesisJob(text=text, emotion=emotion, speed=speed, format=fmt,
                            voice=canonical_voice(voice, default_voice) if voice else None,
-                           sample_rate=parse_sample_rate(body.get("sample_rate")), ssml=ssml_of(text))
-        return TtsRequest(job, streamed)
+                           sample_rate=parse_sample_rate(body.get("sample_rate")), ssml=ssml_of(text),
+                           timestamps=timestamps or captions is not None)
+        return TtsRequest(job, streamed, captions)
     except InvalidRequest as exc:
         raise as_request_error(exc) from None
+
+
+def _parse_captions(value: Any, streamed: bool) -> str | None:
+    if value is None:
+        return None
+    if value not in CAPTION_CHOICES:
+        raise InvalidRequest(f"'captions' must be one of {', '.join(CAPTION_CHOICES)}", "captions")
+    if streamed:
+        raise InvalidRequest("'captions' cannot be streamed; a stream with \"timestamps\": true sends them as "
+                             "events", "captions")
+    return str(value)
+
+
+def check_timestamps(engine: str, job: SynthesisJob) -> None:
+    """RequestError 400 naming ``timestamps`` when ``engine`` cannot time its audio (Sambert's pipeline exposes
+    no durations), before any worker is asked."""
+    if job.timestamps and not engine_descriptor(engine).timestamps:
+        raise RequestError(400, f"engine {engine} does not report timestamps or captions; the bundled "
+                                "fastspeech2-baker voice does", param="timestamps")
 
 
 def parse_frontend(body: Any, *, max_text_chars: int) -> str:

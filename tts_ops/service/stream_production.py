@@ -20,13 +20,16 @@ from tts_ops.cache.singleflight import StreamFlights, StreamReader
 from tts_ops.service.assemblers import ASSEMBLERS, Assembler, ChunkAudio
 from tts_ops.service.chunk_pipeline import ChunkPipeline, JobRunner
 from tts_ops.service.errors import HttpError, RequestError, ServiceError
+from tts_ops.service.stream_timings import StreamTimings
 from tts_vocab import SynthesisJob
 from tts_vocab.messages import MAX_SKIPPED
+from tts_vocab.timings import Timings
 
 __all__ = ["Emit", "StreamHead", "StreamItem", "StreamPlan", "cache_get", "complete_audio", "head_of", "join",
            "produce"]
 
 log = logging.getLogger("tts_ops.stream")
+
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,9 @@ class StreamHead:
     content_type: str
 
 
-#: What a production makes, in order: one ``StreamHead`` (streamed formats only), then the bytes to send.
-StreamItem = StreamHead | bytes
+#: What a production makes, in order: one ``StreamHead`` (streamed formats only), then the bytes to send, each
+#: chunk's ``Timings`` after its bytes when the job asked for timestamps.
+StreamItem = StreamHead | bytes | Timings
 Emit = Callable[[StreamItem], None]
 
 
@@ -77,6 +81,10 @@ async def produce(runner: JobRunner, plan: StreamPlan, emit: Emit) -> CachedAudi
     assembler = ASSEMBLERS[fmt](fmt)
     pipeline = ChunkPipeline(runner, plan.job, plan.chunks, assembler.wire_format, plan.pause_s, plan.parallelism)
     progress = _Progress()
+    if plan.job.timestamps:
+        # The text the chunks' timings cover: for SSML (one chunk, the whole document) its spoken text.
+        progress.timed_chunks = [plan.job.ssml.spoken] if plan.job.ssml is not None else list(plan.chunks)
+        progress.timings = StreamTimings(plan.job.ssml.spoken if plan.job.ssml is not None else plan.job.text)
     try:
         await _assemble(pipeline, assembler, progress, emit)
     except HttpError as exc:
@@ -99,7 +107,10 @@ async def produce(runner: JobRunner, plan: StreamPlan, emit: Emit) -> CachedAudi
         assembler.close()
     log.info("streamed %d chunks (%d skipped) in %.2fs, %.2fs of audio [request=%s]", progress.produced,
              pipeline.skipped, time.monotonic() - progress.started, progress.duration, plan.request_id)
-    return complete_audio(assembler, progress.duration, progress.synthesis_s, progress.first, progress.skipped)
+    audio = complete_audio(assembler, progress.duration, progress.synthesis_s, progress.first, progress.skipped)
+    if progress.timings is not None:
+        audio.meta["timings"] = progress.timings.whole().to_wire()
+    return audio
 
 
 @dataclass
@@ -110,6 +121,8 @@ class _Progress:
     skipped: list[str] = field(default_factory=list)
     produced: int = 0
     first: ChunkAudio | None = None
+    timings: StreamTimings | None = None
+    timed_chunks: list[str] = field(default_factory=list)
 
 
 async def _assemble(pipeline: ChunkPipeline, assembler: Assembler, progress: _Progress, emit: Emit) -> None:
@@ -118,6 +131,7 @@ async def _assemble(pipeline: ChunkPipeline, assembler: Assembler, progress: _Pr
         chunk = await pipeline.next()
         if chunk is None:
             continue
+        offset_s = progress.duration
         progress.duration += chunk.duration_s
         progress.synthesis_s += chunk.reply.synthesis_s
         # Distinct code points over the whole stream, as many as one reply names.
@@ -131,12 +145,20 @@ async def _assemble(pipeline: ChunkPipeline, assembler: Assembler, progress: _Pr
                                 assembler.content_type))
         if assembler.streams and data:
             emit(data)
+        if progress.timings is not None and chunk.reply.timings is not None:
+            part = progress.timings.add(progress.timed_chunks[chunk.index], chunk.reply.timings, offset_s)
+            if assembler.streams:
+                emit(part)
         progress.produced += 1
     if progress.first is None:
         raise RequestError(400, pipeline.unspeakable_message or "text contains nothing speakable", param="text")
     tail = await assembler.finish()
     if assembler.streams and tail:
         emit(tail)
+    if progress.timings is not None:
+        rest = progress.timings.finish(progress.duration)
+        if assembler.streams and rest.chars:
+            emit(rest)
 
 
 def complete_audio(assembler: Assembler, duration: float, synthesis_s: float,

@@ -39,6 +39,7 @@ from tts_ops.upstream.client import Synthesis, UpstreamFailed, WorkerRejected, p
 from tts_vocab import SynthesisJob
 from tts_vocab import headers as h
 from tts_vocab.messages import FrontendView
+from tts_vocab.timings import Timings
 
 __all__ = ["Dispatch", "QualitySampler", "ReadyWorkers", "Result", "SynthesisService"]
 
@@ -83,6 +84,8 @@ class Result:
     worker_id: str | None
     cached: CachedAudio | None = None
     shared: bool = False  # a MISS that got another request's synthesis (single flight)
+    #: The audio's timestamps, for a job that asked for them.
+    timings: Timings | None = None
 
 
 class SynthesisService:
@@ -139,15 +142,19 @@ class SynthesisService:
         if worker:
             headers[h.WORKER] = worker
             headers[h.SYNTHESIS_TIME] = f"{audio.meta.get('synthesis_s', 0.0):.3f}"
-        return Result(audio.data, audio.content_type, headers, status, worker, audio, shared=role == "follower")
+        timings = Timings.from_wire(audio.meta["timings"]) if job.timestamps and "timings" in audio.meta else None
+        return Result(audio.data, audio.content_type, headers, status, worker, audio, shared=role == "follower",
+                      timings=timings)
 
     async def _synthesize_uncached(self, job: SynthesisJob) -> CachedAudio:
         synthesis = await self.run_job(job)
         reply = synthesis.reply
-        return CachedAudio(synthesis.audio, synthesis.content_type, reply.sample_rate, reply.duration_s,
-                           {"worker": synthesis.worker_id, "synthesis_s": reply.synthesis_s,
-                            "skipped": [*reply.skipped, *([f"+{reply.more_skipped}"] if reply.more_skipped else [])],
-                            "headers": reply.model_headers()})
+        meta = {"worker": synthesis.worker_id, "synthesis_s": reply.synthesis_s,
+                "skipped": [*reply.skipped, *([f"+{reply.more_skipped}"] if reply.more_skipped else [])],
+                "headers": reply.model_headers()}
+        if reply.timings is not None:
+            meta["timings"] = reply.timings.to_wire()
+        return CachedAudio(synthesis.audio, synthesis.content_type, reply.sample_rate, reply.duration_s, meta)
 
     # -- streams -----------------------------------------------------------------------------------------------------
     async def lookup(self, job: SynthesisJob) -> tuple[str | None, CachedAudio | None]:
@@ -220,7 +227,7 @@ class SynthesisService:
         voice = job.voice or engine_default_voice(self.config) or "default"
         return cache_key(self.config.cache.prefix, engine=self.config.workers.engine, model_version=version,
                          voice=voice, emotion=job.emotion, speed=job.speed, fmt=job.format,
-                         sample_rate=job.sample_rate, text=job.text)
+                         sample_rate=job.sample_rate, text=job.text, timestamps=job.timestamps)
 
     def model_version(self) -> str | None:
         """The model version a ready worker reports; while none is ready, the last one seen (so cached audio is

@@ -100,8 +100,8 @@ class _Reply(Generic[R]):
 Parse = Callable[[Mapping[str, str], bytes], R]
 
 
-def _synthesis_meta(headers: Mapping[str, str], body: bytes) -> SynthesisReply:
-    return SynthesisReply.from_headers(headers)
+def _synthesis_meta(headers: Mapping[str, str], body: bytes) -> tuple[SynthesisReply, bytes]:
+    return SynthesisReply.from_wire(headers, body)
 
 
 def _frontend_view(headers: Mapping[str, str], body: bytes) -> FrontendView:
@@ -115,9 +115,9 @@ async def synthesize(balancer: WorkerLender[W], job: SynthesisJob, attempts: int
                      admitted: bool = False) -> Synthesis:
     """``admitted``: work that belongs to a request already admitted (a stream's later chunks): never shed for a
     full queue, and queued at the head, like a retry; a stream must not die half-way because of newer load."""
-    meta, reply, worker_id, attempt = await _call(balancer, "/synthesize", job.to_wire(), _synthesis_meta,
-                                                  attempts, admitted, served=True)
-    return Synthesis(reply.body, reply.content_type, worker_id, meta, attempt)
+    (meta, audio), reply, worker_id, attempt = await _call(balancer, "/synthesize", job.to_wire(), _synthesis_meta,
+                                                           attempts, admitted, served=True)
+    return Synthesis(audio, reply.content_type, worker_id, meta, attempt)
 
 
 async def phonemize(balancer: WorkerLender[W], text: str, attempts: int = 2) -> FrontendView:

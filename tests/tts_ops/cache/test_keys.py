@@ -64,3 +64,11 @@ def test_speed_rounding_and_types():
     assert key(speed=1.2344) != key(speed=1.2346)
     with pytest.raises(ValueError, match=r"^speed must be finite, got nan$"):
         key(speed=float("nan"))
+
+
+def test_timed_entries_are_keyed_apart_and_by_the_exact_text():
+    # The golden key above is unchanged: the flag is only in the document when set.
+    assert key(timestamps=True) != key() and key(timestamps=False) == key()
+    # Without timestamps two spellings share audio; timestamps name the characters, so they do not.
+    assert key(text="今天 天气") == key(text="今天  天气")
+    assert key(text="今天 天气", timestamps=True) != key(text="今天  天气", timestamps=True)

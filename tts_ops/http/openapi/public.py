@@ -25,6 +25,7 @@ from tts_ops.http.openapi.common import (
 )
 from tts_vocab.formats import FORMAT_SPELLINGS, FORMATS
 from tts_vocab.limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SPEED_MAX, SPEED_MIN
+from tts_vocab.timings import CAPTION_FORMATS
 
 
 def schemas(config: Config) -> dict[str, Any]:
@@ -45,6 +46,7 @@ def schemas(config: Config) -> dict[str, Any]:
                            "properties": {"max_text_chars": INT}}}},
         "Summary": summary_schema(),
         "TtsRequest": tts_request(config),
+        **timed_schemas(),
         "FrontendRequest": {
             "type": "object", "required": ["text"], "additionalProperties": False,
             "properties": {"text": {"type": "string", "minLength": 1, "maxLength": config.server.max_text_chars,
@@ -114,8 +116,41 @@ def tts_request(config: Config) -> dict[str, Any]:
             "stream": {"type": ["boolean", "null"], "default": False,
                        "description": "Stream long text: chunks are synthesized on several workers in parallel "
                                       "and sent in order with chunked transfer encoding (flac is sent once "
-                                      "complete). Errors after the first byte abort the connection."},
+                                      "complete). Errors after the first byte abort the connection. With "
+                                      "``timestamps``: Server-Sent Events (speech.audio.delta, "
+                                      "speech.timestamps after each chunk's audio, speech.audio.done)."},
+            "timestamps": {"type": ["boolean", "null"], "default": False,
+                           "description": "Answer JSON (TimedSpeech): the audio in base64 with per-character "
+                                          "and per-word start/end times from the model's own durations. "
+                                          "Engines without durations (sambert-hifigan) -> 400."},
+            "captions": {"type": ["string", "null"], "enum": [*CAPTION_FORMATS, None],
+                         "description": "Answer a caption file (SubRip or WebVTT) built from the timestamps "
+                                        "instead of audio; not with ``stream``. sambert-hifigan -> 400."},
         }}
+
+
+def timed_schemas() -> dict[str, Any]:
+    """The answer of ``"timestamps": true`` (``tts_ops.service.captions.timed_body``)."""
+    timing = {"type": "object", "required": ["text", "start_s", "end_s"], "additionalProperties": False,
+              "properties": {"text": STR, "start_s": {"type": "number", "minimum": 0},
+                             "end_s": {"type": "number", "minimum": 0}}}
+    return {
+        "Timing": timing,
+        "TimedSpeech": {
+            "type": "object", "additionalProperties": False,
+            "required": ["audio", "format", "sample_rate", "duration_s", "timestamps", "words"],
+            "properties": {
+                "audio": {**STR, "contentEncoding": "base64", "description": "The audio file, base64."},
+                "format": {**STR, "description": "Its format (canonical name: wav, mp3, opus, flac, pcm)."},
+                "sample_rate": INT, "duration_s": {"type": "number"},
+                "timestamps": {"type": "array", "items": schema_ref("Timing"),
+                               "description": "Every character of the text exactly once, in order; a span the "
+                                              "normaliser rewrote (2024, 3.5%) is one entry; an entry's end "
+                                              "includes the pause after it; silent characters have start = end. "
+                                              "The last end is the audio's duration."},
+                "words": {"type": "array", "items": schema_ref("Timing"),
+                          "description": "The same times per word (jieba segmentation), punctuation left out."}}},
+    }
 
 
 def paths(config: Config) -> dict[str, Any]:
@@ -188,7 +223,8 @@ def tts_operation(config: Config) -> dict[str, Any]:
     texts = {
         400: "Invalid request: a body that is not JSON (malformed, or nested too deeply to parse), or a field the "
              "message names. Also text that the schema accepts but that has nothing speakable (only emoji, "
-             "punctuation or control characters), and a voice the engine does not have.",
+             "punctuation or control characters), a voice the engine does not have, and ``timestamps`` or "
+             "``captions`` on an engine that does not report times (sambert-hifigan).",
         413: f"Request body larger than ``server.max_body_bytes``, or ``text`` longer than "
              f"``server.max_text_chars`` ({limit}) characters.",
     }
@@ -196,6 +232,11 @@ def tts_operation(config: Config) -> dict[str, Any]:
         "operationId": "tts", "summary": "Synthesize text (the reference API)", "tags": ["public"],
         "security": public_security(config),
         "requestBody": {"required": True, "content": json_content(schema_ref("TtsRequest"))},
-        "responses": {"200": {"description": "The audio. Streamed (chunked) when ``stream`` is true.",
-                              "headers": audio_headers(openai=False), "content": audio_content()},
+        "responses": {"200": {"description": "The audio. Streamed (chunked) when ``stream`` is true. JSON with "
+                                             "``timestamps``, a caption file with ``captions``, Server-Sent "
+                                             "Events with ``stream`` and ``timestamps``.",
+                              "headers": audio_headers(openai=False),
+                              "content": {**audio_content(), **json_content(schema_ref("TimedSpeech")),
+                                          **{media: {"schema": STR} for media, _ in CAPTION_FORMATS.values()},
+                                          "text/event-stream": {"schema": STR}}},
                       **errors("Error", 400, 401, 413, 415, 500, 502, 503, 504, texts=texts)}}
