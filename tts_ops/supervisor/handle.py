@@ -38,7 +38,8 @@ from tts_ops.supervisor.states import LIVE, WorkerState, check_transition
 from tts_vocab.exit_codes import EXIT_BOOT_FAILURE
 
 log = logging.getLogger("tts_ops.supervisor")
-BOOT_POLL_S = 0.1
+# A forked worker is ready a few tenths of a second after the fork: a coarser poll would be a large part of that.
+BOOT_POLL_S = 0.05
 # Daemon-wide spawn numbers (``WorkerHandle.generation``): unique across every handle, so a successor in the same
 # slot never reuses the number of its predecessor's process, which the balancer's "dead" list names by (id, number).
 _SPAWNS = itertools.count(1)
