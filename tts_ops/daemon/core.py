@@ -364,8 +364,9 @@ class Daemon:
             await runner.cleanup()
         self.balancer.close()
         await self.maintenance.shutdown()
-        await self.supervisor.stop(drain_timeout_s=self.config.workers.kill_grace_s)
+        # The zygote first: draining workers do not need it, and a spawn still waiting for it must not wait long.
         await self.zygote.stop()
+        await self.supervisor.stop(drain_timeout_s=self.config.workers.kill_grace_s)
         for task in reversed(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -122,6 +122,7 @@ class ZygoteKeeper:
         self._settled = asyncio.Event()  # set unless STARTING: fork requests wait on it
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._started = False
 
     @property
     def pid(self) -> int | None:
@@ -143,6 +144,7 @@ class ZygoteKeeper:
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
+        self._started = True
         if self.enabled and (self._task is None or self._task.done()):
             become_subreaper()
             self._task = asyncio.create_task(self._run(), name="zygote")
@@ -152,10 +154,15 @@ class ZygoteKeeper:
         changed = self.key(spec) != self.key(self.spec)
         self.spec, self.enabled = spec, enabled
         if not enabled or changed:
-            self._awaited = True
+            self._awaited, self._control = True, None
             self._kill()  # _run sees the new spec (or that it is disabled) and acts on it at once
             self._wake.set()
-        self.start()
+            if enabled and self.state is not ZygoteState.OFF:
+                # Successors of the rolling restart that follows wait for the new zygote, not cold-spawn.
+                self._key = self.key(spec)
+                self._set(ZygoteState.STARTING, f"new engine arguments: preloading {spec.engine}")
+        if self._started:  # a daemon that is not running yet starts it with the pool
+            self.start()
 
     async def stop(self) -> None:
         self.enabled = False
