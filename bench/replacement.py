@@ -112,7 +112,8 @@ def memory(daemon: Daemon) -> list[tuple[str, float, float, float]]:
 
 def run_mode(mode: str, workers: int, repeat: int, requests: int) -> dict[str, Any]:
     daemon = Daemon(workers=workers)
-    daemon.config["workers"].update(MODES[mode], probe_interval_s=0.5, probe_timeout_s=0.4, backoff_reset_s=RESET_S)
+    daemon.config["workers"].update(MODES[mode], probe_interval_s=0.5, probe_timeout_s=0.4, backoff_reset_s=RESET_S,
+                                  crash_limit=100)  # the bench crashes w1 on purpose, often
     start = time.monotonic()
     daemon.start()
     try:
