@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from aiohttp import web
 
@@ -34,6 +34,9 @@ from tts_vocab.exit_codes import EXIT_BOOT_FAILURE, EXIT_OK, EXIT_RUNTIME_CRASH
 from tts_vocab.messages import PhonemizeRequest
 from tts_vocab.ssml import Script
 from tts_vocab.timings import Timings
+
+if TYPE_CHECKING:  # the engine base pulls in numpy; a cold worker imports it after the socket is up
+    from inference.engines.base import Engine
 
 log = logging.getLogger("tts_ops.worker")
 T = TypeVar("T")
@@ -65,8 +68,10 @@ def json_error(status: int, message: str, **extra: Any) -> web.Response:
 class WorkerServer:
     """One engine behind a Unix-socket HTTP API."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, preloaded: Engine | None = None) -> None:
         self.args = args
+        # An engine the zygote preloaded (files read, frontend built) before forking us; ``load`` finishes it.
+        self._preloaded = preloaded
         self.phase = WorkerPhase.LOADING
         self.engine: Any = None
         self.started = time.monotonic()
@@ -115,10 +120,11 @@ class WorkerServer:
         start = time.monotonic()
         options = json.loads(self.args.options) if self.args.options else {}
         store = Path(self.args.store_dir) if self.args.store_dir else None
-        engine = create_engine(self.args.engine, store_dir=store, threads=self.args.threads, options=options)
+        engine = self._preloaded or create_engine(self.args.engine, store_dir=store, threads=self.args.threads,
+                                                  options=options)
         engine.load()
         self.load_s = time.monotonic() - start
-        self.warmup_s = engine.warm_up()
+        self.warmup_s = engine.warm_up(light=self._preloaded is not None)
         self.engine = engine
 
     def _boot_failed(self, exc: BaseException) -> int:
@@ -326,9 +332,9 @@ def save_coverage() -> None:
         current.save()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.worker_id:
+def configure_logging(relayed: bool) -> None:
+    """Log to stderr; ``relayed``: the supervisor reads our output, so no timestamp or pid of our own."""
+    if relayed:
         # The supervisor relays our lines with its own timestamp and [worker=… pid=…] tag.
         fmt = "%(levelname)s %(name)s: %(message)s"
     else:
@@ -339,19 +345,28 @@ def main(argv: list[str] | None = None) -> int:
     # "wetext" logger already has a handler, which undid the setLevel below; a NullHandler makes it keep ours.
     logging.getLogger("wetext").addHandler(logging.NullHandler())
     logging.getLogger("wetext").setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None, preloaded: Engine | None = None) -> int:
+    """Run a worker to its end; ``preloaded`` is the zygote's engine in a forked worker (None: a cold start)."""
+    args = parse_args(argv)
+    configure_logging(relayed=bool(args.worker_id))
     die_with_parent(args.parent_pid)
     try:
-        return asyncio.run(WorkerServer(args).run())
+        return asyncio.run(WorkerServer(args, preloaded).run())
     except Exception:
         log.exception("worker crashed")
         return EXIT_RUNTIME_CRASH
 
 
-if __name__ == "__main__":
-    code = main()
+def exit_process(code: int) -> NoReturn:
     # A TERM during model load leaves the loader thread running; exiting here does not wait for it.
     logging.shutdown()
     save_coverage()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+if __name__ == "__main__":
+    exit_process(main())

@@ -78,6 +78,8 @@ class EngineInfo:
     default_voice: str
 
 
+WARM_UP_TEXTS = ("你好。", "今天天气真好，适合出去散步。")
+
 class Engine(abc.ABC):
     """A loaded TTS model. Not thread-safe: callers serialise synthesis (the worker runs one at a time)."""
 
@@ -90,6 +92,10 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def load(self) -> None:
         """Load weights; raise BootError with an actionable message when something is missing."""
+
+    def preload(self) -> None:  # noqa: B027 - a default that does nothing, not an abstract method
+        """The part of ``load`` that forked workers can share (read model files, build tables), run once in the
+        zygote before it forks: no threads, no runtime sessions. ``load`` must still work without it."""
 
     @abc.abstractmethod
     def info(self) -> EngineInfo:
@@ -122,10 +128,12 @@ class Engine(abc.ABC):
             raise TextError(f"unknown voice {voice!r} for engine {info.id}; available: {', '.join(info.voices)}")
         return voice
 
-    def warm_up(self) -> float:
-        """Run inference once on a short and a medium text so the first client does not pay for lazy init."""
+    def warm_up(self, light: bool = False) -> float:
+        """Run inference once on a short and a medium text so the first client does not pay for lazy init.
+        ``light``: the short text only, which initialises the runtime (delegate set-up, first allocation); a
+        worker forked from the zygote uses it to be ready in a fraction of a second."""
         start = time.monotonic()
-        for text in ("你好。", "今天天气真好，适合出去散步。"):
+        for text in WARM_UP_TEXTS[:1] if light else WARM_UP_TEXTS:
             self.synthesize_chunk(text, SynthesisParams())
         return time.monotonic() - start
 

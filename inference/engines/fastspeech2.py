@@ -87,6 +87,8 @@ class FastSpeech2Engine(Engine):
         self._acoustic: Any = None
         self._vocoder: Any = None
         self._frontend: Any = None
+        self._acoustic_bytes = b""
+        self._model_dir = Path()
         self._skipped: list[str] = []
         self._version = "unknown"
         # While a timed synthesis runs: each rendered piece with its symbol durations and length in samples.
@@ -94,31 +96,43 @@ class FastSpeech2Engine(Engine):
         self._durations = np.zeros(0, np.int32)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    def load(self) -> None:
+    def preload(self) -> None:
+        """Locate, verify and read the model files and build the frontend, without LiteRT: the zygote runs this
+        once before forking, so its children share the result and ``load`` only creates the interpreters."""
+        if self._frontend is not None:
+            return
         model_dir = self._locate_model()
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as exc:  # pragma: no cover - a declared dependency
-            raise BootError(f"LiteRT is not installed ({exc}); run: pip install ai-edge-litert") from exc
         # Heavy (pypinyin, jieba, WeTextProcessing's FSTs): imported when the engine loads, not with the module.
         from inference.models.tflite_patch import patch_flex_random_uniform
         from inference.text import MandarinFrontend
 
         try:
             mapper = json.loads((model_dir / MAPPER_FILE).read_text(encoding="utf-8"))
-            acoustic = patch_flex_random_uniform((model_dir / ACOUSTIC_FILE).read_bytes())
-            self._acoustic = Interpreter(model_content=acoustic, num_threads=self._threads)
-            self._vocoder = Interpreter(model_path=str(model_dir / VOCODER_FILE), num_threads=self._threads)
+            self._acoustic_bytes = patch_flex_random_uniform((model_dir / ACOUSTIC_FILE).read_bytes())
         except BootError:
             raise
-        except Exception as exc:  # LiteRT raises ValueError/RuntimeError for unreadable models
+        except Exception as exc:  # unreadable or malformed files
             raise BootError(f"cannot load {MODEL_ID} from {model_dir}: {exc}") from exc
+        self._model_dir = model_dir
         lexicon = load_checked(self._lexicon_path) if self._lexicon_path else None
         self._frontend = MandarinFrontend(mapper, lexicon)
         if lexicon:
             # A changed dictionary changes the audio: its digest joins the model version, hence the cache key.
             self._version = f"{self._version}+lexicon.{lexicon.digest}"
             log.info("pronunciation dictionary: %d entries (%s)", len(lexicon), lexicon.digest)
+
+    def load(self) -> None:
+        self.preload()
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise BootError(f"LiteRT is not installed ({exc}); run: pip install ai-edge-litert") from exc
+        model_dir = self._model_dir
+        try:
+            self._acoustic = Interpreter(model_content=self._acoustic_bytes, num_threads=self._threads)
+            self._vocoder = Interpreter(model_path=str(model_dir / VOCODER_FILE), num_threads=self._threads)
+        except Exception as exc:  # LiteRT raises ValueError/RuntimeError for unreadable models
+            raise BootError(f"cannot load {MODEL_ID} from {model_dir}: {exc}") from exc
         self._inputs = {d["name"]: d["index"] for d in self._acoustic.get_input_details()}
         missing = {"input_ids", "speaker_ids", "speed_ratios", "f0_ratios", "energy_ratios"} - set(self._inputs)
         if missing:

@@ -25,7 +25,7 @@ def worker_rows(daemon) -> list[dict]:
 def test_retry_without_another_worker_answers_503_and_the_daemon_recovers(start_daemon):
     # A crash backoff longer than the retry takes to run: the successor cannot be STARTING yet when the retry
     # asks, so the outcome does not depend on who wins that race.
-    daemon = start_daemon({"workers": {"backoff_initial_s": 3}, "server": {"retry_after_s": 4}}, workers=1)
+    daemon = start_daemon({"workers": {"first_restart_delay_s": 3}, "server": {"retry_after_s": 4}}, workers=1)
     [victim] = worker_rows(daemon)
     outcome: dict = {}
 

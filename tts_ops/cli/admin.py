@@ -80,6 +80,10 @@ def format_status(status: dict[str, Any]) -> str:
              f"engine {status['engine']}, {w['ready']}/{w['target']} workers ready{scaled}, "
              f"queue {status['queue_depth']}/{status['queue_limit']}, in flight {status['in_flight']}"]
     lines += _workers_section(w["items"])
+    if w.get("zygote"):
+        z = w["zygote"]
+        lines.append(f"zygote: {z['state']}, pid {z['pid'] or '-'}, forks {z['forks']}, restarts {z['restarts']}"
+                     + (f", last exit: {z['last_exit_reason']}" if z["last_exit_reason"] else ""))
     lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in status["totals"].items()))
     if status.get("cache") is not None:
         lines += ["", *_cache_section(status["cache"])]

@@ -167,8 +167,12 @@ class WorkersConfig(_Section):
         description="Time a probe may take before it counts as failed; must be below probe_interval_s.")
     failure_threshold: int = Field(3, ge=1, description="Consecutive failed probes before a worker is restarted.")
     kill_grace_s: Seconds = Field(5.0, description="Time between SIGTERM and SIGKILL when stopping a worker.")
+    zygote: bool = Field(True,
+        description="Fork workers from a pre-loaded parent (fast replacement, shared memory); false = cold spawns.")
+    first_restart_delay_s: float = Field(0.0, ge=0,
+        description="Restart delay after a crash that follows a healthy period; 0 = at once.")
     backoff_initial_s: Seconds = Field(0.5,
-        description="First restart delay after a crash; grows up to backoff_max_s on repeated crashes.")
+        description="Restart delay after a repeated crash; grows up to backoff_max_s while crashes continue.")
     backoff_max_s: Seconds = Field(30.0, description="Upper bound of the restart delay.")
     backoff_reset_s: Seconds = Field(60.0, description="Time a worker must stay ready for its restart delay to reset.")
     crash_limit: int = Field(5, ge=1,

@@ -36,6 +36,7 @@ from tts_ops.storage.output_store import OutputStore
 from tts_ops.supervisor import Supervisor, WorkerSpec
 from tts_ops.supervisor.pool import ReplacementFailed
 from tts_ops.supervisor.states import IllegalTransition
+from tts_ops.supervisor.zygote import ZygoteKeeper
 from tts_ops.upstream.balancer import Balancer
 from tts_vocab.exit_codes import EXIT_FORCED
 
@@ -59,7 +60,9 @@ class Daemon:
         self.log_manager = log_manager
         self.state = DaemonState.STARTING
         self.notifier = SystemdNotifier()
-        self.supervisor = Supervisor(worker_spec(config), config.workers.count, pool_settings(config))
+        self.zygote = ZygoteKeeper(worker_spec(config), enabled=config.workers.zygote)
+        self.supervisor = Supervisor(worker_spec(config), config.workers.count, pool_settings(config),
+                                     forker=self.zygote)
         self.scale_target = ScaleTarget(config.workers.count)
         self.balancer = Balancer(self.supervisor, config.server.queue_limit)
         self.cache = ResultCache.from_config(config.cache)
@@ -154,6 +157,7 @@ class Daemon:
             self.runtime_lock.release()
             self._transition(DaemonState.STOPPED, "start failed")
             raise
+        self.zygote.start()
         await self.supervisor.start()
         self.quality.start()
         self.maintenance.start()
@@ -282,6 +286,7 @@ class Daemon:
         old_spec, old_settings = self.supervisor.spec, self.supervisor.settings
         # Successors started by the rollout need the new spec and request budget; both are undone on failure.
         self.supervisor.apply(worker_spec(effective), pool_settings(effective))
+        self.zygote.apply(self.supervisor.spec, effective.workers.zygote)
         target = self.scale_target.reloaded(effective.workers.count)
         try:
             await self.supervisor.rolling_restart("reload")
@@ -290,6 +295,7 @@ class Daemon:
         except Exception as exc:
             # Later recycles, restarts and scale-ups must not spawn workers from a spec that just failed.
             self.supervisor.apply(old_spec, old_settings)
+            self.zygote.apply(old_spec, old.workers.zygote)
             log.error("SIGHUP: reload failed, keeping the running config (engine %s): %s", old.workers.engine, exc,
                       exc_info=not isinstance(exc, ReplacementFailed))
             self.last_reload = {"ok": False, "at": time.time(), "error": str(exc)}
@@ -340,6 +346,7 @@ class Daemon:
         if forced.done() and not graceful.done():
             self.supervisor.kill_all()
             self.quality.kill_now()
+            self.zygote.kill()
             graceful.cancel()
             # Their exit codes collected before the loop closes (its child watcher would warn about the pids).
             unreaped = await self.supervisor.reap(FORCED_REAP_S)
@@ -363,6 +370,8 @@ class Daemon:
             await runner.cleanup()
         self.balancer.close()
         await self.maintenance.shutdown()
+        # The zygote first: draining workers do not need it, and a spawn still waiting for it must not wait long.
+        await self.zygote.stop()
         await self.quality.stop()
         await self.supervisor.stop(drain_timeout_s=self.config.workers.kill_grace_s)
         for task in reversed(self._tasks):
@@ -380,7 +389,7 @@ class Daemon:
             "accepting": self.frontend.accepting, "engine": self.config.workers.engine,
             "workers": {"target": self.supervisor.target, **self.scale_target.public(),
                         "ready": len(self.supervisor.ready_workers()),
-                        "total": len(workers), "items": workers},
+                        "total": len(workers), "items": workers, "zygote": self.zygote.snapshot()},
             "queue_depth": self.balancer.queue_depth, "queue_limit": self.balancer.queue_limit,
             "in_flight": self.balancer.in_flight, "totals": dict(self.frontend.totals),
             "restarts_by_reason": dict(self.supervisor.restarts_by_reason),

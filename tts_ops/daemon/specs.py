@@ -19,9 +19,10 @@ __all__ = ["pool_settings", "resolved_dir", "scorer_spec", "worker_spec"]
 def worker_spec(config: Config) -> WorkerSpec:
     w = config.workers
     policy: RestartOptions = {
-        "backoff_initial_s": w.backoff_initial_s, "backoff_max_s": w.backoff_max_s,
-        "backoff_reset_s": w.backoff_reset_s, "crash_limit": w.crash_limit, "crash_window_s": w.crash_window_s,
-        "failed_cooldown_s": w.failed_cooldown_s, "boot_failure_limit": w.boot_failure_limit}
+        "first_restart_delay_s": w.first_restart_delay_s, "backoff_initial_s": w.backoff_initial_s,
+        "backoff_max_s": w.backoff_max_s, "backoff_reset_s": w.backoff_reset_s, "crash_limit": w.crash_limit,
+        "crash_window_s": w.crash_window_s, "failed_cooldown_s": w.failed_cooldown_s,
+        "boot_failure_limit": w.boot_failure_limit}
     return WorkerSpec(
         engine=w.engine, runtime_dir=resolved_dir(config.paths.runtime_dir, "paths.runtime_dir"), threads=w.threads,
         store_dir=config.engines.model_dir,

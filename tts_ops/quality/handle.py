@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tts_ops.quality.spec import ScorerSpec
 from tts_ops.quality.states import ScorerState, check_transition
-from tts_ops.supervisor.handle import LEVELS
+from tts_ops.supervisor.output import LEVELS
 from tts_ops.supervisor.policy import RestartPolicy
 from tts_ops.supervisor.reasons import describe_exit, error_line
 from tts_vocab import scoring

@@ -25,10 +25,12 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import aiohttp
 
+from tts_ops.supervisor.output import OUTPUT_LINE_LIMIT, relay_output
 from tts_ops.supervisor.policy import RestartPolicy
 from tts_ops.supervisor.reasons import describe_exit, error_line
 from tts_ops.supervisor.spec import WorkerSpec as WorkerSpec  # re-exported: where it lived before spec.py
@@ -36,14 +38,11 @@ from tts_ops.supervisor.states import LIVE, WorkerState, check_transition
 from tts_vocab.exit_codes import EXIT_BOOT_FAILURE
 
 log = logging.getLogger("tts_ops.supervisor")
-worker_log = logging.getLogger("tts_ops.worker")
-BOOT_POLL_S = 0.1
-OUTPUT_LINE_LIMIT = 1 << 20
+# A forked worker is ready a few tenths of a second after the fork: a coarser poll would be a large part of that.
+BOOT_POLL_S = 0.05
 # Daemon-wide spawn numbers (``WorkerHandle.generation``): unique across every handle, so a successor in the same
 # slot never reuses the number of its predecessor's process, which the balancer's "dead" list names by (id, number).
 _SPAWNS = itertools.count(1)
-LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
-          "CRITICAL": logging.CRITICAL}
 
 
 class WorkerProcess(Protocol):
@@ -58,6 +57,19 @@ class WorkerProcess(Protocol):
     async def wait(self) -> int | None: ...
 
 
+class SpawnedProcess(WorkerProcess, Protocol):
+    """A process as ``spawn`` starts it: a cold one (``asyncio.subprocess.Process``) or a forked one."""
+
+    @property
+    def stdout(self) -> asyncio.StreamReader | None: ...
+
+
+class Forker(Protocol):
+    """Starts workers faster than a cold spawn (``ZygoteKeeper``); None means "cold-spawn this one"."""
+
+    async def fork(self, spec: WorkerSpec, worker_id: str, socket: Path) -> SpawnedProcess | None: ...
+
+
 class WorkerHandle:
     """A supervised worker process and its restart history, in one slot of the pool (``id``, see ``slots``).
 
@@ -69,8 +81,9 @@ class WorkerHandle:
 
     def __init__(self, worker_id: str, spec: WorkerSpec, on_change: Callable[[WorkerHandle], None], *,
                  serial: int = 1, replaces: str | None = None, replacing: bool = False,
-                 recycle_after: int | None = None) -> None:
+                 recycle_after: int | None = None, forker: Forker | None = None) -> None:
         self.id = worker_id
+        self.forker = forker
         self.serial = serial
         self.key = f"{worker_id}#{serial}"
         self.spec = spec
@@ -193,7 +206,8 @@ class WorkerHandle:
 
     async def spawn(self) -> None:
         self.socket.unlink(missing_ok=True)
-        self.proc = proc = await asyncio.create_subprocess_exec(
+        forked = await self.forker.fork(self.spec, self.id, self.socket) if self.forker is not None else None
+        self.proc = proc = forked or await asyncio.create_subprocess_exec(
             *self.spec.command(self.id, self.socket), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             # Own session: a Ctrl-C in the operator's terminal reaches only the supervisor, which drains in order.
@@ -204,8 +218,9 @@ class WorkerHandle:
         self._boot_timed_out = False
         self.served_at_start = self.served
         self.session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket)))
-        self._keep(asyncio.create_task(self._pump_output(proc), name=f"output-{self.key}"))
-        log.info("%s spawned (%s)", self.tag, self.spec.engine)
+        self._keep(asyncio.create_task(relay_output(proc.pid, proc.stdout, f"worker={self.id}", self._remember_error),
+                                       name=f"output-{self.key}"))
+        log.info("%s %s (%s)", self.tag, "forked by the zygote" if forked else "spawned", self.spec.engine)
 
     async def boot(self) -> bool:
         """Wait until /health says ready; False if the process exited, timed out or we were told to stop."""
@@ -402,22 +417,5 @@ class WorkerHandle:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
-        """Relay the worker's stdout/stderr line by line, tagged with its id, at the level it logged."""
-        pid = proc.pid
-        assert proc.stdout is not None
-        while True:
-            try:
-                line = await proc.stdout.readline()
-            except ValueError:
-                # A line longer than the reader's limit: relay what is buffered rather than stop reading, which
-                # would fill the pipe and block the worker.
-                line = await proc.stdout.read(OUTPUT_LINE_LIMIT)
-            if not line:
-                return
-            text = line.decode("utf-8", "replace").rstrip()
-            first, _, rest = text.partition(" ")
-            level = LEVELS.get(first)
-            worker_log.log(level or logging.INFO, "[worker=%s pid=%s] %s", self.id, pid, rest if level else text)
-            if level is not None and level >= logging.ERROR:
-                self.last_error = error_line(rest)
+    def _remember_error(self, line: str) -> None:
+        self.last_error = error_line(line)

@@ -1,6 +1,8 @@
 """Restart policy: exponential backoff, crash-loop detection and FAILED cool-down (daemon process, pure logic).
 
-Unlike supervisord (no backoff after ``startsecs``, FATAL forever) a crashing worker waits 0.5 s, 1 s, 2 s ... up to
+Unlike supervisord (no backoff after ``startsecs``, FATAL forever) the first crash after a healthy period is
+restarted at once (``first_restart_delay_s``, 0 by default: one crash is an incident, not a loop, and a forked
+replacement is ready in a fraction of a second), then repeated crashes wait 0.5 s, 1 s, 2 s ... up to
 ``backoff_max_s``; the delay resets once it has stayed ready for ``backoff_reset_s``. ``boot_failure_limit``
 boot failures in a row (exit code 3, or no ready answer within ``boot_timeout_s``: the caller decides) or
 ``crash_limit`` crashes inside ``crash_window_s`` put it in FAILED, which is retried after ``failed_cooldown_s``:
@@ -17,6 +19,7 @@ from typing import TypedDict
 class RestartOptions(TypedDict, total=False):
     """The configurable knobs of a ``RestartPolicy`` (``RestartPolicy(**options)``); a missing key keeps its default."""
 
+    first_restart_delay_s: float
     backoff_initial_s: float
     backoff_max_s: float
     backoff_reset_s: float
@@ -35,6 +38,7 @@ class Decision:
 
 @dataclass
 class RestartPolicy:
+    first_restart_delay_s: float = 0.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     backoff_reset_s: float = 60.0
@@ -70,6 +74,10 @@ class RestartPolicy:
                 self._crashes.clear()
                 return Decision(True, self.failed_cooldown_s,
                                 f"crashed {self.crash_limit} times within {self.crash_window_s:g}s")
+        if not boot_failure and not self._next_delay_s:
+            # Healthy until now (a fresh history, or reset by a stable run): no backoff for this one crash.
+            self._next_delay_s = self.backoff_initial_s
+            return Decision(False, self.first_restart_delay_s, "crash")
         delay = self._next_delay_s or self.backoff_initial_s
         self._next_delay_s = min(delay * 2, self.backoff_max_s)
         return Decision(False, delay, "boot failure" if boot_failure else "crash")

@@ -24,7 +24,7 @@ from typing import Any
 
 from tts_ops.errors import TtsOpsError
 from tts_ops.supervisor import slots
-from tts_ops.supervisor.handle import WorkerHandle
+from tts_ops.supervisor.handle import Forker, WorkerHandle
 from tts_ops.supervisor.reasons import reason_key
 from tts_ops.supervisor.report import status_row
 from tts_ops.supervisor.spec import PoolSettings, WorkerSpec
@@ -67,8 +67,8 @@ class Supervisor:
     def __init__(self, spec: WorkerSpec, count: int, settings: PoolSettings | None = None, *,
                  recycle_backoff_initial_s: float = RECYCLE_BACKOFF_INITIAL_S,
                  recycle_backoff_max_s: float = RECYCLE_BACKOFF_MAX_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.spec = spec
+                 clock: Callable[[], float] = time.monotonic, forker: Forker | None = None) -> None:
+        self.spec, self.forker = spec, forker  # forker: the zygote, asked first for every new worker process
         self.settings = settings or PoolSettings()
         self.target = count
         self.recycle_backoff_initial_s = recycle_backoff_initial_s
@@ -186,7 +186,7 @@ class Supervisor:
             slot = slots.lowest_free(taken)
         worker = WorkerHandle(slot, self.spec, self._on_change, serial=next(self._serials),
                               replaces=replaces.key if replaces else None, replacing=serving,
-                              recycle_after=recycle_after)
+                              recycle_after=recycle_after, forker=self.forker)
         self.workers[worker.key] = worker
         worker.start().add_done_callback(functools.partial(self._on_worker_task_done, worker))
         log.info("%s started as %s%s", worker.tag, worker.key, f" to replace {replaces.key}" if replaces else "")

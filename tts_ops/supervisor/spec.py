@@ -34,14 +34,19 @@ class WorkerSpec:
     loudness_lufs: float | None = None
 
     def command(self, worker_id: str, socket: Path) -> list[str]:
-        cmd = [sys.executable, "-m", "inference.worker", "--engine", self.engine, "--socket", str(socket),
-               "--threads", str(self.threads), "--options", self.options_json, "--worker-id", worker_id,
-               "--parent-pid", str(os.getpid())]
-        if self.store_dir is not None:
-            cmd += ["--store-dir", str(self.store_dir)]
-        if self.loudness_lufs is not None:
-            cmd += ["--loudness-lufs", repr(self.loudness_lufs)]
-        return cmd
+        return [sys.executable, "-m", "inference.worker", *self.worker_args(worker_id, socket)]
+
+    def worker_args(self, worker_id: str, socket: Path) -> list[str]:
+        """The worker's arguments: on a cold worker's command line, or in a fork request to the zygote."""
+        args = [*self.engine_args(), "--socket", str(socket), "--worker-id", worker_id,
+                "--parent-pid", str(os.getpid())]
+        return args + (["--loudness-lufs", repr(self.loudness_lufs)] if self.loudness_lufs is not None else [])
+
+    def engine_args(self) -> list[str]:
+        """The arguments that choose and configure the engine: what a zygote preloads, so a zygote serves a spec
+        only if they (and ``env``) are equal to those it was started with."""
+        args = ["--engine", self.engine, "--threads", str(self.threads), "--options", self.options_json]
+        return args + (["--store-dir", str(self.store_dir)] if self.store_dir is not None else [])
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,14 @@ def test_failed_worker_shows_its_cause_a_ready_one_does_not():
     assert "an old error" not in text and "w2 cause" not in text
 
 
+def test_the_zygote_has_a_line_with_its_last_exit():
+    doc = document()
+    doc["workers"]["zygote"] = {"enabled": True, "state": "down", "pid": None, "restarts": 1, "forks": 4,
+                                "preload_s": 2.1, "last_exit_reason": "killed by SIGKILL"}
+    assert "zygote: down, pid -, forks 4, restarts 1, last exit: killed by SIGKILL" in format_status(doc)
+    assert "zygote" not in format_status(document())  # a daemon that sends none (older version)
+
+
 def test_cache_maintenance_and_logs_are_tables_not_json():
     text = format_status(document(
         cache={"backend": "memory", "up": True, "hit_ratio": 0.25, "hits": 1, "misses": 3, "items": 1,

@@ -15,32 +15,39 @@ def boot_fail(policy: RestartPolicy, now: float):
     return policy.on_exit(now, boot_failure=True)
 
 
-def test_backoff_doubles_from_initial_and_is_capped():
+def test_first_crash_is_restarted_at_once_then_backoff_doubles_from_initial_and_is_capped():
     # crash_limit high and crashes far apart: only the backoff is under test.
     policy = RestartPolicy(backoff_initial_s=0.5, backoff_max_s=5.0, crash_limit=100, crash_window_s=1.0)
     delays = []
-    for i in range(7):
+    for i in range(8):
         decision = crash(policy, now=i * 10.0)
         assert not decision.failed and decision.reason == "crash"
         delays.append(decision.delay_s)
-    assert delays == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
+    assert delays == [0.0, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
+
+
+def test_first_restart_delay_is_configurable():
+    policy = RestartPolicy(first_restart_delay_s=3.0, backoff_initial_s=0.5, crash_limit=100)
+    assert [crash(policy, i * 10.0).delay_s for i in range(3)] == [3.0, 0.5, 1.0]
 
 
 def test_backoff_max_below_initial_still_caps_later_delays():
     policy = RestartPolicy(backoff_initial_s=0.5, backoff_max_s=0.8, crash_limit=100, crash_window_s=1.0)
-    assert [crash(policy, i * 10.0).delay_s for i in range(3)] == [0.5, 0.8, 0.8]
+    assert [crash(policy, i * 10.0).delay_s for i in range(4)] == [0.0, 0.5, 0.8, 0.8]
 
 
 def test_ready_long_enough_resets_backoff():
     policy = RestartPolicy(backoff_initial_s=0.5, backoff_reset_s=60.0, crash_limit=100, crash_window_s=1.0)
-    for i in range(3):
+    for i in range(4):
         crash(policy, i * 10.0)
     assert crash(policy, 40.0).delay_s == 4.0
     assert policy.on_ready_for(59.9) is False  # not long enough: nothing forgotten
     assert crash(policy, 50.0).delay_s == 8.0
     assert policy.on_ready_for(60.0) is True
     assert policy.on_ready_for(120.0) is False  # nothing left to reset
-    assert crash(policy, 60.0).delay_s == 0.5
+    # A crash after the stable run is a first crash again: at once, then the backoff starts over.
+    assert crash(policy, 60.0).delay_s == 0.0
+    assert crash(policy, 61.0).delay_s == 0.5
 
 
 def test_on_ready_for_with_clean_history_reports_nothing():
