@@ -119,6 +119,12 @@ class ServerConfig(_Section):
         description="Value of the Retry-After header sent with 503, in whole seconds (HTTP allows no fraction).")
     api_keys: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field((), repr=False,
         description="Bearer keys accepted by the public API; empty = no authentication.")
+    parallel_long_text: bool = Field(True,
+        description="Split a non-streamed text of several chunks over workers idle at that moment (never over "
+                    "workers other requests wait for), joined in order; false = one worker per request.")
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field("auto",
+        description="Event loop of the daemon: auto = uvloop when installed on Linux (extra 'fast'), else asyncio; "
+                    "uvloop fails the start when it is not installed.")
 
     @field_validator("api_keys")
     @classmethod
