@@ -21,7 +21,6 @@ import json
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from frontend import Daemon, free_port  # noqa: E402 - the daemon harness of the sibling script
+from frontend import Daemon, free_port
 
 SENTENCE = "欢迎使用语音合成服务。"
 NGINX_CONF = """
