@@ -274,6 +274,9 @@ class SambertHifiganConfig(_Section):
         description="Voice used when a request names none (or maps to 'default').")
     emotion_intensity: float = Field(1.0, ge=0.1, le=2.0,
         description="Strength of the emotion embedding, 0.1..2.0; 1.0 = as trained.")
+    vocoder: Literal["eager", "jit", "onnx"] = Field("eager",
+        description="How the HiFi-GAN vocoder runs when the model exposes it: eager (as shipped), jit (torch.jit), "
+                    "onnx (ONNX Runtime, extra 'onnx'); speed-ups on the real weights are unmeasured here.")
 
     def chunking(self) -> tuple[int, float]:
         """(max_chunk_chars, pause_s): not configurable for Sambert, the engine's own defaults."""
@@ -281,7 +284,8 @@ class SambertHifiganConfig(_Section):
 
     def engine_options(self) -> dict[str, Any]:
         """Keyword options of the engine's constructor (``create_engine``), JSON-serialisable for the worker."""
-        options: dict[str, Any] = {"default_voice": self.default_voice, "emotion_intensity": self.emotion_intensity}
+        options: dict[str, Any] = {"default_voice": self.default_voice, "emotion_intensity": self.emotion_intensity,
+                                   "vocoder": self.vocoder}
         if self.model_dir is not None:
             options["model_dir"] = str(self.model_dir)
         return options
