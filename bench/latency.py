@@ -102,12 +102,11 @@ def run_gunicorn(texts: dict[int, str], repeat: int) -> dict[int, list[float]]:
 
 
 def versions() -> str:
-    import flask
-    import gunicorn
+    from importlib.metadata import version
 
     from tts_vocab.engines import FASTSPEECH2_BAKER
 
-    return (f"Python {platform.python_version()}, gunicorn {gunicorn.__version__}, Flask {flask.__version__}; "
+    return (f"Python {platform.python_version()}, gunicorn {version('gunicorn')}, Flask {version('flask')}; "
             f"engine {FASTSPEECH2_BAKER.id}")
 
 
@@ -134,11 +133,11 @@ def report(args: argparse.Namespace, rows: list[tuple[str, dict[int, list[float]
           f"{psutil.cpu_count()} CPUs), load average {os.getloadavg()[0]:.2f} at the end")
     print(f"  {versions()}; {args.repeat} requests per text and server, sequential, lengths interleaved")
     print()
-    header = "  " + f"{'server':<36}" + "".join(f"{f'{c} chars p50 s':>15}{'min s':>8}" for c in args.chars)
+    header = "  " + f"{'server':<36}" + "".join(f"{f'{c} chars p50 s':>17}{'min s':>8}" for c in args.chars)
     print(header)
     base = dict(rows)["gunicorn + Flask -w 2"]
     for label, times in rows:
-        line = f"  {label:<36}" + "".join(f"{statistics.median(times[c]):15.3f}{min(times[c]):8.3f}"
+        line = f"  {label:<36}" + "".join(f"{statistics.median(times[c]):17.3f}{min(times[c]):8.3f}"
                                            for c in args.chars)
         print(line)
     print()
