@@ -49,7 +49,7 @@ http {{
     scgi_temp_path {dir}/scgi;
     server {{
         listen 127.0.0.1:{port};
-        location = /tts {{ default_type audio/wav; root {dir}/www; try_files /hit.wav =404;
+        location = /tts {{ default_type application/octet-stream; root {dir}/www; try_files /hit.wav =404;
                           error_page 405 =200 /hit.wav; }}
         location = /hit.wav {{ default_type audio/wav; root {dir}/www; }}
         location = /health {{ default_type application/json; root {dir}/www; try_files /health.json =404; }}
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> None:
                     break
             except OSError:
                 time.sleep(0.2)
-        body = {"text": SENTENCE}
+        body = {"text": SENTENCE, "format": args.format}
         http("POST", daemon.base_url + "/tts", body)
         _, headers, hit = http("POST", daemon.base_url + "/tts", body)
         assert headers.get("X-Cache") == "HIT", headers
@@ -203,6 +203,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="daemon workers (1; hits never reach them)")
     parser.add_argument("--event-loop", default="auto", choices=("auto", "asyncio", "uvloop"),
                         help="server.event_loop of the daemon (auto)")
+    parser.add_argument("--format", default="wav", help="format of the cached answer (wav: 122 kB; opus: small)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     run(parser.parse_args())
 
