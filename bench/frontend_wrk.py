@@ -116,7 +116,9 @@ def start_nginx(workdir: Path, hit: bytes, health: bytes) -> tuple[subprocess.Po
             return proc, port
         except OSError:
             time.sleep(0.05)
-    raise SystemExit("nginx did not start")
+    proc.terminate()
+    proc.wait(10)
+    raise SystemExit(f"nginx did not answer on port {port}; see {workdir}/error.log")
 
 
 def versions() -> str:
