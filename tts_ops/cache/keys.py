@@ -13,6 +13,7 @@ form and accepts that e.g. "3" and "三" are two entries.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -31,6 +32,9 @@ def normalize_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).split())
 
 
+# Memoized: a repeated text is what a cache serves, and its key (NFKC, canonical JSON, SHA-256) was a visible share
+# of a cache hit's CPU (bench/frontend_wrk.py). A pure function of hashable inputs; 4,096 recent keys.
+@functools.lru_cache(maxsize=4096)
 def cache_key(prefix: str, *, engine: str, model_version: str, voice: str, emotion: str, speed: float,
               fmt: str, sample_rate: int | None, text: str, timestamps: bool = False) -> str:
     """Key of the audio synthesized from these inputs; equal inputs (after normalisation) give equal keys.

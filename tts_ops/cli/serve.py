@@ -1,13 +1,12 @@
 """``tts-ops serve`` and ``tts-ops check-config`` (operator's shell / systemd's ExecStart).
 
 ``serve`` runs in the daemon's main process: it loads the config, sets up logging, pulls the bundled model if
-missing, then hands over to ``tts_ops.daemon.Daemon`` on an asyncio event loop.
+missing, then hands over to ``tts_ops.daemon.Daemon`` on its event loop (``tts_ops.cli.event_loop``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from inference.models.store import ModelStore
+from tts_ops.cli import event_loop
 from tts_ops.cli.errors import CliError
 from tts_ops.config import ConfigError, check_lexicon, dump_effective, load_config
 from tts_ops.logs.manager import setup_logging
@@ -107,6 +107,7 @@ def run_serve(args: argparse.Namespace) -> int:
     prepare_model(config)
 
     async def main() -> int:
+        logging.getLogger("tts_ops.daemon").info("event loop: %s", event_loop.loop_name(config.server.event_loop))
         daemon = Daemon(config, reload_config=load, log_manager=log_manager)
         daemon.install_signal_handlers()
         # Checked once the loop owns SIGHUP, so a HUP arriving in between is not lost either.
@@ -116,7 +117,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return await daemon.run()
 
     try:
-        return asyncio.run(main())
+        return event_loop.run(main, config.server.event_loop)
     except OSError as exc:
         # Port in use, unwritable directories: an operator problem, one line.
         raise CliError(str(exc)) from None

@@ -18,7 +18,7 @@ __all__ = ["RESTART_ONLY", "effective_config", "restart_only_changes"]
 
 # Section -> the restart-only settings in it; None = the whole section.
 RESTART_ONLY: dict[str, tuple[str, ...] | None] = {
-    "server": ("host", "port", "max_body_bytes", "graceful_timeout_s"), "admin": None, "cache": None,
+    "server": ("host", "port", "max_body_bytes", "graceful_timeout_s", "event_loop"), "admin": None, "cache": None,
     "logging": None, "metrics": None, "paths": None, "instance": None,
     # The scorer process is started (or not) with the daemon; its queue and threads are fixed then.
     "quality": None}

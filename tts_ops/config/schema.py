@@ -119,6 +119,12 @@ class ServerConfig(_Section):
         description="Value of the Retry-After header sent with 503, in whole seconds (HTTP allows no fraction).")
     api_keys: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field((), repr=False,
         description="Bearer keys accepted by the public API; empty = no authentication.")
+    parallel_long_text: bool = Field(True,
+        description="Split a non-streamed text of several chunks over workers idle at that moment (never over "
+                    "workers other requests wait for), joined in order; false = one worker per request.")
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field("auto",
+        description="Event loop of the daemon: auto = uvloop when installed on Linux (extra 'fast'), else asyncio; "
+                    "uvloop fails the start when it is not installed.")
 
     @field_validator("api_keys")
     @classmethod
@@ -278,6 +284,9 @@ class SambertHifiganConfig(_Section):
         description="Voice used when a request names none (or maps to 'default').")
     emotion_intensity: float = Field(1.0, ge=0.1, le=2.0,
         description="Strength of the emotion embedding, 0.1..2.0; 1.0 = as trained.")
+    vocoder: Literal["eager", "jit", "onnx"] = Field("eager",
+        description="How the HiFi-GAN vocoder runs when the model exposes it: eager (as shipped), jit (torch.jit), "
+                    "onnx (ONNX Runtime, extra 'onnx'); speed-ups on the real weights are unmeasured here.")
 
     def chunking(self) -> tuple[int, float]:
         """(max_chunk_chars, pause_s): not configurable for Sambert, the engine's own defaults."""
@@ -285,7 +294,8 @@ class SambertHifiganConfig(_Section):
 
     def engine_options(self) -> dict[str, Any]:
         """Keyword options of the engine's constructor (``create_engine``), JSON-serialisable for the worker."""
-        options: dict[str, Any] = {"default_voice": self.default_voice, "emotion_intensity": self.emotion_intensity}
+        options: dict[str, Any] = {"default_voice": self.default_voice, "emotion_intensity": self.emotion_intensity,
+                                   "vocoder": self.vocoder}
         if self.model_dir is not None:
             options["model_dir"] = str(self.model_dir)
         return options

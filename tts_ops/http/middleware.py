@@ -29,6 +29,8 @@ CLIENT_CLOSED = 499
 # failed, e.g. a stream cut mid-body: 499 when the client went away, the failure's 5xx otherwise. The access line
 # and the request metric use it, so an aborted stream is not counted as the 200 its client was first sent.
 FINAL_STATUS = "final_status"
+#: The access line as a plain message (console at DEBUG); access.log's AccessFormatter builds it from the extras.
+ACCESS_FORMAT = "%s %s %s %s %d %d %.1fms cache=%s worker=%s request=%s"
 
 
 class RequestObserver(Protocol):
@@ -97,13 +99,16 @@ def _endpoint(request: web.Request) -> str:
 
 def _log_access(request: web.Request, response: web.StreamResponse, status: int, seconds: float) -> None:
     # FileResponse is sent with sendfile(), which bypasses aiohttp's byte counter: fall back to Content-Length.
+    if not access_log.isEnabledFor(logging.INFO):
+        return
     size = (response.body_length if response.prepared else 0) or response.content_length or 0
-    access_log.info(
-        "%s %s %s %s %d %d %.1fms cache=%s worker=%s request=%s",
-        request.remote or "-", request.method, request.path_qs, f"HTTP/{request.version.major}.{request.version.minor}",
-        status, size, seconds * 1000, response.headers.get(h.CACHE, "-"),
-        request.get("worker_id", "-"), request["request_id"],
-        extra={"request_id": request["request_id"], "status": status, "latency_ms": seconds * 1000,
-               "path": request.path, "method": request.method, "client": request.remote,
-               "bytes": size, "worker": request.get("worker_id"), "cache": response.headers.get(h.CACHE)},
-    )
+    remote, cache, worker = request.remote, response.headers.get(h.CACHE), request.get("worker_id")
+    args = (remote or "-", request.method, request.path_qs, f"HTTP/{request.version.major}.{request.version.minor}",
+            status, size, seconds * 1000, cache or "-", worker or "-", request["request_id"])
+    extra = {"request_id": request["request_id"], "status": status, "latency_ms": seconds * 1000,
+             "path": request.path, "method": request.method, "client": remote, "bytes": size, "worker": worker,
+             "cache": cache}
+    # makeRecord + handle is what access_log.info does, minus the caller lookup (a stack walk per request that
+    # no access line shows): a share of the CPU of every /health and cache hit (bench/frontend_wrk.py).
+    access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, ACCESS_FORMAT, args, None,
+                                            "_log_access", extra))

@@ -78,9 +78,16 @@ class ChunkPipeline:
         return self.job.replace(text=self.chunks[index], format=self.wire_format, chunk=True, sample_rate=rate,
                                 pause_after_s=0.0 if last else self.pause_s)
 
+    def _may_start(self, running: int) -> bool:
+        """Whether one more chunk may start beside ``running`` unfinished ones (a stream: up to its parallelism)."""
+        return running < self.parallelism
+
+    async def _synthesize(self, index: int, admitted: bool) -> Synthesis:
+        return await self.runner.run_job(self._chunk_job(index), admitted=admitted)
+
     async def _run(self, index: int, admitted: bool) -> ChunkAudio | None:
         try:
-            synthesis = await self.runner.run_job(self._chunk_job(index), admitted=admitted)
+            synthesis = await self._synthesize(index, admitted)
         except RequestError as exc:
             if exc.status == 400 and _UNSPEAKABLE in str(exc):
                 self.unspeakable_message = str(exc)
@@ -92,10 +99,11 @@ class ChunkPipeline:
 
     def _fill(self) -> None:
         running = sum(1 for task in self.tasks[self.consumed:] if not task.done())
-        while (len(self.tasks) < len(self.chunks) and running < self.parallelism
-               and len(self.tasks) - self.consumed < MAX_CHUNKS_AHEAD):
+        while len(self.tasks) < len(self.chunks) and len(self.tasks) - self.consumed < MAX_CHUNKS_AHEAD:
             if self.tasks and not self.admitted:
                 break  # the first chunk decides admission; the rest start once it is in
+            if not self._may_start(running):
+                break
             index = len(self.tasks)
             self.tasks.append(asyncio.create_task(self._run(index, self.admitted), name=f"stream-chunk-{index}"))
             running += 1

@@ -74,12 +74,16 @@ def join(runner: JobRunner, cache: ResultCache | None, key: str | None,
     return StreamFlights[StreamItem, CachedAudio]().join("", run)
 
 
-async def produce(runner: JobRunner, plan: StreamPlan, emit: Emit) -> CachedAudio:
+async def produce(runner: JobRunner, plan: StreamPlan, emit: Emit,
+                  pipeline: ChunkPipeline | None = None) -> CachedAudio:
     """The production shared by identical streams: runs the chunk pipeline, emits a ``StreamHead`` then the bytes
-    to send as they are assembled, and returns the whole file. Raises HttpError on any failure."""
+    to send as they are assembled, and returns the whole file. Raises HttpError on any failure. ``pipeline``: one
+    built for ``plan`` with other rules for starting chunks (a long non-streamed text, ``long_text``)."""
     fmt = plan.job.format
     assembler = ASSEMBLERS[fmt](fmt)
-    pipeline = ChunkPipeline(runner, plan.job, plan.chunks, assembler.wire_format, plan.pause_s, plan.parallelism)
+    if pipeline is None:
+        pipeline = ChunkPipeline(runner, plan.job, plan.chunks, assembler.wire_format, plan.pause_s,
+                                 plan.parallelism)
     progress = _Progress()
     if plan.job.timestamps:
         # The text the chunks' timings cover: for SSML (one chunk, the whole document) its spoken text.

@@ -27,7 +27,7 @@ from tts_ops.cache.singleflight import StreamReader
 from tts_ops.config import Config
 from tts_ops.logs.manager import log_synthesis
 from tts_ops.observability.metrics import Metrics
-from tts_ops.service import stream_production
+from tts_ops.service import long_text, stream_production
 from tts_ops.service.chunk_pipeline import chunk_settings, stream_parallelism
 from tts_ops.service.errors import RequestError, ServiceError
 from tts_ops.service.stream_production import StreamItem
@@ -35,7 +35,7 @@ from tts_ops.service.totals import Totals
 from tts_ops.service.voices import engine_default_voice
 from tts_ops.storage.output_store import OutputStore
 from tts_ops.upstream.balancer import Balancer, NoCapacity, Overloaded
-from tts_ops.upstream.client import Synthesis, UpstreamFailed, WorkerRejected, phonemize, synthesize
+from tts_ops.upstream.client import Synthesis, UpstreamFailed, WorkerLender, WorkerRejected, phonemize, synthesize
 from tts_vocab import SynthesisJob
 from tts_vocab import headers as h
 from tts_vocab.messages import FrontendView
@@ -70,7 +70,8 @@ class QualitySampler(Protocol):
 class Dispatch(Protocol):
     """Sends one job to a worker through the balancer (``tts_ops.upstream.client.synthesize``)."""
 
-    def __call__(self, balancer: Balancer, job: SynthesisJob, *, admitted: bool = False) -> Awaitable[Synthesis]: ...
+    def __call__(self, balancer: WorkerLender[Any], job: SynthesisJob, *,
+                 admitted: bool = False) -> Awaitable[Synthesis]: ...
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,12 @@ class SynthesisService:
                       timings=timings)
 
     async def _synthesize_uncached(self, job: SynthesisJob) -> CachedAudio:
+        if self.config.server.parallel_long_text:
+            max_chars, pause_s = chunk_settings(self.config)
+            chunks = split_chunks(job.text, max_chars)
+            if long_text.worth_parallel(self.balancer, chunks):
+                return await long_text.synthesize_parallel(self, self.balancer, job, chunks, pause_s,
+                                                           stream_parallelism(self.supervisor))
         synthesis = await self.run_job(job)
         reply = synthesis.reply
         meta = {"worker": synthesis.worker_id, "synthesis_s": reply.synthesis_s,
@@ -180,10 +187,13 @@ class SynthesisService:
         return stream_production.join(self, self.cache if key is not None else None, key, plan)
 
     # -- dispatch ------------------------------------------------------------------------------------------------
-    async def run_job(self, job: SynthesisJob, *, admitted: bool = False) -> Synthesis:
+    async def run_job(self, job: SynthesisJob, *, admitted: bool = False,
+                      lender: WorkerLender[Any] | None = None) -> Synthesis:
         """Queue, dispatch with one retry, and enforce the per-request deadline; raises HttpError. ``admitted``:
-        part of a request already admitted (a stream's later chunks), so never shed for a full queue."""
-        result = await self._upstream(self._dispatch(self.balancer, job, admitted=admitted), "synthesis")
+        part of a request already admitted (a stream's later chunks), so never shed for a full queue. ``lender``:
+        where the worker comes from instead of the balancer (a reserved idle worker, ``long_text``)."""
+        call = self._dispatch(lender or self.balancer, job, admitted=admitted)
+        result = await self._upstream(call, "synthesis")
         if result.attempts > 1:
             self.totals.retried_one()
         return result
@@ -259,6 +269,8 @@ class SynthesisService:
             "worker": worker, "cache": cache, "status": 200, "output": name}
         if shared:
             entry["shared"] = True
+        if synthesized and len(audio.meta.get("workers") or ()) > 1:
+            entry["workers"] = list(audio.meta["workers"])  # a long text synthesized over several workers
         if synthesized and audio.meta.get("skipped"):
             # Characters the voice could not read (code points): never dropped silently.
             entry["skipped"] = list(audio.meta["skipped"])

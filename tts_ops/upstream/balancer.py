@@ -150,6 +150,21 @@ class Balancer(Generic[W]):
         return any(w.state in CANDIDATE_STATES and (w.id, w.generation) not in dead
                    for w in self.supervisor.workers.values())
 
+    def idle_spare(self) -> int:
+        """Idle READY workers nobody is queued for (0 while requests wait)."""
+        return 0 if self.closed or self._waiters else len(self._idle_workers())
+
+    def reserve(self) -> W | None:
+        """An idle worker reserved at once when no request is queued, else None (never waits, never queues). For
+        extra parallelism of an admitted request: it takes only a worker nobody waits for. The caller must
+        ``release`` it (``ok=False`` when unused)."""
+        if self.closed or self._waiters:
+            return None
+        worker = self.pick()
+        if worker is not None:
+            worker.begin_request()
+        return worker
+
     async def acquire(self, avoid: Iterable[str] = (), dead: Iterable[tuple[str, int | None]] = (),
                       retry: bool = False) -> W:
         """A worker reserved for one request; the caller must ``release`` it. Cancellation-safe. ``retry`` is for
