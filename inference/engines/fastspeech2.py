@@ -94,6 +94,7 @@ class FastSpeech2Engine(Engine):
         # While a timed synthesis runs: each rendered piece with its symbol durations and length in samples.
         self._rendered: list[tuple[Chunk, np.ndarray, int]] | None = None
         self._durations = np.zeros(0, np.int32)
+        self._last_ids = 0  # input length of the last acoustic invoke
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def preload(self) -> None:
@@ -268,8 +269,15 @@ class FastSpeech2Engine(Engine):
 
     def _text_to_mel(self, ids: np.ndarray, duration: float, f0: float, energy: float) -> np.ndarray:
         model = self._acoustic
+        if len(ids) == self._last_ids:
+            # The model's dropout (RANDOM_UNIFORM, see tflite_patch) restarts its seeded stream only when the op is
+            # prepared again, i.e. after a change of input shape: without this detour the same text twice in a row
+            # (or after a warm-up of the same length) would give different audio.
+            model.resize_tensor_input(self._inputs["input_ids"], [1, len(ids) + 1])
+            model.allocate_tensors()
         model.resize_tensor_input(self._inputs["input_ids"], [1, len(ids)])
         model.allocate_tensors()
+        self._last_ids = len(ids)
         model.set_tensor(self._inputs["input_ids"], ids.astype(np.int32).reshape(1, -1))
         model.set_tensor(self._inputs["speaker_ids"], np.zeros([1], np.int32))
         model.set_tensor(self._inputs["speed_ratios"], np.array([duration], np.float32))

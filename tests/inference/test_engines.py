@@ -106,6 +106,17 @@ def test_every_emotion_at_speed_extremes_gives_valid_audio(engine, emotion, spee
     assert 0.08 <= per_syllable <= 0.7, f"{emotion} x{speed}: {duration(samples):.2f}s for {SYLLABLES} syllables"
 
 
+def test_the_same_text_gives_the_same_audio_whatever_came_before(engine):
+    """The model's dropout stream restarts per invoke: a text repeated back to back, or after another text of the
+    same length, sounds the same as the first time (a cold worker and a forked one answer alike)."""
+    params = SynthesisParams.build("neutral", 1.0, None)
+    first = engine.synthesize("你好再见", params)
+    again = engine.synthesize("你好再见", params)
+    after_same_length = (engine.synthesize("再见你好", params), engine.synthesize("你好再见", params))[1]
+    assert np.array_equal(first, again) and np.array_equal(first, after_same_length)
+    assert not np.array_equal(first, engine.synthesize("再见你好", params))  # control: another text differs
+
+
 def test_alias_hate_is_disgust():
     assert SynthesisParams.build("hate").emotion == "disgust"
     assert SynthesisParams.build(" Happy ").emotion == "happy"
