@@ -129,6 +129,7 @@ def become_worker(argv: tuple[str, ...], output_fd: int, control: socket.socket,
     code = EXIT_RUNTIME_CRASH
     try:
         control.close()
+        close_copies_of(1)
         os.setsid()  # as start_new_session: a Ctrl-C in the operator's terminal reaches only the supervisor
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -142,6 +143,24 @@ def become_worker(argv: tuple[str, ...], output_fd: int, control: socket.socket,
     except BaseException:
         traceback.print_exc()
     worker.exit_process(code)
+
+
+def close_copies_of(fd: int) -> None:
+    """Close every other descriptor on the file ``fd`` is open on. The zygote's output pipe can sit on more fds than
+    its stdio (uvloop spawns it with a socket pair and leaves copies open in the child); a worker that kept one
+    would hold the pipe open after the zygote died, and the daemon would wait for its end forever."""
+    try:
+        target = os.fstat(fd)
+        others = [int(name) for name in os.listdir("/proc/self/fd") if int(name) > 2]
+    except OSError:
+        return
+    for other in others:
+        try:
+            same = os.path.samestat(os.fstat(other), target)
+        except OSError:  # the fd listdir itself used, already closed
+            continue
+        if same:
+            os.close(other)
 
 
 def wait_for_reparent(daemon_pid: int | None) -> None:

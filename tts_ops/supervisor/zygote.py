@@ -41,6 +41,8 @@ from tts_vocab.zygote import MAX_PACKET_BYTES, ForkReply, ForkRequest, ZygoteRea
 __all__ = ["ForkedProcess", "ZygoteKeeper", "ZygoteState"]
 
 log = logging.getLogger("tts_ops.supervisor")
+# Seconds to read what a dead zygote left in its output pipe before moving on.
+OUTPUT_DRAIN_S = 5.0
 PR_SET_CHILD_SUBREAPER = 36
 # A fork answers in milliseconds; a zygote that takes longer is wedged and is killed (and restarted).
 FORK_TIMEOUT_S = 10.0
@@ -225,7 +227,9 @@ class ZygoteKeeper:
             ready_at = await self._boot(ours, spec.boot_timeout_s)
             code = await proc.wait()
             self._control = None
-            await pump
+            # Its last lines, but bounded: a descendant still holding the pipe must not keep the zygote "alive".
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(pump, OUTPUT_DRAIN_S)
         finally:
             self._control = None
             ours.close()
