@@ -88,6 +88,7 @@ class FastSpeech2Engine(Engine):
         self._vocoder: Any = None
         self._frontend: Any = None
         self._acoustic_bytes = b""
+        self._vocoder_bytes = b""
         self._model_dir = Path()
         self._skipped: list[str] = []
         self._version = "unknown"
@@ -110,6 +111,9 @@ class FastSpeech2Engine(Engine):
         try:
             mapper = json.loads((model_dir / MAPPER_FILE).read_text(encoding="utf-8"))
             self._acoustic_bytes = patch_flex_random_uniform((model_dir / ACOUSTIC_FILE).read_bytes())
+            # Read here too, so a worker forked from the zygote runs exactly the files the zygote verified, never
+            # a vocoder replaced on disk since (a newer pull) beside an older acoustic model.
+            self._vocoder_bytes = (model_dir / VOCODER_FILE).read_bytes()
         except BootError:
             raise
         except Exception as exc:  # unreadable or malformed files
@@ -129,11 +133,13 @@ class FastSpeech2Engine(Engine):
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise BootError(f"LiteRT is not installed ({exc}); run: pip install ai-edge-litert") from exc
         model_dir = self._model_dir
-        try:
-            self._acoustic = Interpreter(model_content=self._acoustic_bytes, num_threads=self._threads)
-            self._vocoder = Interpreter(model_path=str(model_dir / VOCODER_FILE), num_threads=self._threads)
-        except Exception as exc:  # LiteRT raises ValueError/RuntimeError for unreadable models
-            raise BootError(f"cannot load {MODEL_ID} from {model_dir}: {exc}") from exc
+        interpreters = []
+        for name, content in ((ACOUSTIC_FILE, self._acoustic_bytes), (VOCODER_FILE, self._vocoder_bytes)):
+            try:
+                interpreters.append(Interpreter(model_content=content, num_threads=self._threads))
+            except Exception as exc:  # LiteRT raises ValueError/RuntimeError for unreadable models
+                raise BootError(f"cannot load {MODEL_ID} from {model_dir}: {name}: {exc}") from exc
+        self._acoustic, self._vocoder = interpreters
         self._inputs = {d["name"]: d["index"] for d in self._acoustic.get_input_details()}
         missing = {"input_ids", "speaker_ids", "speed_ratios", "f0_ratios", "energy_ratios"} - set(self._inputs)
         if missing:

@@ -121,8 +121,10 @@ def test_sigstop_worker_is_declared_hung_and_replaced(start_daemon):
 def test_boot_failure_ends_failed_without_spinning(start_daemon, model_store_dir, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(model_store_dir, store, ignore=shutil.ignore_patterns(".lock", ".tmp-*"))
-    daemon = start_daemon({"workers": {"boot_failure_limit": 2, "failed_cooldown_s": 300}}, workers=2,
-                          store_dir=store)
+    # Cold spawns: each one reads and verifies the model on disk (a zygote's forks run the files it verified at its
+    # own start; tests/e2e/test_zygote_e2e.py).
+    daemon = start_daemon({"workers": {"boot_failure_limit": 2, "failed_cooldown_s": 300, "zygote": False}},
+                          workers=2, store_dir=store)
     vocoder = next(store.rglob("mb_melgan.tflite"))
     data = bytearray(vocoder.read_bytes())
     data[1000:1010] = b"corrupted!"

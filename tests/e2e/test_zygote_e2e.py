@@ -6,6 +6,7 @@ means cold spawns until it is back; a daemon killed with SIGKILL takes its forke
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 
@@ -105,3 +106,23 @@ def test_without_the_zygote_workers_are_cold_spawned(start_daemon):
     pid = rows(daemon)["w1"]["pid"]
     assert f"[worker=w1 pid={pid}] spawned" in daemon.log()
     assert "forked by the zygote" not in daemon.log()
+
+
+def test_forks_run_the_files_the_zygote_verified(start_daemon, model_store_dir, tmp_path):
+    """A model file damaged on disk after the zygote preloaded does not reach its forks: they run what it verified
+    (a cold spawn reads the disk and fails to boot: test_serve_e2e's boot-failure test)."""
+    store = tmp_path / "store"
+    shutil.copytree(model_store_dir, store, ignore=shutil.ignore_patterns(".lock", ".tmp-*"))
+    daemon = start_daemon({"workers": {"boot_failure_limit": 1, "failed_cooldown_s": 300}}, workers=1,
+                          store_dir=store)
+    daemon.wait_until(lambda: zygote(daemon)["state"] == "ready", 60, what="the zygote ready")
+    vocoder = next(store.rglob("mb_melgan.tflite"))
+    data = bytearray(vocoder.read_bytes())
+    data[1000:1010] = b"corrupted!"
+    vocoder.write_bytes(bytes(data))
+    victim = rows(daemon)["w1"]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    forked = daemon.wait_until(lambda: ready_with_new_pid(daemon, "w1", victim), 60, 0.05, what="w1 replaced")
+    assert f"[worker=w1 pid={forked}] forked by the zygote" in daemon.log()
+    code, _, _ = http("POST", daemon.base_url + "/tts", {"text": "预载的模型照常服务。"})
+    assert code == 200
