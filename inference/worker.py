@@ -221,6 +221,7 @@ class WorkerServer:
 
         from inference.audio import check_output, encode, silence
         from inference.engines.base import SynthesisParams
+        from inference.engines.arena import release_free_memory
 
         start = time.monotonic()
         self.engine.take_skipped()  # whatever a failed job before this one left behind
@@ -236,6 +237,10 @@ class WorkerServer:
         else:
             samples = self.engine.synthesize(job.text, params)
         encoded = encode(samples, self.engine.info().sample_rate, job.format, job.sample_rate)
+        del samples
+        # glibc keeps the freed heap (the audio, the engine's scratch arrays) resident for reuse, so a worker
+        # would hold memory in proportion to its longest reply: give it back after every job (issue 11).
+        release_free_memory()
         return encoded, time.monotonic() - start, self.engine.take_skipped()
 
 

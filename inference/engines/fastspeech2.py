@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from inference.audio import check_output
+from inference.engines.arena import output_frames, release_free_memory
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
+from inference.engines.vocoding import vocode_windowed
 from inference.errors import BootError, EngineFailure
 from inference.models.store import ModelStore, default_store_dir
 from tts_vocab.engines import FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS
@@ -62,6 +64,11 @@ TAIL_FRAMES = 4
 TAIL_RATIO = 0.25
 # Silence where a chunk had to be cut into model-sized pieces (normally at a comma).
 PIECE_PAUSE_S = 0.12
+# Bounded memory (issue 11): the acoustic interpreter is re-created after a call whose mel had more frames than
+# this (buffers ~15 + 0.065 MiB/frame, see inference/engines/arena.py). 900 frames keeps every preset at speed 1
+# (a 120-id piece is ~660 frames, x1.25 for "sad") on one interpreter; slower speeds pay ~20 ms to re-create it.
+# The vocoder runs in bounded windows instead (inference/engines/vocoding.py).
+ACOUSTIC_KEEP_FRAMES = 900
 
 
 class FastSpeech2Engine(Engine):
@@ -78,6 +85,7 @@ class FastSpeech2Engine(Engine):
         self.max_chunk_chars = max_chunk_chars
         self._verify = verify
         self._acoustic: Any = None
+        self._acoustic_model = b""
         self._vocoder: Any = None
         self._frontend: Any = None
         self._skipped: list[str] = []
@@ -96,8 +104,8 @@ class FastSpeech2Engine(Engine):
 
         try:
             mapper = json.loads((model_dir / MAPPER_FILE).read_text(encoding="utf-8"))
-            acoustic = patch_flex_random_uniform((model_dir / ACOUSTIC_FILE).read_bytes())
-            self._acoustic = Interpreter(model_content=acoustic, num_threads=self._threads)
+            self._acoustic_model = patch_flex_random_uniform((model_dir / ACOUSTIC_FILE).read_bytes())
+            self._acoustic = self._new_acoustic()
             self._vocoder = Interpreter(model_path=str(model_dir / VOCODER_FILE), num_threads=self._threads)
         except BootError:
             raise
@@ -109,6 +117,11 @@ class FastSpeech2Engine(Engine):
         if missing:
             raise BootError(f"{ACOUSTIC_FILE} lacks expected inputs {sorted(missing)}; wrong model file?")
         log.info("loaded %s %s from %s (threads=%d)", MODEL_ID, self._version, model_dir, self._threads)
+
+    def _new_acoustic(self) -> Any:
+        from ai_edge_litert.interpreter import Interpreter  # heavy: LiteRT, imported once load() runs
+
+        return Interpreter(model_content=self._acoustic_model, num_threads=self._threads)
 
     def _locate_model(self) -> Path:
         store = ModelStore(self._store_dir or default_store_dir())
@@ -176,9 +189,11 @@ class FastSpeech2Engine(Engine):
             audio = self._mel_to_audio(self._text_to_mel(chunk.ids, duration, preset["f0_ratio"],
                                                          preset["energy_ratio"]))
         except (RuntimeError, ValueError) as exc:
+            self._renew_acoustic()  # a failed call may have grown its buffers before failing
             if splits_left and len(chunk.text) > 1:
                 return self._render_halves(chunk, duration, preset, splits_left, f"inference failed ({exc})")
             raise EngineFailure(f"{MODEL_ID} inference failed: {exc}") from exc
+        self._bound_acoustic()
         if splits_left and len(chunk.text) > 1 and ending_is_cut(audio, duration):
             return self._render_halves(chunk, duration, preset, splits_left, "ending cut off")
         return audio
@@ -201,7 +216,20 @@ class FastSpeech2Engine(Engine):
         model.invoke()
         return model.get_tensor(model.get_output_details()[MEL_OUTPUT]["index"])
 
+    def _bound_acoustic(self) -> None:
+        """Re-create the acoustic interpreter if its last mel grew its buffers past ACOUSTIC_KEEP_FRAMES."""
+        if output_frames(self._acoustic, MEL_OUTPUT) > ACOUSTIC_KEEP_FRAMES:
+            self._renew_acoustic()
+
+    def _renew_acoustic(self) -> None:
+        self._acoustic = self._new_acoustic()
+        release_free_memory()
+
     def _mel_to_audio(self, mel: np.ndarray) -> np.ndarray:
+        """The waveform of ``mel``, vocoded in windows of bounded size (see inference/engines/vocoding.py)."""
+        return vocode_windowed(self._vocode, mel, HOP_SAMPLES)
+
+    def _vocode(self, mel: np.ndarray) -> np.ndarray:
         vocoder = self._vocoder
         index = vocoder.get_input_details()[0]["index"]
         vocoder.resize_tensor_input(index, mel.shape)
