@@ -109,8 +109,8 @@ def start_workers(count: int, threads: int, store_dir: str | None, workdir: Path
                "--worker-id", f"w{index}", "--parent-pid", str(os.getpid())]
         if store_dir:
             cmd += ["--store-dir", store_dir]
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=open(workdir / f"w{index}.log", "wb"))  # noqa: SIM115 - kept open for its life
+        with open(workdir / f"w{index}.log", "wb") as stderr:  # the child keeps its own copy of the fd
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
         workers.append(Worker(f"w{index}", proc, sock))
     for worker in workers:
         worker.wait_ready()

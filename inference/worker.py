@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from inference.errors import BootError, EngineFailure
+from inference.memory import release_free_memory, use_one_heap
 from tts_vocab import SynthesisJob, SynthesisReply
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.exit_codes import EXIT_BOOT_FAILURE, EXIT_OK, EXIT_RUNTIME_CRASH
@@ -221,7 +222,6 @@ class WorkerServer:
 
         from inference.audio import check_output, encode, silence
         from inference.engines.base import SynthesisParams
-        from inference.engines.arena import release_free_memory
 
         start = time.monotonic()
         self.engine.take_skipped()  # whatever a failed job before this one left behind
@@ -280,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("wetext").addHandler(logging.NullHandler())
     logging.getLogger("wetext").setLevel(logging.WARNING)
     die_with_parent(args.parent_pid)
+    use_one_heap()  # before any thread starts: see inference/memory.py
     try:
         return asyncio.run(WorkerServer(args).run())
     except Exception:

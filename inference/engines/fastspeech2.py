@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from inference.audio import check_output
-from inference.engines.arena import output_frames, release_free_memory
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
 from inference.engines.vocoding import vocode_windowed
 from inference.errors import BootError, EngineFailure
+from inference.memory import output_frames, release_free_memory
 from inference.models.store import ModelStore, default_store_dir
 from tts_vocab.engines import FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS
 from tts_vocab.messages import FrontendView
@@ -65,7 +65,7 @@ TAIL_RATIO = 0.25
 # Silence where a chunk had to be cut into model-sized pieces (normally at a comma).
 PIECE_PAUSE_S = 0.12
 # Bounded memory (issue 11): the acoustic interpreter is re-created after a call whose mel had more frames than
-# this (buffers ~15 + 0.065 MiB/frame, see inference/engines/arena.py). 900 frames keeps every preset at speed 1
+# this (buffers ~15 + 0.065 MiB/frame, see inference/memory.py). 900 frames keeps every preset at speed 1
 # (a 120-id piece is ~660 frames, x1.25 for "sad") on one interpreter; slower speeds pay ~20 ms to re-create it.
 # The vocoder runs in bounded windows instead (inference/engines/vocoding.py).
 ACOUSTIC_KEEP_FRAMES = 900
