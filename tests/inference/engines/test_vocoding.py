@@ -14,9 +14,11 @@ from inference.engines.fastspeech2 import HOP_SAMPLES
 from inference.engines.vocoding import CONTEXT_FRAMES, WINDOW_FRAMES, plan_windows, vocode_windowed
 from inference.text.samples import PARAGRAPH
 
-# Largest sample step within a frame of a seam, relative to the unwindowed waveform's at the same place.
+# Largest sample step within a frame of a seam, relative to the unwindowed waveform's at the same place, plus a
+# floor for seams in silence (where the unwindowed waveform may not move at all).
 SEAM_STEP_RATIO = 1.2
-# Windowed vs unwindowed waveform (measured 37-46 dB; a cut without context or fade measured 9-18 dB).
+SEAM_STEP_FLOOR = 0.002
+# Windowed vs unwindowed waveform (measured 34-40 dB with 128-frame windows; a cut without context or fade: 9-18 dB).
 MIN_SNR_DB = 30.0
 
 
@@ -53,26 +55,27 @@ def snr_db(audio: np.ndarray, reference: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / np.sum((audio - reference) ** 2.0)))
 
 
-def compare(engine, mel: np.ndarray, **windowing: int) -> tuple[float, float, int, int]:
-    """(seam step ratio, SNR dB, windowed length, unwindowed length) of one mel."""
+def compare(engine, mel: np.ndarray, **windowing: int) -> tuple[bool, float, int, int]:
+    """(seams smooth, SNR dB, windowed length, unwindowed length) of one mel."""
     whole = engine._vocode(mel)
     windowed = vocode_windowed(engine._vocode, mel, HOP_SAMPLES, **windowing)
     seams = [start for start, _ in plan_windows(mel.shape[1])[1:]]
-    return seam_step(windowed, seams) / seam_step(whole, seams), snr_db(windowed, whole), len(windowed), len(whole)
+    smooth = seam_step(windowed, seams) <= SEAM_STEP_RATIO * seam_step(whole, seams) + SEAM_STEP_FLOOR
+    return smooth, snr_db(windowed, whole), len(windowed), len(whole)
 
 
 def test_windowed_vocoding_joins_without_a_seam_and_matches_the_unwindowed_audio(engine, mels):
     for mel in mels:
-        ratio, snr, length, whole_length = compare(engine, mel)
+        smooth, snr, length, whole_length = compare(engine, mel)
         assert length == whole_length == mel.shape[1] * HOP_SAMPLES
-        assert ratio <= SEAM_STEP_RATIO, f"seam step {ratio:.2f} x the unwindowed one ({mel.shape[1]} frames)"
+        assert smooth, f"a seam steps more than the unwindowed audio there ({mel.shape[1]} frames)"
         assert snr >= MIN_SNR_DB, f"windowed audio {snr:.1f} dB from the unwindowed one ({mel.shape[1]} frames)"
 
 
 def test_positive_control_windows_cut_without_context_or_fade_show_their_seams(engine, mels):
     results = [compare(engine, mel, context_frames=0, fade_frames=0) for mel in mels]
-    assert max(ratio for ratio, *_ in results) > SEAM_STEP_RATIO
-    assert all(snr < MIN_SNR_DB for _, snr, *_ in results)
+    assert not all(smooth for smooth, *_ in results)
+    assert min(snr for _, snr, *_ in results) < MIN_SNR_DB
 
 
 def test_engine_vocodes_long_mels_in_windows_of_bounded_shape(engine, mels, monkeypatch):
