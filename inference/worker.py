@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from aiohttp import web
 
 from inference.errors import BootError, EngineFailure, TextError
+from inference.memory import release_free_memory, use_one_heap
 from inference.text.alignment import Timeline, words
 from tts_vocab import SynthesisJob, SynthesisReply
 from tts_vocab.errors import InvalidRequest
@@ -250,6 +251,10 @@ class WorkerServer:
         # and separate answers all sit at the same loudness.
         samples = self._level(samples, rate)
         encoded = encode(samples, rate, job.format, job.sample_rate)
+        del samples
+        # glibc keeps the freed heap (the audio, the engine's scratch arrays) resident for reuse, so a worker
+        # would hold memory in proportion to its longest reply: give it back after every job (issue 11).
+        release_free_memory()
         return encoded, time.monotonic() - start, self.engine.take_skipped(), timings
 
     def _render_ssml(self, script: Script, job: SynthesisJob, params: Any) -> tuple[Any, Timings | None]:
@@ -352,6 +357,7 @@ def main(argv: list[str] | None = None, preloaded: Engine | None = None) -> int:
     args = parse_args(argv)
     configure_logging(relayed=bool(args.worker_id))
     die_with_parent(args.parent_pid)
+    use_one_heap()  # before any thread starts: see inference/memory.py
     try:
         return asyncio.run(WorkerServer(args, preloaded).run())
     except Exception:

@@ -18,7 +18,9 @@ import numpy as np
 
 from inference.audio import check_output
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
+from inference.engines.vocoding import vocode_windowed
 from inference.errors import BootError, EngineFailure, TextError
+from inference.memory import output_frames, release_free_memory
 from inference.models.store import ModelStore, default_store_dir
 from inference.text.alignment import Timeline, align_piece
 from inference.text.lexicon import load_checked
@@ -67,6 +69,11 @@ TAIL_FRAMES = 4
 TAIL_RATIO = 0.25
 # Silence where a chunk had to be cut into model-sized pieces (normally at a comma).
 PIECE_PAUSE_S = 0.12
+# Bounded memory (issue 11): the acoustic interpreter is re-created after a call whose mel had more frames than
+# this (buffers ~15 + 0.065 MiB/frame, see inference/memory.py). 900 frames keeps every preset at speed 1
+# (a 120-id piece is ~660 frames, x1.25 for "sad") on one interpreter; slower speeds pay ~20 ms to re-create it.
+# The vocoder runs in bounded windows instead (inference/engines/vocoding.py).
+ACOUSTIC_KEEP_FRAMES = 900
 
 
 class FastSpeech2Engine(Engine):
@@ -145,6 +152,11 @@ class FastSpeech2Engine(Engine):
         if missing:
             raise BootError(f"{ACOUSTIC_FILE} lacks expected inputs {sorted(missing)}; wrong model file?")
         log.info("loaded %s %s from %s (threads=%d)", MODEL_ID, self._version, model_dir, self._threads)
+
+    def _new_acoustic(self) -> Any:
+        from ai_edge_litert.interpreter import Interpreter  # heavy: LiteRT, imported once load() runs
+
+        return Interpreter(model_content=self._acoustic_bytes, num_threads=self._threads)
 
     def _locate_model(self) -> Path:
         store = ModelStore(self._store_dir or default_store_dir())
@@ -239,9 +251,11 @@ class FastSpeech2Engine(Engine):
             audio = self._mel_to_audio(self._text_to_mel(chunk.ids, duration, preset["f0_ratio"],
                                                          preset["energy_ratio"]))
         except (RuntimeError, ValueError) as exc:
+            self._renew_acoustic()  # a failed call may have grown its buffers before failing
             if splits_left and len(chunk.text) > 1:
                 return self._render_halves(chunk, duration, preset, splits_left, f"inference failed ({exc})")
             raise EngineFailure(f"{MODEL_ID} inference failed: {exc}") from exc
+        self._bound_acoustic()
         if splits_left and len(chunk.text) > 1 and ending_is_cut(audio, duration):
             return self._render_halves(chunk, duration, preset, splits_left, "ending cut off")
         if self._rendered is not None:
@@ -294,7 +308,21 @@ class FastSpeech2Engine(Engine):
         self._durations = model.get_tensor(outputs[DURATION_OUTPUT]["index"])[0].copy()
         return model.get_tensor(outputs[MEL_OUTPUT]["index"])
 
+    def _bound_acoustic(self) -> None:
+        """Re-create the acoustic interpreter if its last mel grew its buffers past ACOUSTIC_KEEP_FRAMES."""
+        if output_frames(self._acoustic, MEL_OUTPUT) > ACOUSTIC_KEEP_FRAMES:
+            self._renew_acoustic()
+
+    def _renew_acoustic(self) -> None:
+        self._acoustic = self._new_acoustic()
+        self._last_ids = 0  # a new interpreter prepares its ops afresh
+        release_free_memory()
+
     def _mel_to_audio(self, mel: np.ndarray) -> np.ndarray:
+        """The waveform of ``mel``, vocoded in windows of bounded size (see inference/engines/vocoding.py)."""
+        return vocode_windowed(self._vocode, mel, HOP_SAMPLES)
+
+    def _vocode(self, mel: np.ndarray) -> np.ndarray:
         vocoder = self._vocoder
         index = vocoder.get_input_details()[0]["index"]
         vocoder.resize_tensor_input(index, mel.shape)
