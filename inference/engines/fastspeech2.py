@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from inference.audio import check_output
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
 from inference.errors import BootError, EngineFailure
 from inference.models.store import ModelStore, default_store_dir
+from inference.prosody import TempoPlan, apply_plan, plan_tempo, shape
 from tts_vocab.engines import FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS
 from tts_vocab.messages import FrontendView
 
@@ -62,6 +64,8 @@ TAIL_FRAMES = 4
 TAIL_RATIO = 0.25
 # Silence where a chunk had to be cut into model-sized pieces (normally at a comma).
 PIECE_PAUSE_S = 0.12
+# Where a preset with a clause pause (pause_s) cuts a chunk: after these marks (not between digits, as in 1,000).
+CLAUSE_SPLIT = re.compile(r"(?<=[，、；：])|(?<=[,;:])(?!\d)")
 
 
 class FastSpeech2Engine(Engine):
@@ -146,13 +150,21 @@ class FastSpeech2Engine(Engine):
         self._require_loaded()
         self.resolve_voice(params.voice)
         preset = self._presets[params.emotion]
-        # FastSpeech2's speed_ratios scales durations: 0.5 = twice as fast, hence the division by speed.
-        duration = preset["duration_ratio"] / params.speed
-        audio = join_pieces([self._render(piece, duration, preset, RETRY_SPLITS)
-                             for piece in self._model_sized(text, duration)])
+        plan = self.tempo_plan(params)
+        clauses = [c for c in CLAUSE_SPLIT.split(text) if c.strip()] if preset.get("pause_s") else [text]
+        audio = join_pieces([join_pieces([self._render(piece, plan.model_duration, preset, RETRY_SPLITS)
+                                          for piece in self._model_sized(clause, plan.model_duration)])
+                             for clause in clauses], preset.get("pause_s", 0.0))
         # Guard the vocoder's own output: the gain's peak limiter would otherwise hide clipping.
         check_output(audio, SAMPLE_RATE)
+        audio = shape(apply_plan(audio, plan, SAMPLE_RATE), preset, SAMPLE_RATE)
         return apply_gain(audio, preset.get("gain_db", 0.0))
+
+    def tempo_plan(self, params: SynthesisParams) -> TempoPlan:
+        """How the model and the waveform stretch share this request's tempo and pitch level; its ``time_scale``
+        maps times on the model's output (e.g. from its durations) to the delivered audio."""
+        preset = self._presets[params.emotion]
+        return plan_tempo(preset["duration_ratio"], params.speed, preset.get("pitch_st", 0.0))
 
     def _model_sized(self, text: str, duration: float) -> list[Chunk]:
         """``text`` encoded in pieces whose mel fits the decoder at this duration ratio (usually one piece)."""
@@ -231,11 +243,11 @@ def ending_is_cut(audio: np.ndarray, duration: float = 1.0) -> bool:
     return speech > 0 and float(energy[-tail:].max()) > TAIL_RATIO * speech
 
 
-def join_pieces(pieces: list[np.ndarray]) -> np.ndarray:
-    """Model-sized pieces of one chunk, joined with a short pause."""
+def join_pieces(pieces: list[np.ndarray], pause_s: float = PIECE_PAUSE_S) -> np.ndarray:
+    """Pieces of one chunk (model-sized, or clauses), joined with a short pause."""
     if len(pieces) == 1:
         return pieces[0]
-    gap = np.zeros(int(PIECE_PAUSE_S * SAMPLE_RATE), np.float32)
+    gap = np.zeros(int(pause_s * SAMPLE_RATE), np.float32)
     return np.concatenate([part for piece in pieces for part in (piece, gap)][:-1])
 
 
