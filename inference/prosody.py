@@ -25,8 +25,8 @@ MODEL_DURATION_RANGE = (0.7, 1.4)
 # change vs ratio 1.0 over 11 sentences (2026-12-07): 0.6 -1.5 dB, 0.7 -0.8, 0.8 -0.4, 0.9 -0.2, 1.2 and 1.4 0.0.
 # The plan gives that back, so a fast speed is not quieter (whether or not outputs are loudness-normalised later).
 MODEL_LOUDNESS_DB = ((0.6, -1.5), (0.7, -0.8), (0.8, -0.4), (0.9, -0.2), (1.0, 0.0))
-# The rise covers the last voiced stretch of this length (about the closing syllable and a half).
-FINAL_RISE_S = 0.45
+# The rise covers the last voiced stretch of this length (about the closing two syllables), linearly.
+FINAL_RISE_S = 0.5
 # WSOLA: 40 ms Hann frames at 50% overlap, each aligned within +-10 ms (at 24 kHz). A phase vocoder (librosa's)
 # scored 0.3-1.0 MOS lower on this voice: its smeared phases sound reverberant on speech.
 WSOLA_FRAME_S = 0.04
@@ -124,7 +124,7 @@ def final_rise(samples: np.ndarray, semitones: float, rate: int) -> np.ndarray:
     active = np.flatnonzero(env > 0.02 * env.max())
     end = int(active[-1]) + 1 if active.size else samples.size
     start = max(0, end - int(FINAL_RISE_S * rate))
-    ramp = 2 ** (semitones / 12 * np.linspace(0, 1, end - start) ** 1.5)
+    ramp = 2 ** (semitones / 12 * np.linspace(0, 1, end - start))
     return np.concatenate([samples[:start], varispeed(samples[start:end], ramp), samples[end:]])
 
 
