@@ -7,7 +7,9 @@ Measures the engine as it is (its presets, or those of ``--presets``, a JSON obj
 tuning runs). ``--quick`` takes every third sentence (8) for iteration; the README's table is the full run.
 Loudness is the raw output's (ITU-R BS.1770 integrated LUFS, pyloudnorm); ``--normalized`` also scores each
 rendering after normalising it to NORMALIZED_LUFS (what a loudness-normalising output would deliver).
-The MOS model is loaded once; everything runs on ``--threads`` CPU threads.
+The MOS model is loaded once; everything runs on ``--threads`` CPU threads. The README's "before" table is this
+file run against the engine before the re-tuning: ``git archive b76841d | tar -x -C DIR``, copy this file to
+``DIR/bench/``, then ``cd DIR && PYTHONPATH=$PWD python bench/quality.py``.
 Needs the quality extra (CPU torch, distillmos), pyloudnorm and librosa (the test extra).
 """
 

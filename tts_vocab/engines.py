@@ -29,9 +29,9 @@ _FASTSPEECH2_TABLE = {
     "happy": (1.3,      1.1,   0.85,    1.5,    3.0,     0.0,    0.0,    2.0),
     "sad": (0.6,        0.9,   1.2,     -4.0,   -1.0,    0.0,    0.0,    -5.0),
     "angry": (1.2,      1.1,   0.88,    4.0,    0.0,     0.0,    0.0,    6.0),
-    "fear": (1.4,       0.9,   1.05,    -3.0,   3.0,     0.25,   0.0,    0.0),
-    "surprise": (1.7,   1.1,   0.98,    2.0,    0.0,     0.0,    12.0,   0.0),
-    "disgust": (0.75,   1.0,   1.15,    -1.0,   0.0,     0.0,    0.0,    2.0),
+    "fear": (1.4,       0.9,   1.05,    -3.0,   3.0,     0.3,    0.0,    0.0),
+    "surprise": (1.7,   1.1,   1.04,    2.0,    0.0,     0.0,    12.0,   0.0),
+    "disgust": (0.75,   1.0,   1.15,    -1.0,   0.0,     0.0,    0.0,    4.0),
 }
 FASTSPEECH2_PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType({
     name: MappingProxyType(dict(zip(PRESET_KEYS, row, strict=True))) for name, row in _FASTSPEECH2_TABLE.items()})
