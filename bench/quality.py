@@ -188,7 +188,7 @@ def report(title: str, result: dict) -> str:
     out.append("")
     for label, feats in (("all prosody features", FEATURES),
                          ("without loudness (rms_db)", tuple(f for f in FEATURES if f != "rms_db")),
-                         ("duration, rms, median F0, F0 range only", FEATURES[:4])):
+                         ("speaking rate, rms, median F0, F0 range only", FEATURES[:4])):
         acc, per = loso_accuracy(rows, feats)
         out.append(f"- classification, {label}: **{acc:.0%}** ("
                    + ", ".join(f"{e} {v:.0%}" for e, v in per.items()) + ")")
