@@ -9,7 +9,8 @@ ratio 0.6 and 2.3 at 0.5 on the same sentences), so a speed beyond that range is
 
 Timestamps: every time measured on the model's output (its per-phoneme durations) maps to the delivered audio by
 ``TempoPlan.time_scale`` (one number per synthesis), except for the final rise, which compresses the last
-FINAL_RISE_S of the utterance slightly.
+FINAL_RISE_S of the utterance slightly. Silences the engine inserts between pieces or clauses (a preset's pause_s)
+come before the plan is applied, so they scale by the same factor, but they are not in the model's durations.
 """
 
 from __future__ import annotations
