@@ -3,13 +3,17 @@ on LiteRT.
 
 Runs in the worker process (and in-process for ``tts-ops synth``). Same shape as Sambert-HifiGan: text frontend ->
 phoneme ids -> mel spectrogram -> waveform. The model has one voice and no emotion embedding, so each emotion is a
-prosody preset (pitch, energy and duration ratios, from config) fed to FastSpeech2's variance adaptor.
+prosody preset (from config): pitch-range, energy and duration ratios fed to FastSpeech2's variance adaptor, then
+pitch level, clause pauses, a final rise, an energy slope and gain applied to the waveform (inference/prosody.py).
+A speed is split between the model's duration ratio (kept where it sounds natural) and a pitch-preserving stretch:
+``tempo_plan`` says how, and its ``time_scale`` maps times on the model's output to the delivered audio.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +26,7 @@ from inference.engines.vocoding import vocode_windowed
 from inference.errors import BootError, EngineFailure, TextError
 from inference.memory import output_frames, release_free_memory
 from inference.models.store import ModelStore, default_store_dir
+from inference.prosody import TempoPlan, apply_plan, plan_tempo, shape
 from inference.text.alignment import Timeline, align_piece
 from inference.text.lexicon import load_checked
 from tts_vocab.engines import FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS
@@ -74,6 +79,8 @@ PIECE_PAUSE_S = 0.12
 # (a 120-id piece is ~660 frames, x1.25 for "sad") on one interpreter; slower speeds pay ~20 ms to re-create it.
 # The vocoder runs in bounded windows instead (inference/engines/vocoding.py).
 ACOUSTIC_KEEP_FRAMES = 900
+# Where a preset with a clause pause (pause_s) cuts a chunk: after these marks (not between digits, as in 1,000).
+CLAUSE_SPLIT = re.compile(r"(?<=[，、；：])|(?<=[,;:])(?!\d)")
 
 
 class FastSpeech2Engine(Engine):
@@ -100,7 +107,7 @@ class FastSpeech2Engine(Engine):
         self._skipped: list[str] = []
         self._version = "unknown"
         # While a timed synthesis runs: each rendered piece with its symbol durations and length in samples.
-        self._rendered: list[tuple[Chunk, np.ndarray, int]] | None = None
+        self._rendered: list[tuple[Chunk, np.ndarray, int] | None] | None = None
         self._durations = np.zeros(0, np.int32)
         self._last_ids = 0  # input length of the last acoustic invoke
 
@@ -221,13 +228,25 @@ class FastSpeech2Engine(Engine):
         self._require_loaded()
         self.resolve_voice(params.voice)
         preset = self._presets[params.emotion]
-        # FastSpeech2's speed_ratios scales durations: 0.5 = twice as fast, hence the division by speed.
-        duration = preset["duration_ratio"] / params.speed
-        audio = join_pieces([self._render(piece, duration, preset, RETRY_SPLITS)
-                             for piece in self._model_sized(text, duration)])
+        plan = self.tempo_plan(params)
+        clauses = [c for c in CLAUSE_SPLIT.split(text) if c.strip()] if preset.get("pause_s") else [text]
+        joined = []
+        for clause in clauses:
+            if self._rendered is not None:
+                self._rendered.append(None)  # a clause starts: synthesize_chunk_timed places its pause
+            joined.append(join_pieces([self._render(piece, plan.model_duration, preset, RETRY_SPLITS)
+                                       for piece in self._model_sized(clause, plan.model_duration)]))
+        audio = join_pieces(joined, preset.get("pause_s", 0.0))
         # Guard the vocoder's own output: the gain's peak limiter would otherwise hide clipping.
         check_output(audio, SAMPLE_RATE)
+        audio = shape(apply_plan(audio, plan, SAMPLE_RATE), preset, SAMPLE_RATE)
         return apply_gain(audio, preset.get("gain_db", 0.0))
+
+    def tempo_plan(self, params: SynthesisParams) -> TempoPlan:
+        """How the model and the waveform stretch share this request's tempo and pitch level; its ``time_scale``
+        maps times on the model's output (e.g. from its durations) to the delivered audio."""
+        preset = self._presets[params.emotion]
+        return plan_tempo(preset["duration_ratio"], params.speed, preset.get("pitch_st", 0.0))
 
     def _model_sized(self, text: str, duration: float) -> list[Chunk]:
         """``text`` encoded in pieces whose mel fits the decoder at this duration ratio (usually one piece)."""
@@ -263,8 +282,8 @@ class FastSpeech2Engine(Engine):
         return audio
 
     def synthesize_chunk_timed(self, text: str, params: SynthesisParams, timeline: Timeline) -> np.ndarray:
-        """``synthesize_chunk`` plus its pieces on ``timeline``: the model's durations per symbol, the pause
-        ``join_pieces`` put between pieces."""
+        """``synthesize_chunk`` plus its pieces on ``timeline``: the model's durations per symbol, the pauses
+        ``join_pieces`` put between pieces and clauses, all scaled by the time stretch applied after the model."""
         self._rendered = []
         try:
             audio = self.synthesize_chunk(text, params)
@@ -272,13 +291,22 @@ class FastSpeech2Engine(Engine):
         finally:
             self._rendered = None
         gap = int(PIECE_PAUSE_S * SAMPLE_RATE)
-        if sum(samples for _, _, samples in rendered) + gap * (len(rendered) - 1) != len(audio):
-            raise EngineFailure(f"{MODEL_ID} timestamps do not add up to the audio's length")
-        for index, (chunk, durations, samples) in enumerate(rendered):
-            if index:
-                timeline.silence(gap)
+        clause_pause = int(self._presets[params.emotion].get("pause_s", 0.0) * SAMPLE_RATE)
+        model_time = Timeline(text, SAMPLE_RATE)
+        first_in_clause = True
+        for event in rendered:
+            if event is None:
+                if model_time.samples:
+                    model_time.silence(clause_pause)
+                first_in_clause = True
+                continue
+            chunk, durations, samples = event
+            if not first_in_clause:
+                model_time.silence(gap)
+            first_in_clause = False
             segments = align_piece(chunk.text, chunk.normalized, chunk.owners, durations.tolist())
-            timeline.piece(chunk.text, segments, HOP_SAMPLES, samples)
+            model_time.piece(chunk.text, segments, HOP_SAMPLES, samples)
+        timeline.stretched(model_time, len(audio))
         return audio
 
     def _render_halves(self, chunk: Chunk, duration: float, preset: Mapping[str, float], splits_left: int,
@@ -352,11 +380,11 @@ def ending_is_cut(audio: np.ndarray, duration: float = 1.0) -> bool:
     return speech > 0 and float(energy[-tail:].max()) > TAIL_RATIO * speech
 
 
-def join_pieces(pieces: list[np.ndarray]) -> np.ndarray:
-    """Model-sized pieces of one chunk, joined with a short pause."""
+def join_pieces(pieces: list[np.ndarray], pause_s: float = PIECE_PAUSE_S) -> np.ndarray:
+    """Pieces of one chunk (model-sized, or clauses), joined with a short pause."""
     if len(pieces) == 1:
         return pieces[0]
-    gap = np.zeros(int(PIECE_PAUSE_S * SAMPLE_RATE), np.float32)
+    gap = np.zeros(int(pause_s * SAMPLE_RATE), np.float32)
     return np.concatenate([part for piece in pieces for part in (piece, gap)][:-1])
 
 

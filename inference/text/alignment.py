@@ -173,6 +173,21 @@ class Timeline:
             last = self._entries[-1]
             self._entries[-1] = Segment(last.start, last.end, last.t0, self._now)
 
+    def stretched(self, other: Timeline, samples: int) -> None:
+        """``other`` (a timeline over a piece of this text, built on the model's output) placed here as ``samples``
+        of delivered audio: a time stretch or pitch change after the model moves every time by the same factor."""
+        other._gap(len(other.text))
+        offset = self.text.find(other.text, self._cursor) if other.text else -1
+        if offset < 0:
+            raise ValueError(f"piece {other.text[:20]!r} not found in the text after character {self._cursor}")
+        self._gap(offset)
+        scale = samples / other.samples if other.samples else 0.0
+        for entry in other._entries:
+            self._entries.append(Segment(offset + entry.start, offset + entry.end,
+                                         self._now + round(entry.t0 * scale), self._now + round(entry.t1 * scale)))
+        self._cursor = offset + len(other.text)
+        self.silence(samples)
+
     @property
     def samples(self) -> int:
         """Audio placed so far, in samples."""

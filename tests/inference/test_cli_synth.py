@@ -119,7 +119,7 @@ def test_format_flag_overrides_extension(outputs):
     path = ok(outputs, "flac")
     info = sf.info(path)
     assert (info.format, info.samplerate, info.channels) == ("FLAC", RATE, 1)
-    # sad is slower (its duration ratio, 1.25 by default) than the neutral reading of the same sentence.
+    # sad is slower (its duration ratio, 1.2 by default) than the neutral reading of the same sentence.
     assert info.duration > sf.info(ok(outputs, "wav")).duration
 
 

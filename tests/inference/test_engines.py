@@ -59,7 +59,7 @@ def quiet_runs(samples: np.ndarray, threshold: float = 1e-3, frame_s: float = 0.
     return [(start * frame_s, (end - start) * frame_s) for start, end in zip(starts, ends, strict=True)]
 
 
-def pitch_p90(samples: np.ndarray, fmin: float = 70, fmax: float = 500) -> float:
+def pitch_p90(samples: np.ndarray, fmin: float = 70, fmax: float = 500, percentile: float = 90) -> float:
     """90th percentile of an autocorrelation pitch track over the loud frames: the top of the speaker's range.
 
     FastSpeech2's f0 ratio scales the *normalised* pitch contour, so it widens or narrows the range around the
@@ -75,7 +75,7 @@ def pitch_p90(samples: np.ndarray, fmin: float = 70, fmax: float = 500) -> float
     lags = low + np.argmax(autocorr[:, low:high], axis=1)
     voiced = autocorr[np.arange(lags.size), lags] > 0.5 * autocorr[:, 0]
     assert voiced.sum() >= 20, "too few voiced frames to measure pitch"
-    return float(np.percentile(RATE / lags[voiced], 90))
+    return float(np.percentile(RATE / lags[voiced], percentile))
 
 
 def assert_valid_audio(samples: np.ndarray) -> None:
@@ -128,6 +128,34 @@ def test_speed_two_is_at_least_30_percent_shorter(engine):
     slow = engine.synthesize(SENTENCE, SynthesisParams.build("neutral", 0.5))
     assert duration(fast) <= 0.7 * duration(normal), (duration(fast), duration(normal))
     assert duration(slow) >= 1.3 * duration(normal), (duration(slow), duration(normal))
+
+
+def pitch_median(samples: np.ndarray) -> float:
+    """Median pitch (Hz) of the loud frames, by the same autocorrelation track as pitch_p90."""
+    return pitch_p90(samples, percentile=50)
+
+
+@pytest.mark.parametrize("speed", [0.5, 2.0])
+def test_speed_beyond_the_models_range_is_stretched_keeping_pitch(engine, speed):
+    params = SynthesisParams.build("neutral", speed)
+    plan = engine.tempo_plan(params)
+    assert plan.stretch != 1.0 and 0.7 <= plan.model_duration <= 1.4, plan
+    assert plan.model_duration * plan.time_scale == pytest.approx(1 / speed)
+    normal = engine.synthesize(SENTENCE, SynthesisParams.build("neutral", 1.0))
+    changed = engine.synthesize(SENTENCE, params)
+    assert duration(changed) == pytest.approx(duration(normal) / speed, rel=0.15), (duration(changed), speed)
+    # Pitch-preserving: the median F0 stays within a semitone of speed 1.0's.
+    assert abs(12 * math.log2(pitch_median(changed) / pitch_median(normal))) < 1.0
+
+
+def test_fear_pauses_at_the_comma(engine, by_emotion):
+    # fear's preset renders clause by clause with pause_s of silence between (the comma of SENTENCE), scaled with
+    # the rest of the audio by its pitch level's varispeed.
+    pause = DEFAULT_PRESETS["fear"]["pause_s"] * engine.tempo_plan(SynthesisParams.build("fear")).time_scale
+    neutral_gaps = [length for _, length in quiet_runs(by_emotion["neutral"])[1:-1]]
+    fear_gaps = [length for _, length in quiet_runs(by_emotion["fear"])[1:-1]]
+    assert pause > 0 and max(fear_gaps, default=0) >= pause, fear_gaps
+    assert max(fear_gaps) > max(neutral_gaps, default=0) + pause / 2, (fear_gaps, neutral_gaps)
 
 
 @pytest.fixture(scope="module")

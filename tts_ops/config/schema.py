@@ -227,6 +227,14 @@ class EmotionPreset(_Section):
     duration_ratio: Ratio = Field(1.0, description="Duration multiplier, 0.5..2.0; above 1 speaks slower.")
     gain_db: float = Field(0.0, ge=-20, le=6,
                            description="Output gain in dB, -20..6; peaks are limited to avoid clipping.")
+    pitch_st: float = Field(0.0, ge=-6, le=6,
+        description="Pitch level in semitones, -6..6, by varispeed after the vocoder (the timbre moves with it).")
+    pause_s: float = Field(0.0, ge=0, le=1,
+        description="Silence at clause punctuation in seconds, 0..1 (clauses rendered one by one); 0 = the model's.")
+    rise_st: float = Field(0.0, ge=0, le=12,
+        description="Sentence-final pitch glide up in semitones over the last ~0.45 s of each chunk, 0..12.")
+    tilt_db: float = Field(0.0, ge=-12, le=12,
+        description="Energy slope over each chunk in dB, end minus start, -12..12 (negative fades out).")
 
 
 def _default_emotions() -> dict[str, EmotionPreset]:

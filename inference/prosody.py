@@ -1,0 +1,149 @@
+"""Waveform prosody for the bundled voice: the split of a tempo between the model and a pitch-preserving time
+stretch, the stretch itself (WSOLA), pitch level by varispeed, a sentence-final pitch rise and an energy tilt.
+
+Runs in the worker process (and in-process for ``tts-ops synth``), after the vocoder. FastSpeech2 takes only
+utterance-wide ratios (duration, normalised pitch range, energy), so what an emotion or a speed needs beyond them
+is done here on the waveform. Measured on the bundled voice (``bench/quality.py``, README "Speech quality"): the
+model's duration ratio sounds natural in MODEL_DURATION_RANGE and degrades fast outside it (predicted MOS 3.0 at
+ratio 0.6 and 2.3 at 0.5 on the same sentences), so a speed beyond that range is reached by stretching.
+
+Timestamps: every time measured on the model's output (its per-phoneme durations) maps to the delivered audio by
+``TempoPlan.time_scale`` (one number per synthesis), except for the final rise, which compresses the last
+FINAL_RISE_S of the utterance slightly. Silences the engine inserts between pieces or clauses (a preset's pause_s)
+come before the plan is applied, so they scale by the same factor, but they are not in the model's durations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+# The model's duration ratio stays inside this range; the rest of a tempo change is a pitch-preserving stretch.
+MODEL_DURATION_RANGE = (0.7, 1.4)
+# The model speaks more quietly at short duration ratios (phonemes lose frames); measured mean integrated loudness
+# change vs ratio 1.0 over 11 sentences (2026-12-07): 0.6 -1.5 dB, 0.7 -0.8, 0.8 -0.4, 0.9 -0.2, 1.2 and 1.4 0.0.
+# The plan gives that back, so a fast speed is not quieter (whether or not outputs are loudness-normalised later).
+MODEL_LOUDNESS_DB = ((0.6, -1.5), (0.7, -0.8), (0.8, -0.4), (0.9, -0.2), (1.0, 0.0))
+# The rise covers the last voiced stretch of this length (about the closing two syllables), linearly.
+FINAL_RISE_S = 0.5
+# WSOLA: 25 ms Hann frames at 50% overlap, each aligned within +-8 ms. Measured at speed 2.0 on 11 sentences
+# (predicted MOS): 15 ms 2.93, 20 ms 3.01, 25 ms 3.07, 30 ms 2.95, 40 ms 2.89, 60 ms 2.90; at speed 0.5 25 ms was
+# best too (3.96 vs 3.83 for 40 ms). A phase vocoder (librosa's) scored 0.3-1.0 lower: it sounds reverberant.
+WSOLA_FRAME_S = 0.025
+WSOLA_TOLERANCE_S = 0.008
+
+
+@dataclass(frozen=True)
+class TempoPlan:
+    """How one synthesis reaches its tempo and pitch level.
+
+    ``model_duration`` goes to FastSpeech2's ``speed_ratios``; the vocoder's output is then read ``pitch`` times
+    faster (varispeed: pitch up, shorter), then stretched by ``stretch`` (output length / input length, pitch kept).
+    ``time_scale`` maps a time on the model's output to the delivered audio (the stretch factor to apply to
+    timestamps derived from the model's durations).
+    """
+
+    model_duration: float
+    pitch: float
+    stretch: float
+
+    @property
+    def time_scale(self) -> float:
+        return self.stretch / self.pitch
+
+    @property
+    def gain_db(self) -> float:
+        """Gain that makes up for the model's quieter rendering at a short duration ratio (MODEL_LOUDNESS_DB)."""
+        ratios, loss = zip(*MODEL_LOUDNESS_DB, strict=True)
+        return -float(np.interp(self.model_duration, ratios, loss))
+
+
+def plan_tempo(duration_ratio: float, speed: float, pitch_st: float = 0.0) -> TempoPlan:
+    """Split the wanted duration factor (``duration_ratio / speed``) between the model, kept inside
+    MODEL_DURATION_RANGE, and a stretch; a pitch level of ``pitch_st`` semitones is rendered by asking the model
+    for ``pitch`` times longer speech and reading it ``pitch`` times faster."""
+    wanted = duration_ratio / speed
+    model = float(np.clip(wanted, *MODEL_DURATION_RANGE))
+    pitch = float(2 ** (pitch_st / 12))
+    return TempoPlan(model_duration=model * pitch, pitch=pitch, stretch=wanted / model)
+
+
+def apply_plan(samples: np.ndarray, plan: TempoPlan, rate: int) -> np.ndarray:
+    """The model's output turned into the planned pitch level, tempo and loudness (peaks are the caller's: the
+    engine's gain stage limits them)."""
+    if abs(plan.pitch - 1) > 1e-3:
+        samples = varispeed(samples, plan.pitch)
+    if plan.gain_db:
+        samples = samples * np.float32(10 ** (plan.gain_db / 20))
+    return time_stretch(samples, plan.stretch, rate)
+
+
+def time_stretch(samples: np.ndarray, factor: float, rate: int) -> np.ndarray:
+    """Pitch-preserving duration change by WSOLA: output length = ``factor`` x input length (2.0 = twice as long).
+    Each output frame is taken near its nominal input position where it best continues the previous one, so the
+    periods line up and pitch and loudness are kept."""
+    if abs(factor - 1) < 1e-3 or samples.size == 0:
+        return samples
+    frame = int(WSOLA_FRAME_S * rate) // 2 * 2
+    hop, tolerance = frame // 2, int(WSOLA_TOLERANCE_S * rate)
+    window = np.hanning(frame).astype(np.float32)
+    n_out = int(round(samples.size * factor))
+    out = np.zeros(n_out + frame, np.float32)
+    norm = np.zeros_like(out)
+    padded = np.concatenate([np.asarray(samples, np.float32), np.zeros(frame + 2 * tolerance + hop, np.float32)])
+    previous = 0
+    for k in range(-(-n_out // hop)):
+        pos = 0
+        if k:
+            follow = padded[previous + hop:previous + hop + frame]
+            low = max(0, int(k * hop / factor) - tolerance)
+            region = padded[low:low + 2 * tolerance + frame]
+            pos = low + int(np.argmax(np.correlate(region, follow, mode="valid")))
+        out[k * hop:k * hop + frame] += padded[pos:pos + frame] * window
+        norm[k * hop:k * hop + frame] += window
+        previous = pos
+    norm[norm < 1e-3] = 1.0
+    return (out / norm)[:n_out]
+
+
+def varispeed(samples: np.ndarray, ratio: np.ndarray | float) -> np.ndarray:
+    """Read the input ``ratio`` times faster (pitch up by ``ratio``, duration down by it), by linear interpolation;
+    ``ratio`` may be an array giving the ratio at each input sample."""
+    ratio = np.broadcast_to(np.asarray(ratio, np.float64), samples.shape)
+    positions = np.concatenate([[0.0], np.cumsum(ratio)[:-1]])
+    positions = positions[positions <= samples.size - 1]
+    return np.interp(positions, np.arange(samples.size), samples).astype(np.float32)
+
+
+def final_rise(samples: np.ndarray, semitones: float, rate: int) -> np.ndarray:
+    """A glide up of ``semitones`` over the last voiced FINAL_RISE_S (trailing silence left alone), as in a
+    surprised question."""
+    if not semitones or samples.size == 0:
+        return samples
+    env = np.abs(samples)
+    active = np.flatnonzero(env > 0.02 * env.max())
+    end = int(active[-1]) + 1 if active.size else samples.size
+    start = max(0, end - int(FINAL_RISE_S * rate))
+    ramp = 2 ** (semitones / 12 * np.linspace(0, 1, end - start))
+    return np.concatenate([samples[:start], varispeed(samples[start:end], ramp), samples[end:]])
+
+
+def energy_tilt(samples: np.ndarray, tilt_db: float) -> np.ndarray:
+    """A gain sloping linearly in dB from ``-tilt_db / 2`` at the start to ``+tilt_db / 2`` at the end (a sad
+    voice fades; an angry one does not), loudness on the whole about unchanged."""
+    if not tilt_db or samples.size == 0:
+        return samples
+    gain = 10 ** (np.linspace(-tilt_db / 2, tilt_db / 2, samples.size) / 20)
+    return (samples * gain).astype(np.float32)
+
+
+def shape(samples: np.ndarray, preset: Mapping[str, float], rate: int) -> np.ndarray:
+    """The preset's contour effects on a rendered chunk (after apply_plan): energy tilt, then the final rise."""
+    samples = energy_tilt(samples, preset.get("tilt_db", 0.0))
+    return final_rise(samples, preset.get("rise_st", 0.0), rate)
+
+
+__all__ = ["MODEL_DURATION_RANGE", "TempoPlan", "plan_tempo", "apply_plan", "time_stretch", "varispeed",
+           "final_rise", "energy_tilt", "shape"]

@@ -1,0 +1,112 @@
+"""Waveform prosody (inference/prosody.py): the time stretch keeps pitch and scales duration, varispeed and the
+final rise move pitch, the tempo plan keeps the model in its natural range, and the preset table is valid.
+
+Signals are a voiced-speech stand-in (a 160-220 Hz glide with harmonics and a syllable-like envelope), so the
+pitch tracker has real periods to follow; the engine tests cover the bundled voice itself.
+"""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+
+from inference.prosody import (
+    MODEL_DURATION_RANGE,
+    energy_tilt,
+    final_rise,
+    plan_tempo,
+    time_stretch,
+    varispeed,
+)
+from tts_ops.config.schema import EmotionPreset
+from tts_vocab.emotions import EMOTIONS
+from tts_vocab.engines import FASTSPEECH2_PRESETS, PRESET_KEYS
+
+RATE = 24000
+
+
+def voiced(seconds: float = 2.0, f0: tuple[float, float] = (160.0, 220.0)) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    phase = 2 * np.pi * np.cumsum(np.linspace(*f0, t.size)) / RATE
+    wave = sum(np.sin(k * phase) / k for k in range(1, 8))
+    syllables = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.3 * wave * syllables).astype(np.float32)
+
+
+def median_f0(samples: np.ndarray) -> float:
+    f0 = librosa.yin(samples, fmin=70, fmax=600, sr=RATE, frame_length=1920, hop_length=240)
+    return float(np.median(f0[5:-5]))
+
+
+def semitones(a: float, b: float) -> float:
+    return float(12 * np.log2(a / b))
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.7, 1.43, 2.0, 2.86])
+def test_time_stretch_scales_duration_and_keeps_pitch(factor):
+    source = voiced()
+    out = time_stretch(source, factor, RATE)
+    assert out.size == pytest.approx(factor * source.size, rel=0.01)
+    assert abs(semitones(median_f0(out), median_f0(source))) < 1.0, (median_f0(out), median_f0(source))
+    # Loudness kept too (a stretch is not a volume change): RMS within 1 dB.
+    rms = [float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) for x in (out, source)]
+    assert abs(20 * np.log10(rms[0] / rms[1])) < 1.0, rms
+
+
+def test_time_stretch_of_one_is_the_identity():
+    source = voiced(0.5)
+    assert time_stretch(source, 1.0, RATE) is source
+
+
+def test_varispeed_raises_pitch_and_shortens_by_the_ratio():
+    source = voiced()
+    ratio = 2 ** (3 / 12)
+    out = varispeed(source, ratio)
+    assert out.size == pytest.approx(source.size / ratio, rel=0.01)
+    assert semitones(median_f0(out), median_f0(source)) == pytest.approx(3.0, abs=0.5)
+
+
+def test_final_rise_raises_only_the_ending():
+    source = voiced(2.0, (200.0, 200.0))
+    out = final_rise(source, 8.0, RATE)
+    head, tail = median_f0(out[:RATE]), median_f0(out[-int(0.15 * RATE):])
+    assert abs(semitones(head, 200.0)) < 0.5, head
+    assert semitones(tail, 200.0) > 4.0, tail
+
+
+def test_energy_tilt_fades_by_its_slope():
+    source = voiced(2.0)
+    out = energy_tilt(source, -6.0)
+    start, end = (float(np.sqrt(np.mean(x ** 2))) for x in (out[:RATE // 4], out[-RATE // 4:]))
+    reference = [float(np.sqrt(np.mean(x ** 2))) for x in (source[:RATE // 4], source[-RATE // 4:])]
+    assert 20 * np.log10(end / start) - 20 * np.log10(reference[1] / reference[0]) == pytest.approx(-5.25, abs=0.75)
+
+
+@pytest.mark.parametrize("speed", [0.5, 0.75, 1.0, 1.5, 2.0])
+@pytest.mark.parametrize("emotion", EMOTIONS)
+def test_tempo_plan_keeps_the_model_in_range_and_reaches_the_speed(emotion, speed):
+    preset = FASTSPEECH2_PRESETS[emotion]
+    plan = plan_tempo(preset["duration_ratio"], speed, preset.get("pitch_st", 0.0))
+    model = plan.model_duration / plan.pitch  # the model's tempo once varispeed has read it faster
+    assert MODEL_DURATION_RANGE[0] - 1e-9 <= model <= MODEL_DURATION_RANGE[1] + 1e-9
+    # Everything the model times (its durations) reaches the listener scaled by one factor.
+    assert plan.model_duration * plan.time_scale == pytest.approx(preset["duration_ratio"] / speed)
+
+
+def test_tempo_plan_inside_the_range_does_not_stretch():
+    plan = plan_tempo(1.0, 1.25)
+    assert plan.stretch == 1.0 and plan.pitch == 1.0 and plan.model_duration == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("emotion", EMOTIONS)
+def test_default_presets_are_valid_config(emotion):
+    preset = FASTSPEECH2_PRESETS[emotion]
+    assert set(preset) <= set(PRESET_KEYS), set(preset) - set(PRESET_KEYS)
+    EmotionPreset(**preset)  # in range for the config schema (raises otherwise)
+
+
+def test_presets_cover_every_emotion_and_the_schema_every_key():
+    assert set(FASTSPEECH2_PRESETS) == set(EMOTIONS)
+    assert set(EmotionPreset.model_fields) == set(PRESET_KEYS)
+    assert dict(FASTSPEECH2_PRESETS["neutral"]) == EmotionPreset().model_dump()
