@@ -29,9 +29,9 @@ def test_no_model_call_ends_mid_sound(engine, monkeypatch, speed):
     pieces: list[np.ndarray] = []
     join = fs2.join_pieces
 
-    def recording_join(parts: list[np.ndarray]) -> np.ndarray:
+    def recording_join(parts: list[np.ndarray], *pause_s: float) -> np.ndarray:
         pieces.extend(parts)
-        return join(parts)
+        return join(parts, *pause_s)
 
     monkeypatch.setattr(fs2, "join_pieces", recording_join)
     params = SynthesisParams.build("neutral", speed)
