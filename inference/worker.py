@@ -126,6 +126,10 @@ class WorkerServer:
         engine.load()
         self.load_s = time.monotonic() - start
         self.warmup_s = engine.warm_up(light=self._preloaded is not None)
+        if self.args.loudness_lufs is not None:
+            # Heavy (pyloudnorm + scipy, ~0.7 s): imported before READY rather than by the first client's request;
+            # a forked worker finds it loaded by the zygote.
+            import inference.loudness  # noqa: F401
         self.engine = engine
 
     def _boot_failed(self, exc: BaseException) -> int:

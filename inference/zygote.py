@@ -63,7 +63,8 @@ def preload(args: argparse.Namespace) -> Engine:
     import soundfile  # noqa: F401
     from ai_edge_litert import interpreter  # noqa: F401  # the module only: no interpreter before the fork
 
-    import inference.audio  # noqa: F401
+    import inference.audio
+    import inference.loudness  # noqa: F401  # pyloudnorm + scipy: ~0.7 s a worker's first answer would pay
     from inference.engines import create_engine
 
     options = json.loads(args.options) if args.options else {}

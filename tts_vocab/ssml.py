@@ -16,10 +16,13 @@ from tts_vocab.emotions import normalize_emotion
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.lexicon import is_syllable
 
-__all__ = ["BREAK_STRENGTHS", "MAX_BREAK_S", "MAX_SEGMENTS", "Pause", "Say", "Script", "Segment"]
+__all__ = ["BREAK_STRENGTHS", "MAX_BREAK_S", "MAX_SEGMENTS", "MAX_TOTAL_BREAK_S", "Pause", "Say", "Script", "Segment"]
 
 #: Longest single ``<break>``, in seconds (Azure's limit is 5 s; 10 s leaves room for a dramatic pause).
 MAX_BREAK_S = 10.0
+#: Most silence all of a document's breaks may add up to: a short request must not make a worker hold minutes of
+#: audio (215 breaks of 10 s fit in 4,096 characters: 36 minutes, over 1 GB of samples in the worker).
+MAX_TOTAL_BREAK_S = 60.0
 #: Most segments one document may hold: bounds the worker's work per request whatever the markup.
 MAX_SEGMENTS = 500
 #: ``<break strength="...">`` in seconds (W3C's names, Azure's durations).
@@ -73,7 +76,16 @@ class Script:
         """The script in a decoded JSON list; InvalidRequest naming ``ssml`` when it does not have the shape."""
         if not isinstance(value, list) or not value or len(value) > MAX_SEGMENTS:
             raise InvalidRequest(f"'ssml' must be a list of 1 to {MAX_SEGMENTS} segments", FIELD)
-        return cls(tuple(_segment(item) for item in value))
+        script = cls(tuple(_segment(item) for item in value))
+        if script.pause_s > MAX_TOTAL_BREAK_S:
+            raise InvalidRequest(f"SSML breaks add up to {script.pause_s:g}s; the limit is {MAX_TOTAL_BREAK_S:g}s",
+                                 FIELD)
+        return script
+
+    @property
+    def pause_s(self) -> float:
+        """The silence all ``<break>``s add up to."""
+        return sum(segment.seconds for segment in self.segments if isinstance(segment, Pause))
 
     @property
     def spoken(self) -> str:

@@ -80,7 +80,7 @@ PIECE_PAUSE_S = 0.12
 # The vocoder runs in bounded windows instead (inference/engines/vocoding.py).
 ACOUSTIC_KEEP_FRAMES = 900
 # Where a preset with a clause pause (pause_s) cuts a chunk: after these marks (not between digits, as in 1,000).
-CLAUSE_SPLIT = re.compile(r"(?<=[，、；：])|(?<=[,;:])(?!\d)")
+CLAUSE_SPLIT = re.compile(r"(?<=[，、；：,;:])(?!\d)")
 
 
 class FastSpeech2Engine(Engine):
@@ -230,12 +230,18 @@ class FastSpeech2Engine(Engine):
         preset = self._presets[params.emotion]
         plan = self.tempo_plan(params)
         clauses = [c for c in CLAUSE_SPLIT.split(text) if c.strip()] if preset.get("pause_s") else [text]
-        joined = []
-        for clause in clauses:
+        joined: list[np.ndarray] = []
+        for index, clause in enumerate(clauses):
+            try:
+                pieces = self._model_sized(clause, plan.model_duration)
+            except TextError:
+                if joined or index < len(clauses) - 1:
+                    continue  # a clause with nothing to say ("😀", a closing quote) is silent, not an error
+                raise
             if self._rendered is not None:
                 self._rendered.append(None)  # a clause starts: synthesize_chunk_timed places its pause
             joined.append(join_pieces([self._render(piece, plan.model_duration, preset, RETRY_SPLITS)
-                                       for piece in self._model_sized(clause, plan.model_duration)]))
+                                       for piece in pieces]))
         audio = join_pieces(joined, preset.get("pause_s", 0.0))
         # Guard the vocoder's own output: the gain's peak limiter would otherwise hide clipping.
         check_output(audio, SAMPLE_RATE)

@@ -28,7 +28,8 @@ def worker_rows(daemon) -> list[dict]:
 def test_no_worker_ready_answers_503_with_json(start_daemon, model_store_dir, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(model_store_dir, store, ignore=shutil.ignore_patterns(".lock", ".tmp-*"))
-    daemon = start_daemon({"workers": {"boot_failure_limit": 1, "failed_cooldown_s": 300},
+    # Cold spawns read the damaged disk (a zygote's forks would run the files it preloaded).
+    daemon = start_daemon({"workers": {"boot_failure_limit": 1, "failed_cooldown_s": 300, "zygote": False},
                            "server": {"retry_after_s": 7}}, workers=1, store_dir=store)
     # Positive control: the same request is served while the worker is up.
     code, _, _ = http("POST", daemon.base_url + "/tts", {"text": "现在还有工作进程。"})

@@ -17,7 +17,7 @@ import pytest
 
 from inference.audio import check_output
 from inference.engines.base import EMOTION_ALIASES, EMOTIONS, SynthesisParams
-from inference.engines.fastspeech2 import DEFAULT_PRESETS, VOCODER_FILE, FastSpeech2Engine
+from inference.engines.fastspeech2 import CLAUSE_SPLIT, DEFAULT_PRESETS, VOCODER_FILE, FastSpeech2Engine
 from inference.errors import BootError, TextError
 from inference.text.samples import PARAGRAPH  # natural Mandarin, varied punctuation, no digits
 
@@ -115,6 +115,23 @@ def test_the_same_text_gives_the_same_audio_whatever_came_before(engine):
     after_same_length = (engine.synthesize("再见你好", params), engine.synthesize("你好再见", params))[1]
     assert np.array_equal(first, again) and np.array_equal(first, after_same_length)
     assert not np.array_equal(first, engine.synthesize("再见你好", params))  # control: another text differs
+
+
+@pytest.mark.parametrize("text", ["你好，😀", "他说：“", "😀，你好"])
+def test_a_clause_pause_preset_skips_clauses_with_nothing_to_say(engine, text):
+    """Presets with a clause pause (fear) cut at commas: a clause of an emoji or a quote mark is silent, as it is
+    for neutral, and the timings still cover every character and end with the audio."""
+    fear = SynthesisParams.build("fear", 1.0, None)
+    audio, timings = engine.synthesize_timed(text, fear)
+    assert len(audio) > 0 and "".join(t.text for t in timings.chars) == text
+    assert abs(timings.chars[-1].end_s - len(audio) / 24000) < 0.0125
+
+
+def test_a_clause_pause_never_splits_a_clock_time(engine):
+    """10：30 (full-width colon) is one time for the normaliser: no clause cut between its digits."""
+    text = "会议在10：30开始，请准时。"
+    assert CLAUSE_SPLIT.split(text) == ["会议在10：30开始，", "请准时。"]
+    assert len(engine.synthesize(text, SynthesisParams.build("fear", 1.0, None))) > 0
 
 
 def test_alias_hate_is_disgust():

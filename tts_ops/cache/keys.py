@@ -23,7 +23,7 @@ __all__ = ["KEY_VERSION", "cache_key", "normalize_text"]
 
 # Bumped when the key document or the stored value format changes incompatibly: old entries then simply miss
 # and age out by TTL instead of being misread.
-KEY_VERSION = 1
+KEY_VERSION = 2
 
 
 def normalize_text(text: str) -> str:
@@ -36,7 +36,7 @@ def normalize_text(text: str) -> str:
 # of a cache hit's CPU (bench/frontend_wrk.py). A pure function of hashable inputs; 4,096 recent keys.
 @functools.lru_cache(maxsize=4096)
 def cache_key(prefix: str, *, engine: str, model_version: str, voice: str, emotion: str, speed: float,
-              fmt: str, sample_rate: int | None, text: str, timestamps: bool = False) -> str:
+              fmt: str, sample_rate: int | None, text: str, timestamps: bool = False, render: str = "") -> str:
     """Key of the audio synthesized from these inputs; equal inputs (after normalisation) give equal keys.
     ``timestamps``: the entry also holds the timings, which name the request's characters one by one, so the
     text is keyed exactly as sent (two spellings that share audio do not share timestamps)."""
@@ -54,6 +54,8 @@ def cache_key(prefix: str, *, engine: str, model_version: str, voice: str, emoti
         "fmt": fmt.lower(),
         "sample_rate": None if sample_rate is None else int(sample_rate),
         "text": normalize_text(text),
+        # The worker settings that change the audio beyond the model (tts_ops.config.engine_options.render_digest).
+        "render": render,
     }
     if timestamps:
         # Only present when asked for, so every key made before timestamps existed is unchanged.

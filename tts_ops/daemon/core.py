@@ -370,9 +370,9 @@ class Daemon:
             await runner.cleanup()
         self.balancer.close()
         await self.maintenance.shutdown()
-        # The zygote first: draining workers do not need it, and a spawn still waiting for it must not wait long.
-        await self.zygote.stop()
-        await self.quality.stop()
+        # The zygote and the scorer first, together: draining workers need neither, and a spawn still waiting for
+        # the zygote must not wait long.
+        await asyncio.gather(self.zygote.stop(), self.quality.stop())
         await self.supervisor.stop(drain_timeout_s=self.config.workers.kill_grace_s)
         for task in reversed(self._tasks):
             task.cancel()

@@ -22,7 +22,7 @@ from tts_ops.http.say_as import spell_out
 from tts_vocab.emotions import normalize_emotion
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.lexicon import is_syllable
-from tts_vocab.ssml import BREAK_STRENGTHS, MAX_BREAK_S, MAX_SEGMENTS, Pause, Say, Script, Segment
+from tts_vocab.ssml import BREAK_STRENGTHS, MAX_BREAK_S, MAX_SEGMENTS, MAX_TOTAL_BREAK_S, Pause, Say, Script, Segment
 
 __all__ = ["DESCRIPTION", "EXAMPLE", "is_ssml", "parse_ssml", "ssml_of"]
 
@@ -72,7 +72,10 @@ def parse_ssml(text: str, field: str = "text") -> Script:
         raise InvalidRequest("SSML has no text to speak", field)
     if len(segments) > MAX_SEGMENTS:
         raise InvalidRequest(f"SSML has {len(segments)} segments; the limit is {MAX_SEGMENTS}", field)
-    return Script(tuple(segments))
+    script = Script(tuple(segments))
+    if script.pause_s > MAX_TOTAL_BREAK_S:
+        raise InvalidRequest(f"SSML breaks add up to {script.pause_s:g}s; the limit is {MAX_TOTAL_BREAK_S:g}s", field)
+    return script
 
 
 def _local(tag: object) -> str:

@@ -62,8 +62,16 @@ def captions(timings: Sequence[Timing], fmt: str) -> str:
         if fmt == "srt":
             lines.append(str(number))
         lines.append(f"{_clock(cue.start_s, separator)} --> {_clock(cue.end_s, separator)}")
-        lines.extend([cue.text, ""])
+        lines.extend([_cue_text(cue.text, fmt), ""])
     return "\n".join(lines) + ("\n" if lines and lines[-1] else "")
+
+
+def _cue_text(text: str, fmt: str) -> str:
+    """A client's text as cue payload: "-->" would read as a timing line, and in WebVTT "&" and "<" start markup."""
+    text = text.replace("-->", "->")
+    if fmt == "vtt":
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text
 
 
 def _clock(seconds: float, separator: str) -> str:

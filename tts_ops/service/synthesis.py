@@ -25,6 +25,7 @@ from inference.text.chunking import split_chunks
 from tts_ops.cache import CachedAudio, ResultCache, cache_key
 from tts_ops.cache.singleflight import StreamReader
 from tts_ops.config import Config
+from tts_ops.config.engine_options import render_digest
 from tts_ops.logs.manager import log_synthesis
 from tts_ops.observability.metrics import Metrics
 from tts_ops.service import long_text, stream_production
@@ -107,11 +108,13 @@ class SynthesisService:
         self.totals = Totals()
         self._dispatch = dispatch
         self._last_model_version: str | None = None
+        self._render = render_digest(config)
 
     def apply(self, config: Config) -> None:
         """Take over a reloaded config: limits, deadline, cache prefix, engine settings and logging are read from
         it per request, so the next request uses them."""
         self.config = config
+        self._render = render_digest(config)
 
     # -- admission -----------------------------------------------------------------------------------------------
     @property
@@ -148,7 +151,8 @@ class SynthesisService:
                       timings=timings)
 
     async def _synthesize_uncached(self, job: SynthesisJob) -> CachedAudio:
-        if self.config.server.parallel_long_text:
+        # An SSML document is one script, rendered whole by one worker (it is not plain text to split).
+        if self.config.server.parallel_long_text and job.ssml is None:
             max_chars, pause_s = chunk_settings(self.config)
             chunks = split_chunks(job.text, max_chars)
             if long_text.worth_parallel(self.balancer, chunks):
@@ -237,7 +241,8 @@ class SynthesisService:
         voice = job.voice or engine_default_voice(self.config) or "default"
         return cache_key(self.config.cache.prefix, engine=self.config.workers.engine, model_version=version,
                          voice=voice, emotion=job.emotion, speed=job.speed, fmt=job.format,
-                         sample_rate=job.sample_rate, text=job.text, timestamps=job.timestamps)
+                         sample_rate=job.sample_rate, text=job.text, timestamps=job.timestamps,
+                         render=self._render)
 
     def model_version(self) -> str | None:
         """The model version a ready worker reports; while none is ready, the last one seen (so cached audio is

@@ -64,6 +64,13 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
+def discard_fork(pid: int) -> None:
+    """Kill and reap a forked worker the daemon could not adopt (``adopt`` closed what it had opened)."""
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
 class ForkedProcess:
     """A worker the zygote forked and the daemon adopted: the ``WorkerProcess`` a handle supervises."""
 
@@ -79,10 +86,19 @@ class ForkedProcess:
     async def adopt(cls, pid: int, output_fd: int) -> ForkedProcess:
         """Track ``pid`` (our child through the subreaper) and read its output from the pipe ``output_fd``."""
         loop = asyncio.get_running_loop()
-        pidfd = os.pidfd_open(pid)
+        pipe = os.fdopen(output_fd, "rb", buffering=0)  # owns the fd from here: closed with it on failure
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pipe.close()
+            raise
         reader = asyncio.StreamReader(limit=OUTPUT_LINE_LIMIT, loop=loop)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
-                                     os.fdopen(output_fd, "rb", buffering=0))
+        try:
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
+        except OSError:
+            os.close(pidfd)
+            pipe.close()
+            raise
         return cls(pid, pidfd, reader)
 
     def _reap(self) -> None:
@@ -284,8 +300,15 @@ class ZygoteKeeper:
             if reply is None or reply.pid is None:
                 os.close(read_end)
                 return None
+            try:
+                process = await ForkedProcess.adopt(reply.pid, read_end)
+            except OSError as exc:  # no pidfd or pipe left: a worker nobody watches must not live on
+                log.error("[worker pid=%d] forked but cannot be adopted (%s); killed, cold spawn instead", reply.pid,
+                          exc)
+                discard_fork(reply.pid)
+                return None
             self.forks += 1
-            return await ForkedProcess.adopt(reply.pid, read_end)
+            return process
 
     async def _request(self, control: socket.socket, request: ForkRequest, output_fd: int) -> ForkReply | None:
         try:

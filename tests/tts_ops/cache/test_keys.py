@@ -20,9 +20,10 @@ def test_golden_key_is_pinned():
     # The key scheme is a deployed contract: changing it (the document's fields, their normalisation, the JSON
     # encoding, the hash or KEY_VERSION) turns every entry in every deployed cache into a miss. If this literal
     # has to change, the change must be deliberate: bump KEY_VERSION and say so in the release notes.
+    # Version 2: the worker settings that change the audio (presets, loudness target: ``render``) joined the key.
     assert cache_key("tts-ops:", engine="sambert-hifigan", model_version="1.0.2", voice="zhitian_emo",
                      emotion="happy", speed=1.0, fmt="wav", sample_rate=16000, text="今天天气不错。") == (
-        "tts-ops:audio:553406b4e333e27f0b4d6711bf5f69a3db1444d2f3ebe4758edeb7abc7a5e72c")
+        "tts-ops:audio:6d5c1f1d8fdd91b31d5843770ac00979432da4b68353b3799ed8f94136cfeca1")
 
 
 def test_shape_and_determinism():
@@ -35,6 +36,7 @@ def test_shape_and_determinism():
 @pytest.mark.parametrize("field, value", [
     ("engine", "fastspeech2-baker"), ("model_version", "1.0.3"), ("voice", "zhiyan_emo"), ("emotion", "sad"),
     ("speed", 1.25), ("fmt", "mp3"), ("sample_rate", 22050), ("sample_rate", None), ("text", "今天天气很好。"),
+    ("render", "0123456789abcdef"),
 ])
 def test_every_field_changes_the_key(field, value):
     assert key(**{field: value}) != key()

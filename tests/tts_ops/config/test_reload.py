@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tts_ops.config import RESTART_ONLY, Config, effective_config, restart_only_changes
+from tts_ops.config.engine_options import render_digest
 
 
 def make_config(tmp_path: Path, **sections) -> Config:
@@ -48,3 +49,11 @@ def test_effective_config_keeps_the_running_restart_only_values(tmp_path):
     assert effective.server.graceful_timeout_s == old.server.graceful_timeout_s
     assert effective.admin == old.admin and effective.cache == old.cache and effective.paths == old.paths
     assert restart_only_changes(old, effective) == {}
+
+
+def test_render_digest_follows_the_settings_that_change_the_audio():
+    """A reload of the loudness target or an emotion preset changes the cache key's ``render`` part."""
+    base = Config()
+    louder = base.model_copy(update={"audio": base.audio.model_copy(update={"loudness_lufs": -14.0})})
+    assert render_digest(louder) != render_digest(base)
+    assert render_digest(Config()) == render_digest(base)  # control: equal settings, equal digest

@@ -13,7 +13,7 @@ from tts_ops.http.validation import parse_tts
 from tts_ops.service.errors import RequestError
 from tts_vocab import SynthesisJob
 from tts_vocab.errors import InvalidRequest
-from tts_vocab.ssml import Pause, Say, Script
+from tts_vocab.ssml import MAX_TOTAL_BREAK_S, Pause, Say, Script
 
 BILLION_LAUGHS = """<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
@@ -127,3 +127,14 @@ def test_openai_input_ssml_is_parsed_and_errors_name_input():
     with pytest.raises(RequestError) as caught:
         parse_speech({"model": "tts-1", "voice": "alloy", "input": "<speak>你好"}, config)
     assert caught.value.status == 400 and caught.value.param == "input" and "malformed SSML" in str(caught.value)
+
+
+def test_breaks_add_up_to_a_bounded_silence():
+    """Each <break> is at most 10 s, and all of them together at most MAX_TOTAL_BREAK_S: a short document cannot make
+    a worker hold minutes of audio. Six 10 s breaks are the limit (positive control), seven are a 400."""
+    document = "<speak>" + "好" + '<break time="10s"/>好' * 6 + "</speak>"
+    assert parse_ssml(document).pause_s == MAX_TOTAL_BREAK_S
+    with pytest.raises(InvalidRequest, match="add up to 70s"):
+        parse_ssml(document.replace("</speak>", '<break time="10s"/>好</speak>'))
+    with pytest.raises(InvalidRequest, match="add up to"):
+        Script.from_wire([{"text": "好"}, *[{"break_s": 10.0}] * 7])

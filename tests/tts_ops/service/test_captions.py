@@ -56,3 +56,11 @@ def test_timed_body_shape():
     assert set(body) == {"audio", "format", "sample_rate", "duration_s", "timestamps", "words"}
     assert base64.b64decode(body["audio"]) == b"RIFF"
     assert body["words"] == [{"text": "你好", "start_s": 0.2, "end_s": 0.4}]
+
+
+def test_client_text_cannot_forge_a_timing_line_or_vtt_markup():
+    stamps = [Timing("A-->B <b>&", 0.0, 1.0), Timing("。", 1.0, 1.2)]
+    vtt = captions(stamps, "vtt").splitlines()
+    assert vtt[2] == "00:00:00.000 --> 00:00:01.200" and vtt[3] == "A-&gt;B &lt;b&gt;&amp;。"
+    srt = captions(stamps, "srt").splitlines()
+    assert srt[2] == "A->B <b>&。"  # SubRip has no entities: only the arrow is defused

@@ -13,6 +13,7 @@ from tests.fakes.pool import settle
 from tests.fakes.standin_workers import Pool, pcm_for, wait_for
 from tts_ops.config import load_config
 from tts_ops.http.public import FrontEnd
+from tts_ops.http.ssml import ssml_of
 from tts_ops.upstream.balancer import Balancer
 from tts_vocab import SynthesisJob
 
@@ -96,3 +97,12 @@ async def test_turned_off_the_whole_text_goes_to_one_worker(tmp_path, pool):
     frontend = make_frontend(tmp_path, pool, parallel=False)
     await asyncio.wait_for(frontend.service.synthesize(JOB), 10)
     assert pool.texts() == [TEXT]
+
+
+async def test_an_ssml_document_is_one_job_on_one_worker_whatever_its_length(tmp_path, pool):
+    """SSML is a script, not text to split: cut, its markup would reach workers in pieces."""
+    document = f'<speak>{TEXT[:30]}<break time="500ms"/>{TEXT[30:]}</speak>'
+    job = JOB.replace(text=document, ssml=ssml_of(document))
+    assert len(split_chunks(document, MAX_CHUNK_CHARS)) > 1  # control: as plain text it would be cut
+    result = await asyncio.wait_for(make_frontend(tmp_path, pool).service.synthesize(job), 10)
+    assert pool.texts() == [document] and result.audio == pcm_for(document)
