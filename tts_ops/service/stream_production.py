@@ -117,6 +117,18 @@ async def produce(runner: JobRunner, plan: StreamPlan, emit: Emit,
     return audio
 
 
+def _timed_part(progress: _Progress, chunk: ChunkAudio, offset_s: float) -> Timings:
+    """The chunk's timings placed in the stream; a worker's reply without them (or for another text) is an upstream
+    fault, answered like any other (502), never silently left out of the timeline."""
+    assert progress.timings is not None
+    if chunk.reply.timings is None:
+        raise ServiceError(502, "a worker sent no timestamps for a chunk")
+    try:
+        return progress.timings.add(progress.timed_chunks[chunk.index], chunk.reply.timings, offset_s)
+    except (ValueError, IndexError) as exc:
+        raise ServiceError(502, f"a worker's timestamps do not fit the text: {exc}") from None
+
+
 @dataclass
 class _Progress:
     started: float = field(default_factory=time.monotonic)
@@ -149,8 +161,8 @@ async def _assemble(pipeline: ChunkPipeline, assembler: Assembler, progress: _Pr
                                 assembler.content_type))
         if assembler.streams and data:
             emit(data)
-        if progress.timings is not None and chunk.reply.timings is not None:
-            part = progress.timings.add(progress.timed_chunks[chunk.index], chunk.reply.timings, offset_s)
+        if progress.timings is not None:
+            part = _timed_part(progress, chunk, offset_s)
             if assembler.streams:
                 emit(part)
         progress.produced += 1

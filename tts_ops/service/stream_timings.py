@@ -25,7 +25,7 @@ class StreamTimings:
     def add(self, chunk_text: str, timings: Timings, offset_s: float) -> Timings:
         """A chunk's timings (counted from its own start), placed ``offset_s`` into the stream."""
         position = self.text.find(chunk_text, self._cursor)
-        if position < 0:  # a worker answering for another text: its times still count, its characters do not
+        if position < 0:  # a chunk that is not the next part of the text: the caller treats it as an upstream fault
             raise ValueError(f"chunk {chunk_text[:20]!r} is not in the text after character {self._cursor}")
         shifted = timings.shifted(offset_s)
         part = Timings(self._gap(position, offset_s) + shifted.chars, shifted.words)
