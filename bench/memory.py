@@ -40,8 +40,8 @@ from importlib import metadata
 from pathlib import Path
 
 import psutil
+from engine import table, text_of_length  # bench/ is on sys.path when run as python bench/memory.py
 
-from bench.engine import table, text_of_length
 from tts_vocab.emotions import EMOTIONS
 
 MIXED_CHARS = (10, 30, 60, 120, 200, 400)

@@ -20,7 +20,8 @@ import statistics
 import sys
 import time
 
-from bench.engine import text_of_length
+from engine import text_of_length  # bench/ is on sys.path when run as python bench/timestamps.py
+
 from inference.engines import create_engine
 from inference.engines.base import SynthesisParams
 
