@@ -3,13 +3,11 @@ the target whatever the emotion or speed, short audio is measurable, and peaks s
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
 from inference.loudness import CEILING, integrated_loudness, limit_peaks, normalize_loudness
-from tests.inference.test_worker import decode, start_worker
+from tests.inference.test_worker import decode, ready_worker
 
 TARGET = -16.0
 SENTENCE = "今天天气很好，我们一起去公园散步吧。"
@@ -17,13 +15,8 @@ SENTENCE = "今天天气很好，我们一起去公园散步吧。"
 
 @pytest.fixture(scope="module")
 def leveled_worker(model_store_dir):
-    proc = start_worker(model_store_dir, "--loudness-lufs", str(TARGET))
-    try:
-        proc.wait_ready()
+    with ready_worker(model_store_dir, "--loudness-lufs", str(TARGET)) as proc:
         yield proc
-    finally:
-        proc.stop()
-        shutil.rmtree(proc.workdir, ignore_errors=True)
 
 
 @pytest.mark.parametrize(("emotion", "speed"), [("neutral", 1.0), ("neutral", 0.5), ("neutral", 2.0),

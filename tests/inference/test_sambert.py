@@ -82,14 +82,6 @@ class StandInSambertPipeline:
 
 
 @pytest.fixture
-def model_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "speech_sambert-hifigan_tts_zh-cn_16k"
-    directory.mkdir()
-    (directory / "configuration.json").write_text('{"task": "text-to-speech"}')
-    return directory
-
-
-@pytest.fixture
 def make_engine(model_dir):
     """``make_engine(**options, pipeline_kwargs={...})`` -> (loaded SambertEngine, its stand-in pipeline)."""
 

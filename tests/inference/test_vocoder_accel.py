@@ -38,14 +38,6 @@ def test_eager_mode_keeps_the_module():
     assert accelerate(module, "eager") is module
 
 
-@pytest.fixture
-def model_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "speech_sambert-hifigan_tts_zh-cn_16k"
-    directory.mkdir()
-    (directory / "configuration.json").write_text('{"task": "text-to-speech"}')
-    return directory
-
-
 def synthesize(model_dir: Path, vocoder: str) -> tuple[np.ndarray, VocodingPipeline]:
     made: list[VocodingPipeline] = []
 

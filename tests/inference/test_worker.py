@@ -6,6 +6,7 @@ through ``http.client`` over a connected AF_UNIX socket, one connection per requ
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,18 @@ def start_worker(store_dir: Path, *args: str) -> WorkerProcess:
     return WorkerProcess(proc, sock, workdir, log_path)
 
 
+@contextlib.contextmanager
+def ready_worker(store_dir: Path, *args: str) -> Iterator[WorkerProcess]:
+    """A worker started with ``args`` and READY; stopped and its directory removed on exit."""
+    proc = start_worker(store_dir, *args)
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+        shutil.rmtree(proc.workdir, ignore_errors=True)
+
+
 @pytest.fixture
 def spawn(model_store_dir):
     """Factory for workers that are stopped and cleaned up after the test."""
@@ -171,13 +185,8 @@ def spawn(model_store_dir):
 @pytest.fixture(scope="module")
 def worker(model_store_dir):
     """One ready worker shared by the request tests; its boot was watched from the first instant."""
-    proc = start_worker(model_store_dir)
-    try:
-        proc.wait_ready()
+    with ready_worker(model_store_dir) as proc:
         yield proc
-    finally:
-        proc.stop()
-        shutil.rmtree(proc.workdir, ignore_errors=True)
 
 
 # -- health -------------------------------------------------------------------------------------------------------

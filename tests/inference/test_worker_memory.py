@@ -7,12 +7,10 @@ than any before); its unique memory (USS) after the twenty must stay within a ma
 
 from __future__ import annotations
 
-import shutil
-
 import psutil
 import pytest
 
-from tests.inference.test_worker import PARAGRAPH, WorkerProcess, start_worker
+from tests.inference.test_worker import PARAGRAPH, WorkerProcess, ready_worker
 
 # USS may still move a little (Python's heap, the acoustic model's buffers below their bound); the unbounded growth
 # this guards against was ~0.7 MiB per frame the longest mel gained, ~500 MiB over these texts.
@@ -30,13 +28,8 @@ def growing_jobs(count: int) -> list[dict]:
 @pytest.fixture
 def worker(model_store_dir):
     """A fresh worker: it has seen nothing but its warm-up texts."""
-    proc = start_worker(model_store_dir)
-    try:
-        proc.wait_ready()
+    with ready_worker(model_store_dir) as proc:
         yield proc
-    finally:
-        proc.stop()
-        shutil.rmtree(proc.workdir, ignore_errors=True)
 
 
 def test_worker_memory_after_twenty_growing_texts_stays_within_a_margin_of_after_two(worker: WorkerProcess):
