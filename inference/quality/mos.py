@@ -32,8 +32,8 @@ MODEL_NAME = "distillmos"
 MODEL_VERSION = "0.9.1"
 WEIGHTS_FILE = "weights/distill_mos_v7.pt"
 WEIGHTS_SHA256 = "b18b3ac60227267cfb91e5d00ce22cc7b73716fd92f269484da1446e27031a40"
-INSTALL_HINT = ("pip install 'torch==2.13.0+cpu' (CPU build) and "
-                f"pip install --no-deps {MODEL_NAME}=={MODEL_VERSION} xls-r-sqa==0.1.0")
+INSTALL_HINT = ("install a CPU build of torch (pip install torch --index-url https://download.pytorch.org/whl/cpu), "
+                "then pip install 'tts-ops[quality]'")
 # Shorter than this the model sees almost only padding and its score says nothing.
 MIN_SECONDS = 0.25
 

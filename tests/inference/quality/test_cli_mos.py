@@ -67,5 +67,6 @@ def test_mos_without_torch_fails_with_the_install_line(tmp_path: Path):
     run = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(blocker)!r}); " + DRIVER,
                           "mos", str(tmp_path / "x.wav")], capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 1
-    assert run.stderr.startswith("tts-ops mos: torch is not installed (torch blocked for this test); pip install")
+    assert run.stderr.startswith("tts-ops mos: torch is not installed (torch blocked for this test); install a CPU")
+    assert "tts-ops[quality]" in run.stderr
     assert "Traceback" not in run.stderr
