@@ -19,7 +19,7 @@ from inference.prosody import (
     time_stretch,
     varispeed,
 )
-from tts_ops.config.schema import EmotionPreset
+from tts_ops.config.engines import EmotionPreset
 from tts_vocab.emotions import EMOTIONS
 from tts_vocab.engines import FASTSPEECH2_PRESETS, PRESET_KEYS
 

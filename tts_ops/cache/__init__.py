@@ -40,7 +40,7 @@ from tts_ops.cache.memory import MemoryBackend
 from tts_ops.cache.redis_backend import RedisBackend
 from tts_ops.cache.singleflight import SharedCallCancelled, SingleFlight, StreamFlights, StreamReader
 from tts_ops.cache.urls import parse_sentinel_url, validate_url
-from tts_ops.config.loader import redact_url  # the config's own redaction, so logs match dump_effective
+from tts_ops.config.render import redact_url  # the config's own redaction, so logs match dump_effective
 from tts_ops.config.schema import CacheConfig
 
 __all__ = ["CacheBackend", "CachedAudio", "ResultCache", "cache_key", "normalize_text", "parse_sentinel_url",

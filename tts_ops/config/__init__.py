@@ -1,20 +1,15 @@
-"""The configuration of tts-ops (daemon and CLI): frozen models per subsystem (``schema``), loading from YAML,
-environment and flags (``loader``), the generated reference, redaction of secrets, and the reload rules.
+"""The configuration of tts-ops (daemon and CLI): frozen models per subsystem (``schema``, ``engines``), loading
+from YAML, environment and flags (``loader``), the generated reference, redaction of secrets, and the reload rules.
 
 Callers import from here::
 
     from tts_ops.config import Config, ConfigError, load_config
 """
 
-from tts_ops.config.loader import (
-    check_lexicon,
-    dump_effective,
-    instance_key,
-    load_config,
-    redact_url,
-    render_yaml_reference,
-)
+from tts_ops.config.engines import EnginesConfig
+from tts_ops.config.loader import check_lexicon, instance_key, load_config
 from tts_ops.config.reload import RESTART_ONLY, effective_config, restart_only_changes
+from tts_ops.config.render import dump_effective, redact_url, render_yaml_reference
 from tts_ops.config.schema import (
     EMOTIONS,
     ENGINES,
@@ -23,7 +18,6 @@ from tts_ops.config.schema import (
     AdminConfig,
     CacheConfig,
     Config,
-    EnginesConfig,
     LoggingConfig,
     MetricsConfig,
     OutputConfig,

@@ -1,7 +1,8 @@
-"""Loading the tts-ops configuration: YAML file, environment, CLI overrides, error messages, reference YAML.
+"""Loading the tts-ops configuration: YAML file, environment and CLI overrides, merged and validated once.
 
-Runs in the supervisor daemon (at start and on SIGHUP) and in the CLI. The schema is in ``tts_ops.config.schema``;
-import the public functions from there. Layers are merged as raw dicts, lowest precedence first:
+Runs in the supervisor daemon (at start and on SIGHUP) and in the CLI. The schema is in ``tts_ops.config.schema``,
+error lines are written by ``tts_ops.config.messages``; import the public functions from ``tts_ops.config``.
+Layers are merged as raw dicts, lowest precedence first:
 
     systemd dirs ($STATE_DIRECTORY...) < YAML file < TTS_OPS_* environment < CLI overrides
 
@@ -13,26 +14,23 @@ converted to their field's type first (``from_env``); file and CLI values are ne
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import textwrap
-import types
-import typing
-from collections.abc import Iterator, Mapping
-from pathlib import Path, PurePath
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from tts_ops.config.keys import Loc, model_at, unwrap
+from tts_ops.config.messages import format_error
 from tts_ops.config.schema import Config
 from tts_ops.errors import ConfigError
 from tts_vocab.lexicon import Lexicon, LexiconError, load_lexicon
 
 APP_NAME = "tts-ops"
-REDACTED = "***"
 CLI_SOURCE = "command line"
 
 # Variable -> dotted key. Applied after the file and before CLI flags; empty values count as unset
@@ -58,10 +56,7 @@ SYSTEMD_DIRS: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
     ("CACHE_DIRECTORY", ("engines", "model_dir"), "models"),
     ("RUNTIME_DIRECTORY", ("paths", "runtime_dir"), None),
 )
-# Values never echoed in error messages and masked by dump_effective.
-SECRET_KEYS = (("admin", "token"), ("server", "api_keys"), ("cache", "redis_url"))
 
-Loc = tuple[Any, ...]
 
 
 def load_config(path: Path | str | None = None, *, overrides: Mapping[str, Any] | None = None,
@@ -159,9 +154,9 @@ def from_env(key: tuple[str, ...], raw: str) -> Any:
     Files are validated strictly (``port: "5000"`` is an error there), so this is the one place text becomes a
     number or a boolean. Text that does not parse is passed on unchanged: the strict validation then rejects it
     with the variable and the key path, unless the field takes that text itself (``TTS_OPS_WORKERS=auto``)."""
-    model = _model_at(key[:-1])
+    model = model_at(key[:-1])
     field = model.model_fields.get(key[-1]) if model is not None else None
-    kind = _unwrap(field.annotation) if field is not None else str
+    kind = unwrap(field.annotation) if field is not None else str
     if kind is bool:
         return _BOOLS.get(raw.lower(), raw)
     if kind is int and _INT.fullmatch(raw):
@@ -246,187 +241,3 @@ def _absolutize(model: _Model) -> _Model:
             if new is not value:
                 updates[name] = new
     return model.model_copy(update=updates) if updates else model
-
-
-# --- error messages ----------------------------------------------------------------------------------------
-
-def format_error(err: Mapping[str, Any], sources: Mapping[Loc, str]) -> str:
-    """One pydantic error -> ``SOURCE: dotted.key: message (got VALUE)``."""
-    loc: Loc = tuple(err["loc"])
-    ctx = err.get("ctx") or {}
-    related = [loc + tuple(key.split(".")) for key in str(ctx.get("related") or "").split(",") if key]
-    if "at" in ctx:
-        loc += tuple(str(ctx["at"]).split("."))
-    kind = err["type"]
-    value = err.get("input")
-    secret = any(loc[:len(key)] == key for key in SECRET_KEYS)
-    if kind == "extra_forbidden":
-        message = "unknown key" + _suggestion(loc)
-    elif kind in _EXPECTED:
-        # Strict type errors: "workers.count: expected an integer, got true" reads better than pydantic's text.
-        message = f"expected {_EXPECTED[kind]}" + ("" if secret else f", got {_short(value)}")
-    else:
-        message = err["msg"].removeprefix("Value error, ")
-        if kind != "cross_field" and not secret and not isinstance(value, (dict, BaseModel)):
-            message += f" (got {_short(value)})"
-    dotted = ".".join(str(part) for part in loc) or "(top level)"
-    source = _source_of([loc, *related], sources)
-    return f"{source}: {dotted}: {message}" if source else f"{dotted}: {message}"
-
-
-_EXPECTED = {
-    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
-    "bool_parsing": "true or false", "string_type": "a string", "tuple_type": "a list", "list_type": "a list",
-    "dict_type": "a mapping", "model_type": "a mapping of settings", "is_instance_of": "a path",
-}
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    # Spelled as in the YAML file (true, null), so "got true" points at what the operator wrote.
-    text = ("true" if value else "false") if isinstance(value, bool) else "null" if value is None else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _source_of(locs: list[Loc], sources: Mapping[Loc, str]) -> str:
-    # Who set the key (or the keys under it: a whole section, a mapping), or the keys a cross-field check
-    # compared it with; several layers are listed highest precedence first. "" = built-in defaults only.
-    found = [label for key, label in sources.items() if any(loc and key[:len(loc)] == loc for loc in locs)]
-    if not found:  # an item inside a value one layer set as a whole (a list element): that layer
-        found = [label for key, label in sources.items() if any(key and loc[:len(key)] == key for loc in locs)]
-    return ", ".join(dict.fromkeys(reversed(found)))
-
-
-def _unwrap(tp: Any) -> Any:
-    while typing.get_origin(tp) in (typing.Annotated, typing.Union, types.UnionType):
-        tp = next(arg for arg in typing.get_args(tp) if arg is not type(None))
-    return tp
-
-
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    tp: Any = Config
-    for part in loc:
-        tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = tp.model_fields.get(str(part))
-            if field is None:
-                return None
-            tp = field.annotation
-        elif typing.get_origin(tp) is dict:
-            tp = typing.get_args(tp)[1]
-        else:
-            return None
-    tp = _unwrap(tp)
-    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
-
-
-def iter_keys(model: type[BaseModel] = Config, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """Every leaf key of the schema as a dotted tuple, in declaration order."""
-    for name, field in model.model_fields.items():
-        sub = _unwrap(field.annotation)
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
-            yield from iter_keys(sub, prefix + (name,))
-        else:
-            yield prefix + (name,)
-
-
-def _suggestion(loc: Loc) -> str:
-    model = _model_at(loc[:-1])
-    if model is None:
-        return ""
-    key = str(loc[-1])
-    close = difflib.get_close_matches(key, list(model.model_fields), n=1)
-    if close:
-        return f" (did you mean '{close[0]}'?)"
-    # Right name, wrong section: e.g. "port" under workers.
-    elsewhere = [".".join(k) for k in iter_keys() if k[-1] == key]
-    return f" (did you mean '{elsewhere[0]}'?)" if elsewhere else ""
-
-
-# --- redaction ---------------------------------------------------------------------------------------------
-
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^@/,]*)@")
-_PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&,]*")
-
-
-def redact_url(url: str) -> str:
-    """Mask passwords in a (comma-separated) Redis URL; a colon-less userinfo is masked whole, it may be one."""
-    def mask(m: re.Match[str]) -> str:
-        user, sep, _ = m["userinfo"].partition(":")
-        return f"{m['scheme']}{user}:{REDACTED}@" if sep else f"{m['scheme']}{REDACTED}@"
-    return _PASSWORD_PARAM.sub(rf"\g<1>{REDACTED}", _USERINFO.sub(mask, url))
-
-
-def dump_effective(config: Config) -> dict[str, Any]:
-    """The configuration as plain JSON-able data with secrets redacted, for logs and the status endpoint."""
-    data = config.model_dump(mode="json")
-    if data["admin"]["token"] is not None:
-        data["admin"]["token"] = REDACTED
-    data["server"]["api_keys"] = [REDACTED for _ in data["server"]["api_keys"]]
-    if data["cache"]["redis_url"]:
-        data["cache"]["redis_url"] = redact_url(data["cache"]["redis_url"])
-    return data
-
-
-# --- reference YAML ----------------------------------------------------------------------------------------
-
-_HEADER = """\
-# tts-ops configuration reference.
-#
-# GENERATED from tts_ops/config/schema.py by `python -m tts_ops.config > config/tts-ops.yaml`: do not edit by hand,
-# tests/tts_ops/config/test_config.py fails when this file and the code disagree.
-#
-# The daemon runs without any config file. Every key below is commented out at its default ("#key: value"),
-# so this file as-is changes nothing: uncomment a key to change it. Mappings (emotions, voice_map) replace
-# their default as a whole.
-#
-# Precedence, lowest to highest: built-in defaults < systemd directories ($STATE_DIRECTORY, $LOGS_DIRECTORY,
-# $CACHE_DIRECTORY/models, $RUNTIME_DIRECTORY) < this file < TTS_OPS_* environment variables < CLI flags.
-# Relative paths are relative to the daemon's working directory.
-"""
-_WIDTH = 110
-
-
-def render_yaml_reference() -> str:
-    """Commented YAML listing every key with its default and description (the content of config/tts-ops.yaml)."""
-    lines = _HEADER.splitlines()
-    _render_model(Config, (), lines)
-    return "\n".join(lines) + "\n"
-
-
-def _render_model(model: type[BaseModel], prefix: tuple[str, ...], out: list[str]) -> None:
-    pad = "  " * len(prefix)
-    for name, field in model.model_fields.items():
-        key = prefix + (name,)
-        description = field.description or ""
-        sub = _unwrap(field.annotation)
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
-            out.append("")
-            description = (sub.__doc__ or description).strip()  # the class docstring says more than "Logging."
-            out.extend(f"{pad}# {line}" for line in textwrap.wrap(description, _WIDTH - len(pad)))
-            out.append(f"{pad}{name}:")
-            _render_model(sub, key, out)
-            continue
-        out.extend(f"{pad}# {line}" for line in textwrap.wrap(description, _WIDTH - len(pad)))
-        notes = [f"env: {var}" for var, k in ENV_OVERRIDES.items() if k == key]
-        notes += [f"systemd: ${var}" + (f"/{s}" if s else "") for var, k, s in SYSTEMD_DIRS if k == key]
-        if notes:
-            out.append(f"{pad}# ({'; '.join(notes)})")
-        value = "auto" if key == ("workers", "count") else _default_as_data(field)
-        if isinstance(value, dict) and value:  # one entry per line, each entry's own value inline
-            out.append(f"{pad}#{name}:")
-            out.extend(f"{pad}#  {_flow(k)}: {_flow(v)}" for k, v in value.items())
-        else:
-            out.append(f"{pad}#{name}: {_flow(value)}")
-
-
-def _flow(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, allow_unicode=True, width=1000)
-    return text.removesuffix("\n...\n").strip()  # PyYAML ends a bare scalar document with "..."
-
-
-def _default_as_data(field: Any) -> Any:
-    value = field.get_default(call_default_factory=True)
-    if isinstance(value, PurePath) and not value.is_absolute():
-        return f"./{value}"  # "./logs" reads as relative; "logs" looks like a name
-    return TypeAdapter(field.annotation).dump_python(value, mode="json")

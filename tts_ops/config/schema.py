@@ -2,8 +2,9 @@
 (``count: true`` or ``port: "5000"`` is an error naming the key, not a coerced value).
 
 Used by both processes that read settings: the supervisor daemon (``tts-ops serve``, re-read on SIGHUP) and
-the CLI (admin client, ``tts-ops synth``, ``tts-ops models pull``). This module holds the models only; reading
-the YAML file, the environment and CLI overrides lives in ``tts_ops.config.loader``; the package re-exports both:
+the CLI (admin client, ``tts-ops synth``, ``tts-ops models pull``). This module holds the root model and every
+section but the engines' (``tts_ops.config.engines``), built on ``tts_ops.config.fields``. Reading the YAML file,
+the environment and CLI overrides lives in ``tts_ops.config.loader``; the package re-exports both:
 
     from tts_ops.config import Config, ConfigError, load_config, dump_effective, render_yaml_reference
 
@@ -11,7 +12,7 @@ Precedence, lowest to highest: built-in defaults < systemd directories ($STATE_D
 $CACHE_DIRECTORY/models, $RUNTIME_DIRECTORY) < YAML file < TTS_OPS_* environment variables < CLI flags.
 After ``load_config`` every path field is an absolute ``Path`` (``None`` defaults resolved), so consumers
 never handle ``None`` or the working directory themselves. ``config/tts-ops.yaml`` is generated from the
-field descriptions below (``python -m tts_ops.config > config/tts-ops.yaml``); a test keeps them in sync.
+field descriptions (``python -m tts_ops.config > config/tts-ops.yaml``); a test keeps them in sync.
 """
 
 from __future__ import annotations
@@ -20,23 +21,17 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from tts_ops.errors import ConfigError
+from tts_ops.config.engines import OPENAI_VOICES as OPENAI_VOICES  # re-exported by tts_ops.config
+from tts_ops.config.engines import EngineName, EnginesConfig
+from tts_ops.config.fields import MIB, FilePath, Seconds, Section, as_tuple, cross, upper
 from tts_vocab.emotions import EMOTIONS as EMOTIONS  # re-exported by tts_ops.config
-from tts_vocab.engines import ENGINE_IDS, FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS, SAMBERT_HIFIGAN, VOICE_IDS
+from tts_vocab.engines import ENGINE_IDS
 from tts_vocab.engines import SAMBERT_VOICES as SAMBERT_VOICES  # re-exported by tts_ops.config
 from tts_vocab.limits import MAX_WORKERS
 
-MIB = 1024 * 1024
-# Literal types for pydantic's strict validation and JSON schema; tests/tts_ops/config/test_vocabulary.py checks
-# they list exactly the shared vocabulary's ids (tts_vocab.engines), which every other module uses.
-EngineName = Literal["fastspeech2-baker", "sambert-hifigan"]
-SambertVoice = Literal["zhitian_emo", "zhiyan_emo", "zhizhe_emo", "zhibei_emo"]
 ENGINES: tuple[str, ...] = ENGINE_IDS
-OPENAI_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer", "ash", "coral", "sage", "ballad", "verse",
-                 "marin", "cedar")
 # JSON clients escape CJK as \uXXXX (json.dumps default): 6 bytes per character is the realistic worst case.
 JSON_BYTES_PER_CHAR = 6
 
@@ -51,48 +46,7 @@ def _auto_workers() -> int:
     return max(1, min(cpus, MAX_WORKERS))
 
 
-def _path_in(value: Any) -> Any:
-    # Path("") is ".", which would silently write into the working directory; "~" is expanded for humans.
-    if isinstance(value, str):
-        if not value.strip():
-            raise ValueError("must not be empty (use null for the default)")
-        return Path(value).expanduser()
-    return value
-
-
-def _as_tuple(value: Any) -> Any:
-    # A YAML/JSON sequence is a list; the frozen model stores a tuple (strict mode would refuse the list).
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _upper(value: Any) -> Any:
-    return value.upper() if isinstance(value, str) else value
-
-
-def _cross(at: str, message: str, *related: str) -> PydanticCustomError:
-    # The loader appends ``at`` to the error's location, so cross-field errors name the exact key, and looks up
-    # ``related`` keys (same base) to name the file or variable that set the other side of the conflict.
-    return PydanticCustomError("cross_field", message, {"at": at, "related": ",".join(related)})
-
-
-FilePath = Annotated[Path, BeforeValidator(_path_in)]
-Seconds = Annotated[float, Field(gt=0)]
-
-
-class _Section(BaseModel):
-    # Strict: a file saying ``count: true`` or ``port: "5000"`` is a mistake to report, not to coerce (an int is
-    # still accepted where a float is expected). Environment values are strings by nature: config_load converts
-    # them per field before validation. Subclasses inherit (and pydantic merges) this model_config.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_section(cls, data: Any) -> Any:
-        # A YAML section whose keys are all commented out ("server:" alone) parses as null: treat as empty.
-        return {} if data is None else data
-
-
-class ServerConfig(_Section):
+class ServerConfig(Section):
     """Public HTTP API (POST /tts and the OpenAI-compatible /v1/audio/speech)."""
 
     host: str = Field("0.0.0.0", min_length=1,
@@ -117,7 +71,7 @@ class ServerConfig(_Section):
                     "must stay below systemd TimeoutStopSec.")
     retry_after_s: int = Field(2, ge=0,
         description="Value of the Retry-After header sent with 503, in whole seconds (HTTP allows no fraction).")
-    api_keys: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field((), repr=False,
+    api_keys: Annotated[tuple[str, ...], BeforeValidator(as_tuple)] = Field((), repr=False,
         description="Bearer keys accepted by the public API; empty = no authentication.")
     parallel_long_text: bool = Field(True,
         description="Split a non-streamed text of several chunks over workers idle at that moment (never over "
@@ -138,13 +92,13 @@ class ServerConfig(_Section):
     def _body_fits_text(self) -> ServerConfig:
         need = JSON_BYTES_PER_CHAR * max(self.max_text_chars, self.max_input_chars)
         if self.max_body_bytes < need:
-            raise _cross("max_body_bytes", f"must be at least {need} ({JSON_BYTES_PER_CHAR} bytes per allowed "
+            raise cross("max_body_bytes", f"must be at least {need} ({JSON_BYTES_PER_CHAR} bytes per allowed "
                          f"character, JSON-escaped), or valid long texts get 413 (got {self.max_body_bytes})",
                          "max_text_chars", "max_input_chars")
         return self
 
 
-class AdminConfig(_Section):
+class AdminConfig(Section):
     """Admin API used by the tts-ops CLI; bound to loopback and protected by a bearer token."""
 
     host: str = Field("127.0.0.1", min_length=1, description="Interface the admin API binds to; keep it on loopback.")
@@ -157,7 +111,7 @@ class AdminConfig(_Section):
             "and instance.name is not.")
 
 
-class WorkersConfig(_Section):
+class WorkersConfig(Section):
     """Synthesis worker processes and the supervisor's health checks, restarts and recycling."""
 
     count: int = Field(default_factory=_auto_workers, ge=1, le=MAX_WORKERS,
@@ -206,145 +160,17 @@ class WorkersConfig(_Section):
     def _consistent(self) -> WorkersConfig:
         # A probe still running when the next is due would pile up probes on a stuck worker.
         if self.probe_timeout_s >= self.probe_interval_s:
-            raise _cross("probe_timeout_s",
+            raise cross("probe_timeout_s",
                          f"must be less than probe_interval_s ({self.probe_interval_s}) (got {self.probe_timeout_s})",
                          "probe_interval_s")
         if self.backoff_initial_s > self.backoff_max_s:
-            raise _cross("backoff_initial_s",
+            raise cross("backoff_initial_s",
                          f"must not exceed backoff_max_s ({self.backoff_max_s}) (got {self.backoff_initial_s})",
                          "backoff_max_s")
         return self
 
 
-Ratio = Annotated[float, Field(ge=0.5, le=2.0)]
-
-
-class EmotionPreset(_Section):
-    """Prosody of one emotion for the bundled voice, applied to the neutral prediction."""
-
-    f0_ratio: Ratio = Field(1.0, description="Pitch-range multiplier, 0.5..2.0 (FastSpeech2 scales its normalised F0).")
-    energy_ratio: Ratio = Field(1.0, description="Energy multiplier, 0.5..2.0 (a small loudness change).")
-    duration_ratio: Ratio = Field(1.0, description="Duration multiplier, 0.5..2.0; above 1 speaks slower.")
-    gain_db: float = Field(0.0, ge=-20, le=6,
-                           description="Output gain in dB, -20..6; peaks are limited to avoid clipping.")
-    pitch_st: float = Field(0.0, ge=-6, le=6,
-        description="Pitch level in semitones, -6..6, by varispeed after the vocoder (the timbre moves with it).")
-    pause_s: float = Field(0.0, ge=0, le=1,
-        description="Silence at clause punctuation in seconds, 0..1 (clauses rendered one by one); 0 = the model's.")
-    rise_st: float = Field(0.0, ge=0, le=12,
-        description="Sentence-final pitch glide up in semitones over the last ~0.45 s of each chunk, 0..12.")
-    tilt_db: float = Field(0.0, ge=-12, le=12,
-        description="Energy slope over each chunk in dB, end minus start, -12..12 (negative fades out).")
-
-
-def _default_emotions() -> dict[str, EmotionPreset]:
-    # One source of truth: the engine's defaults in the shared vocabulary (measured in inference/engines).
-    return {name: EmotionPreset(**values) for name, values in FASTSPEECH2_PRESETS.items()}
-
-
-class FastSpeech2BakerConfig(_Section):
-    """Bundled FastSpeech2 voice (Baker corpus); emotions are emulated by prosody presets."""
-
-    pause_s: float = Field(0.25, ge=0, le=5, description="Silence inserted between synthesized chunks, in seconds.")
-    max_chunk_chars: int = Field(60, gt=0,
-        description="Longest chunk fed to the model at once, in characters (split at punctuation).")
-    emotions: dict[str, EmotionPreset] = Field(default_factory=_default_emotions,
-        description="Prosody preset per emotion; replaces the default wholesale, so list all seven emotions.")
-    lexicon: FilePath | None = Field(None,
-        description="Pronunciation dictionary, one '词<TAB>pinyin with tones' per line (# comments); validated at "
-                    "start and on SIGHUP (a bad line keeps the running dictionary); null = none.")
-
-    @field_validator("emotions")
-    @classmethod
-    def _all_emotions(cls, emotions: dict[str, EmotionPreset]) -> dict[str, EmotionPreset]:
-        # Requests may ask for any of the seven; a missing preset would only fail at request time.
-        missing = [e for e in EMOTIONS if e not in emotions]
-        unknown = [e for e in emotions if e not in EMOTIONS]
-        if missing or unknown:
-            parts = [f"missing {', '.join(missing)}"] if missing else []
-            parts += [f"unknown {', '.join(map(repr, unknown))}"] if unknown else []
-            raise ValueError(f"{'; '.join(parts)}: keys must be exactly {', '.join(EMOTIONS)}")
-        return emotions
-
-    @property
-    def default_voice(self) -> str:
-        return FASTSPEECH2_BAKER.default_voice
-
-    def chunking(self) -> tuple[int, float]:
-        """(max_chunk_chars, pause_s): how long text is split, the same in the worker and the stream producer."""
-        return self.max_chunk_chars, self.pause_s
-
-    def engine_options(self) -> dict[str, Any]:
-        """Keyword options of the engine's constructor (``create_engine``), JSON-serialisable for the worker."""
-        options = {"emotions": {name: preset.model_dump() for name, preset in self.emotions.items()},
-                   "pause_s": self.pause_s, "max_chunk_chars": self.max_chunk_chars}
-        if self.lexicon is not None:
-            options["lexicon"] = str(self.lexicon)
-        return options
-
-
-class SambertHifiganConfig(_Section):
-    """ModelScope Sambert-HifiGan multi-emotion voices (optional extra: pip install tts-ops[sambert])."""
-
-    model_dir: FilePath | None = Field(None,
-        description="Directory of the Sambert-HifiGan models; null = inside engines.model_dir (model store layout).")
-    default_voice: SambertVoice = Field("zhitian_emo",
-        description="Voice used when a request names none (or maps to 'default').")
-    emotion_intensity: float = Field(1.0, ge=0.1, le=2.0,
-        description="Strength of the emotion embedding, 0.1..2.0; 1.0 = as trained.")
-    vocoder: Literal["eager", "jit", "onnx"] = Field("eager",
-        description="How the HiFi-GAN vocoder runs when the model exposes it: eager (as shipped), jit (torch.jit), "
-                    "onnx (ONNX Runtime, extra 'onnx'); speed-ups on the real weights are unmeasured here.")
-
-    def chunking(self) -> tuple[int, float]:
-        """(max_chunk_chars, pause_s): not configurable for Sambert, the engine's own defaults."""
-        return SAMBERT_HIFIGAN.max_chunk_chars, SAMBERT_HIFIGAN.pause_s
-
-    def engine_options(self) -> dict[str, Any]:
-        """Keyword options of the engine's constructor (``create_engine``), JSON-serialisable for the worker."""
-        options: dict[str, Any] = {"default_voice": self.default_voice, "emotion_intensity": self.emotion_intensity,
-                                   "vocoder": self.vocoder}
-        if self.model_dir is not None:
-            options["model_dir"] = str(self.model_dir)
-        return options
-
-
-def _default_voice_map() -> dict[str, str]:
-    return {voice: "default" for voice in OPENAI_VOICES}
-
-
-class EnginesConfig(_Section):
-    """Models and per-engine synthesis settings, loaded inside the worker processes."""
-
-    model_dir: FilePath | None = Field(None,
-        description="Model store directory; null = <user cache dir>/tts-ops/models.")
-    voice_map: dict[str, str] = Field(default_factory=_default_voice_map,
-        description="OpenAI voice name -> engine voice id ('default' = the engine's own voice); replaces the defaults.")
-    fastspeech2_baker: FastSpeech2BakerConfig = Field(default_factory=FastSpeech2BakerConfig,
-        description="Settings of the fastspeech2-baker engine.")
-    sambert_hifigan: SambertHifiganConfig = Field(default_factory=SambertHifiganConfig,
-        description="Settings of the sambert-hifigan engine.")
-
-    @field_validator("voice_map")
-    @classmethod
-    def _known_voices(cls, voice_map: dict[str, str]) -> dict[str, str]:
-        # Checked against every engine's ids, not just workers.engine's: switching engine by flag or env during an
-        # incident must not make the daemon refuse to start; a voice the running engine lacks is a 400 per request.
-        for name, voice in voice_map.items():
-            if voice not in VOICE_IDS:
-                raise _cross(str(name), f"unknown voice id {voice!r}; expected one of {', '.join(VOICE_IDS)}")
-        return voice_map
-
-    def section(self, engine_id: str) -> FastSpeech2BakerConfig | SambertHifiganConfig:
-        """The settings of one engine (its descriptor names the section; ``workers.engine`` is validated)."""
-        if engine_id == FASTSPEECH2_BAKER.id:
-            return self.fastspeech2_baker
-        if engine_id == SAMBERT_HIFIGAN.id:
-            return self.sambert_hifigan
-        raise ConfigError(f"unknown engine {engine_id!r}; available: {', '.join(ENGINE_IDS)}")
-
-
-class CacheConfig(_Section):
+class CacheConfig(Section):
     """Audio cache: Redis when redis_url is set, otherwise an in-process LRU; failures never fail requests."""
 
     redis_url: str | None = Field(None, repr=False,
@@ -390,16 +216,16 @@ class CacheConfig(_Section):
     @model_validator(mode="after")
     def _sentinel(self) -> CacheConfig:
         if self.redis_url and self.redis_url.startswith("sentinel://") and not self.sentinel_master:
-            raise _cross("sentinel_master", "required when redis_url uses sentinel://", "redis_url")
+            raise cross("sentinel_master", "required when redis_url uses sentinel://", "redis_url")
         return self
 
 
-class LoggingConfig(_Section):
+class LoggingConfig(Section):
     """Log files written by the daemon (access and events) and its stderr output."""
 
     dir: FilePath = Field(Path("./logs"),
         description="Directory of the log files; relative = to the daemon's working directory.")
-    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = Field("INFO",
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(upper)] = Field("INFO",
         description="Minimum level logged: DEBUG, INFO, WARNING or ERROR.")
     log_text: bool = Field(False,
         description="Log the requested text; off by default because it may contain personal data.")
@@ -414,7 +240,7 @@ class LoggingConfig(_Section):
     journald: bool = Field(False, description="Also send logs to journald natively (structured fields).")
 
 
-class OutputConfig(_Section):
+class OutputConfig(Section):
     """Saved audio files and disk housekeeping."""
 
     dir: FilePath = Field(Path("./output"),
@@ -428,7 +254,7 @@ class OutputConfig(_Section):
     cleanup_interval_s: Seconds = Field(3600.0, description="Period of the retention and disk-space cleanup job.")
 
 
-class AudioConfig(_Section):
+class AudioConfig(Section):
     """Processing of every synthesised answer in the workers, before it is encoded."""
 
     loudness_lufs: float | None = Field(-16.0, ge=-40.0, le=-6.0,
@@ -436,7 +262,7 @@ class AudioConfig(_Section):
             "-1 dBFS), so emotions and speeds do not change the level; null = off (the engine's own level).")
 
 
-class QualityConfig(_Section):
+class QualityConfig(Section):
     """Online speech quality sampling: a niced scorer process predicts the MOS (Distill-MOS, 1..5) of a sample of
     finished syntheses. Needs the quality extra (CPU torch + distillmos); without it the scorer is FAILED and the
     service serves as usual."""
@@ -459,7 +285,7 @@ class QualityConfig(_Section):
 INSTANCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
-class InstanceConfig(_Section):
+class InstanceConfig(Section):
     """This daemon's identity on the host, so that several instances of one user run side by side."""
 
     name: str | None = Field(None, pattern=INSTANCE_NAME_PATTERN,
@@ -467,7 +293,7 @@ class InstanceConfig(_Section):
             "the CLI finds with --instance; null = tts-ops-<server.port>.")
 
 
-class PathsConfig(_Section):
+class PathsConfig(Section):
     """Directories for daemon state and runtime files."""
 
     state_dir: FilePath | None = Field(None,
@@ -477,7 +303,7 @@ class PathsConfig(_Section):
             "$XDG_RUNTIME_DIR/tts-ops/<instance.name>, else /tmp/tts-ops-<uid>/<instance.name>.")
 
 
-class MetricsConfig(_Section):
+class MetricsConfig(Section):
     """Prometheus metrics."""
 
     enabled: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
@@ -487,7 +313,7 @@ class MetricsConfig(_Section):
     port: int = Field(9464, ge=1, le=65535, description="TCP port of the unauthenticated metrics listener.")
 
 
-class Config(_Section):
+class Config(Section):
     """The whole tts-ops configuration."""
 
     server: ServerConfig = Field(default_factory=ServerConfig, description="Public HTTP API.")
@@ -508,12 +334,12 @@ class Config(_Section):
         wildcard = {"0.0.0.0", "::", ""}
         same_host = self.server.host == self.admin.host or {self.server.host, self.admin.host} & wildcard
         if self.server.port == self.admin.port and same_host:
-            raise _cross("admin.port", f"must differ from server.port ({self.server.port}): both listen on it",
+            raise cross("admin.port", f"must differ from server.port ({self.server.port}): both listen on it",
                          "server.port", "server.host", "admin.host")
         if self.metrics.enabled and self.metrics.public:
             for name, listener in (("server", self.server), ("admin", self.admin)):
                 shared_host = self.metrics.host == listener.host or {self.metrics.host, listener.host} & wildcard
                 if self.metrics.port == listener.port and shared_host:
-                    raise _cross("metrics.port", f"must differ from {name}.port ({listener.port}): both listen on it",
+                    raise cross("metrics.port", f"must differ from {name}.port ({listener.port}): both listen on it",
                                  f"{name}.port", "metrics.host", f"{name}.host")
         return self

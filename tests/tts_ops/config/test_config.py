@@ -19,7 +19,8 @@ from tts_ops.config import (
     load_config,
     render_yaml_reference,
 )
-from tts_ops.config.loader import from_env, iter_keys
+from tts_ops.config.keys import iter_keys
+from tts_ops.config.loader import from_env
 
 REPO = Path(__file__).resolve().parents[3]
 REFERENCE = REPO / "config" / "tts-ops.yaml"

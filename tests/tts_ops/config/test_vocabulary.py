@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import get_args
 
 from tts_ops.config import load_config
-from tts_ops.config.schema import EngineName, SambertVoice
+from tts_ops.config.engines import EngineName, SambertVoice
 from tts_vocab.engines import ENGINE_IDS, ENGINES, SAMBERT_VOICES
 
 
