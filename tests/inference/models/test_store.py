@@ -13,7 +13,8 @@ import pytest
 
 from inference.errors import BootError, ModelStoreError
 from inference.models.catalog import DEFAULT_MODEL, MODELS
-from inference.models.store import ModelStore, default_store_dir, format_list
+from inference.models.status import format_list
+from inference.models.store import ModelStore, default_store_dir
 
 BAKER = MODELS["fastspeech2-baker"]
 SAMBERT = MODELS["sambert-hifigan"]
