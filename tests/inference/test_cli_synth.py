@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyloudnorm
 import pytest
 import soundfile as sf
 
@@ -54,6 +55,7 @@ SUCCESSFUL = {
     "normal": [SENTENCE, "-o", "normal.wav", "--speed", "1.0"],
     "mp3": [SENTENCE, "-o", "x.mp3"],
     "flac": [SENTENCE, "-o", "out.audio", "--format", "flac", "--emotion", "sad"],
+    "ssml": ['<speak>今天天气真好<break time="800ms"/>适合出去散步。</speak>', "-o", "ssml.wav"],
 }
 
 
@@ -104,6 +106,27 @@ def test_speed_two_is_at_least_30_percent_shorter(outputs):
     fast = sf.info(ok(outputs, "fast")).duration
     normal = sf.info(ok(outputs, "normal")).duration
     assert fast <= 0.7 * normal, (fast, normal)
+
+
+def test_ssml_is_rendered_like_the_daemon_does(outputs):
+    samples, _ = sf.read(ok(outputs, "ssml"), dtype="float32")
+    # The break is exact silence of 800 ms; the tags are not read out (that would be seconds of speech).
+    assert any(0.75 <= gap <= 0.95 for gap in interior_gaps(samples)), interior_gaps(samples)
+    assert samples.size / RATE < 6.0
+
+
+@pytest.mark.parametrize("name", ["normal", "fast", "flac"])
+def test_answers_are_normalised_to_the_configured_loudness(outputs, name):
+    samples, rate = sf.read(ok(outputs, name), dtype="float64")
+    assert pyloudnorm.Meter(rate).integrated_loudness(samples) == pytest.approx(-16.0, abs=0.5)
+
+
+def test_bad_ssml_exits_2_naming_the_element(model_store_dir, tmp_path):
+    run = synth(["<speak>你好<audio src='x'/></speak>", "-o", "out.wav"], tmp_path, cli_env(model_store_dir))
+    assert run.returncode == EXIT_USAGE, run.stderr
+    assert run.stderr.startswith("tts-ops synth: ") and "audio" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_format_from_extension_mp3(outputs):

@@ -1,4 +1,8 @@
-"""``tts-ops synth``: synthesise text to an audio file in-process, without a server (operator's shell)."""
+"""``tts-ops synth``: synthesise text to an audio file in-process, without a server (operator's shell).
+
+The audio is what the daemon would answer for the same request and config: an SSML document (``<speak>…``) is
+parsed by the daemon's parser and rendered by the worker's renderer, and the answer is normalised to
+``audio.loudness_lufs`` like every worker's answer."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 from tts_ops.cli.errors import CliError
 from tts_ops.cli.local_engine import load_engine, native_info_silenced
 from tts_ops.config import load_config
+from tts_ops.http.ssml import ssml_of
 from tts_vocab.errors import InvalidRequest
 from tts_vocab.exit_codes import EXIT_USAGE
 from tts_vocab.formats import format_for_path, normalize_format
@@ -21,7 +26,7 @@ DEFAULT_STDOUT_FORMAT = "wav"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="synthesise text to a file in-process (no server needed)")
-    p.add_argument("text", help="text to speak; '-' reads standard input")
+    p.add_argument("text", help="text to speak, or an SSML document (<speak>...</speak>); '-' reads standard input")
     p.add_argument("-o", "--output", required=True, type=Path,
                    help="output file (.wav .flac .ogg .opus .mp3 .pcm) in an existing directory; '-' writes the "
                         "audio to standard output (format from --format, default wav)")
@@ -37,11 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Heavy (numpy, soundfile): loaded only when synthesising, not to print --help.
+    # Heavy (numpy, soundfile, pyloudnorm): loaded only when synthesising, not to print --help.
     from inference.audio import encode
     from inference.engines.base import SynthesisParams
+    from inference.engines.script import render_script
+    from inference.loudness import normalize_loudness
 
     text = sys.stdin.read() if args.text == "-" else args.text
+    script = ssml_of(text)  # a 400 in the daemon, exit 2 here: checked before the model loads
     params = SynthesisParams.build(args.emotion, args.speed, args.voice)
     fmt = choose_format(args.format, args.output)
     if args.sample_rate is not None and not MIN_SAMPLE_RATE <= args.sample_rate <= MAX_SAMPLE_RATE:
@@ -51,9 +59,12 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     quiet = not args.verbose  # the runtime's INFO lines only with tts-ops --verbose
     engine = load_engine(config, args.engine or config.workers.engine, quiet_native=quiet)
+    rate = engine.info().sample_rate
     with native_info_silenced(quiet):
-        samples = engine.synthesize(text, params)
-    encoded = encode(samples, engine.info().sample_rate, fmt, args.sample_rate)
+        samples = engine.synthesize(text, params) if script is None else render_script(engine, script, params)
+    if config.audio.loudness_lufs is not None:
+        samples = normalize_loudness(samples, rate, config.audio.loudness_lufs)
+    encoded = encode(samples, rate, fmt, args.sample_rate)
     write_output(args.output, encoded.data)
     where = "standard output" if to_stdout(args.output) else str(args.output)
     # With -o - the audio owns stdout: the summary goes to stderr.
