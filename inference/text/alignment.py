@@ -18,9 +18,9 @@ Three steps, each exact rather than estimated:
    in samples until the end, so they add up to the audio's length exactly.
 3. ``words``: the same timeline per word, after word segmentation (jieba, as the G2P segments for sandhi).
 
-Speed needs no scaling here: the model's duration output is already multiplied by the duration ratio (speed and
-the emotion preset), and nothing after the vocoder stretches or trims the waveform (gain and the output guard
-keep its length; resampling keeps its duration).
+Speed: the model's duration output is already multiplied by its duration ratio; the time stretch after the
+vocoder (inference/prosody.py) moves times by its time map, which ``Timeline.stretched`` applies (pauses shrink
+more than speech at a fast speed).
 """
 
 from __future__ import annotations
