@@ -1,7 +1,8 @@
 """Quality bench for the bundled voice: predicted MOS (Distill-MOS) per emotion and per speed, loudness, prosody
 features and a leave-one-sentence-out nearest-centroid emotion classification.
 
-    python bench/quality.py [--quick] [--sentences N] [--presets FILE.json] [--normalized] [--json OUT]
+    python bench/quality.py [--quick] [--sentences N] [--presets FILE.json] [--normalized] [--speeds-only]
+                            [--json OUT]
 
 Measures the engine as it is (its presets, or those of ``--presets``, a JSON object emotion -> preset keys, for
 tuning runs). ``--quick`` takes every third sentence (8) for iteration; the README's table is the full run.
@@ -146,10 +147,11 @@ def measure(scorer, audio: np.ndarray, normalize: bool) -> dict[str, float]:
     return row
 
 
-def run(engine, scorer, sentences: tuple[str, ...], normalize: bool, speeds: bool) -> dict:
+def run(engine, scorer, sentences: tuple[str, ...], normalize: bool, speeds: bool,
+        emotions: tuple[str, ...] = EMOTIONS) -> dict:
     emotion_rows, speed_rows = [], []
     for i, text in enumerate(sentences):
-        for emotion in EMOTIONS:
+        for emotion in emotions:
             audio = engine.synthesize(text, SynthesisParams(emotion, 1.0))
             row = {"sentence": i, "emotion": emotion} | measure(scorer, audio, normalize)
             emotion_rows.append(row | prosody(audio, text))
@@ -176,6 +178,8 @@ def report(title: str, result: dict) -> str:
            "| --- | --- | --- | --- | " + " | ".join("---" for _ in FEATURES) + " |"]
     for e in EMOTIONS:
         sel = [r for r in rows if r["emotion"] == e]
+        if not sel:
+            continue
         out.append(f"| {e} | {_mean(sel, 'mos')} | {_mean(sel, 'mos_norm')} | {_mean(sel, 'lufs')} | "
                    + " | ".join(_mean(sel, f) for f in FEATURES) + " |")
     if speeds:
@@ -186,6 +190,8 @@ def report(title: str, result: dict) -> str:
         out.append(f"| {speed} | {_mean(sel, 'mos')} | {min(r['mos'] for r in sel):.2f} | {_mean(sel, 'mos_norm')} | "
                    f"{np.mean([r['lufs'] for r in sel]):.1f} | {_mean(sel, 'duration_s')} |")
     out.append("")
+    if len({r["emotion"] for r in rows}) < len(EMOTIONS):
+        return "\n".join(out) + "\n"  # --speeds-only: no classification
     for label, feats in (("all prosody features", FEATURES),
                          ("without loudness (rms_db)", tuple(f for f in FEATURES if f != "rms_db")),
                          ("speaking rate, rms, median F0, F0 range only", FEATURES[:4])):
@@ -201,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sentences", type=int, default=len(SENTENCES))
     parser.add_argument("--presets", type=Path, default=None, help="JSON emotion -> preset (overrides the engine's)")
     parser.add_argument("--no-speeds", action="store_true", help="emotions only")
+    parser.add_argument("--speeds-only", action="store_true",
+                        help="neutral at every speed only (no emotion table or classification)")
     parser.add_argument("--normalized", action="store_true", help=f"also score at {NORMALIZED_LUFS} LUFS")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write every measurement here")
@@ -214,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     engine.load()
     sentences = SENTENCES[::3] if args.quick else SENTENCES[:args.sentences]
     start = time.monotonic()
-    result = run(engine, scorer, sentences, args.normalized, not args.no_speeds)
+    result = run(engine, scorer, sentences, args.normalized, not args.no_speeds,
+                 ("neutral",) if args.speeds_only else EMOTIONS)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     print(f"# {len(sentences)} sentences, {time.monotonic() - start:.0f} s on {machine} ({args.threads} thread(s));"
           f" model duration range {MODEL_DURATION_RANGE}")

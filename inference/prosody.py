@@ -7,10 +7,14 @@ is done here on the waveform. Measured on the bundled voice (``bench/quality.py`
 model's duration ratio sounds natural in MODEL_DURATION_RANGE and degrades fast outside it (predicted MOS 3.0 at
 ratio 0.6 and 2.3 at 0.5 on the same sentences), so a speed beyond that range is reached by stretching.
 
+A shortening stretch is not uniform: it follows a time map (inference/tempo_map.py) that takes the time from
+pauses first, then vowels, consonants least, built from the model's per-symbol durations.
+
 Timestamps: every time measured on the model's output (its per-phoneme durations) maps to the delivered audio by
-``TempoPlan.time_scale`` (one number per synthesis), except for the final rise, which compresses the last
-FINAL_RISE_S of the utterance slightly. Silences the engine inserts between pieces or clauses (a preset's pause_s)
-come before the plan is applied, so they scale by the same factor, but they are not in the model's durations.
+the map ``apply_plan`` returns (for a uniform stretch, ``TempoPlan.time_scale``), except for the final rise, which
+compresses the last FINAL_RISE_S of the utterance slightly. Silences the engine inserts between pieces or clauses
+(a preset's pause_s) come before the plan is applied and are pauses to the map, but they are not in the model's
+durations.
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inference.tempo_map import TimeMap, plan_map, resample_kinds
+
 # The model's duration ratio stays inside this range; the rest of a tempo change is a pitch-preserving stretch.
-MODEL_DURATION_RANGE = (0.7, 1.4)
+# Lower bound 0.8 since the stretch shortens pauses and vowels first (inference/tempo_map.py): at speed 2.0 model
+# 0.7 / 0.75 / 0.8 / 0.9 / 1.0 scored 3.38 / 3.47 / 3.42 / 3.24 / 3.28, at speed 1.5 0.7 / 0.8 3.66 / 3.87.
+MODEL_DURATION_RANGE = (0.8, 1.4)
 # The model speaks more quietly at short duration ratios (phonemes lose frames); measured mean integrated loudness
 # change vs ratio 1.0 over 11 sentences (2026-12-07): 0.6 -1.5 dB, 0.7 -0.8, 0.8 -0.4, 0.9 -0.2, 1.2 and 1.4 0.0.
 # The plan gives that back, so a fast speed is not quieter (whether or not outputs are loudness-normalised later).
@@ -70,26 +78,36 @@ def plan_tempo(duration_ratio: float, speed: float, pitch_st: float = 0.0) -> Te
     return TempoPlan(model_duration=model * pitch, pitch=pitch, stretch=wanted / model)
 
 
-def apply_plan(samples: np.ndarray, plan: TempoPlan, rate: int) -> np.ndarray:
+def apply_plan(samples: np.ndarray, plan: TempoPlan, rate: int,
+               kinds: np.ndarray | None = None) -> tuple[np.ndarray, TimeMap]:
     """The model's output turned into the planned pitch level, tempo and loudness (peaks are the caller's: the
-    engine's gain stage limits them)."""
+    engine's gain stage limits them), and the map from positions in the model's output to the result's.
+    ``kinds`` (inference/tempo_map.py, per sample) lets a shortening stretch take its time from pauses first."""
+    size = samples.size
     if abs(plan.pitch - 1) > 1e-3:
         samples = varispeed(samples, plan.pitch)
+        kinds = None if kinds is None else resample_kinds(kinds, plan.pitch)
     if plan.gain_db:
         samples = samples * np.float32(10 ** (plan.gain_db / 20))
-    return time_stretch(samples, plan.stretch, rate)
+    time_map = plan_map(kinds, samples.size, plan.stretch)
+    out = time_stretch(samples, plan.stretch, rate, time_map)
+    # Model positions -> varispeed positions (x size read in samples.size) -> stretched ones.
+    scale = samples.size / size if size else 1.0
+    return out, TimeMap(time_map.source / scale, time_map.target)
 
 
-def time_stretch(samples: np.ndarray, factor: float, rate: int) -> np.ndarray:
-    """Pitch-preserving duration change by WSOLA: output length = ``factor`` x input length (2.0 = twice as long).
-    Each output frame is taken near its nominal input position where it best continues the previous one, so the
-    periods line up and pitch and loudness are kept."""
+def time_stretch(samples: np.ndarray, factor: float, rate: int, time_map: TimeMap | None = None) -> np.ndarray:
+    """Pitch-preserving duration change by WSOLA: output length = ``factor`` x input length (2.0 = twice as long),
+    or ``time_map.length`` following that map (which input position each output position comes from). Each output
+    frame is taken near its nominal input position where it best continues the previous one, so the periods line up
+    and pitch and loudness are kept."""
     if abs(factor - 1) < 1e-3 or samples.size == 0:
         return samples
+    time_map = time_map or TimeMap.uniform(samples.size, factor)
     frame = int(WSOLA_FRAME_S * rate) // 2 * 2
     hop, tolerance = frame // 2, int(WSOLA_TOLERANCE_S * rate)
     window = np.hanning(frame).astype(np.float32)
-    n_out = int(round(samples.size * factor))
+    n_out = time_map.length
     out = np.zeros(n_out + frame, np.float32)
     norm = np.zeros_like(out)
     padded = np.concatenate([np.asarray(samples, np.float32), np.zeros(frame + 2 * tolerance + hop, np.float32)])
@@ -98,7 +116,7 @@ def time_stretch(samples: np.ndarray, factor: float, rate: int) -> np.ndarray:
         pos = 0
         if k:
             follow = padded[previous + hop:previous + hop + frame]
-            low = max(0, int(k * hop / factor) - tolerance)
+            low = max(0, int(time_map.inverse(k * hop)) - tolerance)
             region = padded[low:low + 2 * tolerance + frame]
             pos = low + int(np.argmax(np.correlate(region, follow, mode="valid")))
         out[k * hop:k * hop + frame] += padded[pos:pos + frame] * window

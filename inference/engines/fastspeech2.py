@@ -27,6 +27,7 @@ from inference.errors import BootError, EngineFailure, TextError
 from inference.memory import output_frames, release_free_memory
 from inference.models.store import ModelStore, default_store_dir
 from inference.prosody import TempoPlan, apply_plan, plan_tempo, shape
+from inference.tempo_map import TimeMap, symbol_kinds
 from inference.text.alignment import Timeline, align_piece
 from inference.text.lexicon import load_checked
 from tts_vocab.engines import FASTSPEECH2_BAKER, FASTSPEECH2_PRESETS
@@ -110,6 +111,8 @@ class FastSpeech2Engine(Engine):
         self._rendered: list[tuple[Chunk, np.ndarray, int] | None] | None = None
         self._durations = np.zeros(0, np.int32)
         self._last_ids = 0  # input length of the last acoustic invoke
+        # The last synthesize_chunk's map from the model's output to the delivered audio (for its timestamps).
+        self._time_map = TimeMap.uniform(0, 1.0)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def preload(self) -> None:
@@ -230,7 +233,7 @@ class FastSpeech2Engine(Engine):
         preset = self._presets[params.emotion]
         plan = self.tempo_plan(params)
         clauses = [c for c in CLAUSE_SPLIT.split(text) if c.strip()] if preset.get("pause_s") else [text]
-        joined: list[np.ndarray] = []
+        joined: list[tuple[np.ndarray, np.ndarray]] = []
         for index, clause in enumerate(clauses):
             try:
                 pieces = self._model_sized(clause, plan.model_duration)
@@ -240,13 +243,13 @@ class FastSpeech2Engine(Engine):
                 raise
             if self._rendered is not None:
                 self._rendered.append(None)  # a clause starts: synthesize_chunk_timed places its pause
-            joined.append(join_pieces([self._render(piece, plan.model_duration, preset, RETRY_SPLITS)
-                                       for piece in pieces]))
-        audio = join_pieces(joined, preset.get("pause_s", 0.0))
+            joined.append(join_rendered([self._render(piece, plan.model_duration, preset, RETRY_SPLITS)
+                                         for piece in pieces]))
+        audio, kinds = join_rendered(joined, preset.get("pause_s", 0.0))
         # Guard the vocoder's own output: the gain's peak limiter would otherwise hide clipping.
         check_output(audio, SAMPLE_RATE)
-        audio = shape(apply_plan(audio, plan, SAMPLE_RATE), preset, SAMPLE_RATE)
-        return apply_gain(audio, preset.get("gain_db", 0.0))
+        audio, self._time_map = apply_plan(audio, plan, SAMPLE_RATE, kinds)
+        return apply_gain(shape(audio, preset, SAMPLE_RATE), preset.get("gain_db", 0.0))
 
     def tempo_plan(self, params: SynthesisParams) -> TempoPlan:
         """How the model and the waveform stretch share this request's tempo and pitch level; its ``time_scale``
@@ -271,7 +274,9 @@ class FastSpeech2Engine(Engine):
             todo[:0] = self._frontend.encode(chunk.text, max_chars=max_chars)
         return fitted
 
-    def _render(self, chunk: Chunk, duration: float, preset: Mapping[str, float], splits_left: int) -> np.ndarray:
+    def _render(self, chunk: Chunk, duration: float, preset: Mapping[str, float],
+                splits_left: int) -> tuple[np.ndarray, np.ndarray]:
+        """One piece's audio and its per-sample kinds (inference/tempo_map.py, for the stretch)."""
         try:
             audio = self._mel_to_audio(self._text_to_mel(chunk.ids, duration, preset["f0_ratio"],
                                                          preset["energy_ratio"]))
@@ -285,7 +290,7 @@ class FastSpeech2Engine(Engine):
             return self._render_halves(chunk, duration, preset, splits_left, "ending cut off")
         if self._rendered is not None:
             self._rendered.append((chunk, self._durations, len(audio)))
-        return audio
+        return audio, symbol_kinds(chunk.ids, self._durations, HOP_SAMPLES, len(audio))
 
     def synthesize_chunk_timed(self, text: str, params: SynthesisParams, timeline: Timeline) -> np.ndarray:
         """``synthesize_chunk`` plus its pieces on ``timeline``: the model's durations per symbol, the pauses
@@ -312,14 +317,14 @@ class FastSpeech2Engine(Engine):
             first_in_clause = False
             segments = align_piece(chunk.text, chunk.normalized, chunk.owners, durations.tolist())
             model_time.piece(chunk.text, segments, HOP_SAMPLES, samples)
-        timeline.stretched(model_time, len(audio))
+        timeline.stretched(model_time, len(audio), self._time_map.at)
         return audio
 
     def _render_halves(self, chunk: Chunk, duration: float, preset: Mapping[str, float], splits_left: int,
-                       why: str) -> np.ndarray:
+                       why: str) -> tuple[np.ndarray, np.ndarray]:
         halves = self._frontend.encode(chunk.text, max_chars=(len(chunk.text) + 1) // 2)
         log.warning("%s %s on %d ids; retrying in %d pieces", MODEL_ID, why, len(chunk.ids), len(halves))
-        return join_pieces([self._render(half, duration, preset, splits_left - 1) for half in halves])
+        return join_rendered([self._render(half, duration, preset, splits_left - 1) for half in halves])
 
     def _text_to_mel(self, ids: np.ndarray, duration: float, f0: float, energy: float) -> np.ndarray:
         model = self._acoustic
@@ -388,9 +393,19 @@ def ending_is_cut(audio: np.ndarray, duration: float = 1.0) -> bool:
 
 def join_pieces(pieces: list[np.ndarray], pause_s: float = PIECE_PAUSE_S) -> np.ndarray:
     """Pieces of one chunk (model-sized, or clauses), joined with a short pause."""
+    return _with_gaps(pieces, pause_s)
+
+
+def join_rendered(pieces: list[tuple[np.ndarray, np.ndarray]],
+                  pause_s: float = PIECE_PAUSE_S) -> tuple[np.ndarray, np.ndarray]:
+    """``join_pieces`` of (audio, kinds) pairs: the pauses between them are of kind PAUSE (0, like silence)."""
+    return join_pieces([audio for audio, _ in pieces], pause_s), _with_gaps([kinds for _, kinds in pieces], pause_s)
+
+
+def _with_gaps(pieces: list[np.ndarray], pause_s: float) -> np.ndarray:
     if len(pieces) == 1:
         return pieces[0]
-    gap = np.zeros(int(pause_s * SAMPLE_RATE), np.float32)
+    gap = np.zeros(int(pause_s * SAMPLE_RATE), pieces[0].dtype)
     return np.concatenate([part for piece in pieces for part in (piece, gap)][:-1])
 
 

@@ -18,9 +18,9 @@ Three steps, each exact rather than estimated:
    in samples until the end, so they add up to the audio's length exactly.
 3. ``words``: the same timeline per word, after word segmentation (jieba, as the G2P segments for sandhi).
 
-Speed needs no scaling here: the model's duration output is already multiplied by the duration ratio (speed and
-the emotion preset), and nothing after the vocoder stretches or trims the waveform (gain and the output guard
-keep its length; resampling keeps its duration).
+Speed: the model's duration output is already multiplied by its duration ratio; the time stretch after the
+vocoder (inference/prosody.py) moves times by its time map, which ``Timeline.stretched`` applies (pauses shrink
+more than speech at a fast speed).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from inference.text import words as segmenter
@@ -173,18 +173,20 @@ class Timeline:
             last = self._entries[-1]
             self._entries[-1] = Segment(last.start, last.end, last.t0, self._now)
 
-    def stretched(self, other: Timeline, samples: int) -> None:
+    def stretched(self, other: Timeline, samples: int, warp: Callable[[float], float] | None = None) -> None:
         """``other`` (a timeline over a piece of this text, built on the model's output) placed here as ``samples``
-        of delivered audio: a time stretch or pitch change after the model moves every time by the same factor."""
+        of delivered audio: ``warp`` maps a position in ``other`` to one in the delivered audio (a time stretch
+        that shortens pauses more than speech); without it every time moves by the same factor."""
         other._gap(len(other.text))
         offset = self.text.find(other.text, self._cursor) if other.text else -1
         if offset < 0:
             raise ValueError(f"piece {other.text[:20]!r} not found in the text after character {self._cursor}")
         self._gap(offset)
         scale = samples / other.samples if other.samples else 0.0
+        place = warp or (lambda position: position * scale)
         for entry in other._entries:
-            self._entries.append(Segment(offset + entry.start, offset + entry.end,
-                                         self._now + round(entry.t0 * scale), self._now + round(entry.t1 * scale)))
+            t0, t1 = (min(samples, round(place(t))) for t in (entry.t0, entry.t1))
+            self._entries.append(Segment(offset + entry.start, offset + entry.end, self._now + t0, self._now + t1))
         self._cursor = offset + len(other.text)
         self.silence(samples)
 
