@@ -33,7 +33,7 @@ from tts_ops.http.validation import (
     engine_default_voice,
     load_json,
     parse_frontend,
-    parse_tts,
+    parse_tts_body,
 )
 from tts_ops.observability.metrics import Metrics
 from tts_ops.service.captions import captions, timed_body
@@ -225,8 +225,8 @@ class FrontEnd:
         try:
             service.admit()
             check_content_type(request.content_type)
-            tts = parse_tts(load_json(await request.read()), max_text_chars=self.config.server.max_text_chars,
-                            default_voice=engine_default_voice(self.config))
+            tts = parse_tts_body(await request.read(), max_text_chars=self.config.server.max_text_chars,
+                                 default_voice=engine_default_voice(self.config))
             job = tts.job
             check_timestamps(self.config.workers.engine, job)
             if tts.stream:

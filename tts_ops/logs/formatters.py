@@ -49,7 +49,12 @@ def clean(value: Any) -> str:
     """One access-line field: '-' when absent, escaped so it cannot span or split the line."""
     if value is None or value == "":
         return "-"
-    return str(value).translate(_ESCAPES)
+    text = value if type(value) is str else str(value)
+    # Nearly every field needs no escape, and this test is several times cheaper than translate (nine fields per
+    # access line); anything it does not pass (a control, a quote, other non-printables) goes through translate.
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return text.translate(_ESCAPES)
 
 
 def extras(record: logging.LogRecord) -> dict[str, Any]:
