@@ -63,6 +63,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request_id = incoming if REQUEST_ID.match(incoming) else server_id
     request["request_id"] = request_id
     request["server_id"] = server_id
+    # Set up front so the access line's lookups find them: a missing key costs a KeyError inside request.get().
+    request[FINAL_STATUS] = None
+    request["worker_id"] = None
     start = time.monotonic()
     try:
         response = await handler(request)

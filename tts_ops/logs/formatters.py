@@ -145,4 +145,8 @@ class SynthesisFormatter(logging.Formatter):
 
 def synthesis_line(obj: dict[str, Any]) -> str:
     """One synthesis.log line: ``obj`` as JSON, UTF-8 text kept readable; anything not JSON-able as its str."""
-    return json.dumps(obj, ensure_ascii=False, default=str)
+    return _SYNTHESIS_JSON.encode(obj)
+
+
+# What json.dumps(obj, ensure_ascii=False, default=str) builds on every call, built once (a cache hit writes a line).
+_SYNTHESIS_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
