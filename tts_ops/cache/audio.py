@@ -34,7 +34,8 @@ class CachedAudio:
     """Synthesized audio as cached: the encoded bytes plus what the front end needs to answer without a worker.
 
     ``meta`` is free-form JSON-able provenance (engine, model_version, worker, synthesis_s, ...). Values handed
-    out by the cache carry a fresh ``meta`` dict, so a caller mutating it cannot corrupt the cache.
+    out by the cache carry a fresh ``meta`` dict, so a caller setting or removing its keys cannot corrupt the cache;
+    the values in it (the ``headers`` dict, the ``timings``) may be shared between hits: read them, never mutate.
     """
 
     data: bytes

@@ -33,7 +33,7 @@ from tts_ops.http.validation import (
     engine_default_voice,
     load_json,
     parse_frontend,
-    parse_tts,
+    parse_tts_body,
 )
 from tts_ops.observability.metrics import Metrics
 from tts_ops.service.captions import captions, timed_body
@@ -53,6 +53,7 @@ log = logging.getLogger("tts_ops.server")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 HEALTHY = b'{"status":"healthy"}'
 UNHEALTHY = b'{"status":"unhealthy"}'
+HEALTH_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 #: What GET /summary shows of the cache stats (never its URL).
 SUMMARY_CACHE_KEYS = ("backend", "up", "hits", "misses", "hit_ratio")
 
@@ -172,8 +173,10 @@ class FrontEnd:
 
     async def handle_health(self, request: web.Request) -> web.Response:
         healthy = self.healthy
+        # Headers as a plain dict (no content_type= argument for aiohttp to parse and render): monitors call this
+        # many times a second, and every /health answer pays for it (bench/frontend_wrk.py).
         return web.Response(body=HEALTHY if healthy else UNHEALTHY, status=200 if healthy else 503,
-                            content_type="application/json", headers={"Cache-Control": "no-store"})
+                            headers=HEALTH_HEADERS)
 
     async def handle_ready(self, request: web.Request) -> web.Response:
         counts: dict[str, int] = {state.value: 0 for state in WorkerState if state is not WorkerState.RETIRED}
@@ -225,8 +228,8 @@ class FrontEnd:
         try:
             service.admit()
             check_content_type(request.content_type)
-            tts = parse_tts(load_json(await request.read()), max_text_chars=self.config.server.max_text_chars,
-                            default_voice=engine_default_voice(self.config))
+            tts = parse_tts_body(await request.read(), max_text_chars=self.config.server.max_text_chars,
+                                 default_voice=engine_default_voice(self.config))
             job = tts.job
             check_timestamps(self.config.workers.engine, job)
             if tts.stream:

@@ -10,6 +10,7 @@ same audio has one cache key whichever endpoint or spelling asked for it.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +27,12 @@ from tts_vocab.messages import PhonemizeRequest
 from tts_vocab.timings import CAPTION_FORMATS
 
 __all__ = ["TtsRequest", "as_request_error", "canonical_voice", "check_content_type", "engine_default_voice",
-           "load_json", "parse_emotion", "parse_tts", "RequestError", "TTS_FIELDS"]
+           "load_json", "parse_emotion", "parse_tts", "parse_tts_body", "RequestError", "TTS_FIELDS"]
 
 TTS_FIELDS = frozenset({"text", "emotion", "speed", "voice", "format", "sample_rate", "stream", "timestamps",
                         "captions"})
+#: Bodies up to this size are remembered by ``parse_tts_body`` (256 of them: at most 1 MiB held).
+MEMO_MAX_BODY_BYTES = 4096
 #: ``"captions"`` values of ``POST /tts`` (tts_ops.service.captions writes them).
 CAPTION_CHOICES = tuple(CAPTION_FORMATS)
 
@@ -102,6 +105,21 @@ def parse_tts(body: Any, *, max_text_chars: int, default_voice: str | None = Non
         return TtsRequest(job, streamed, captions)
     except InvalidRequest as exc:
         raise as_request_error(exc) from None
+
+
+def parse_tts_body(raw: bytes, *, max_text_chars: int, default_voice: str | None = None) -> TtsRequest:
+    """``parse_tts(load_json(raw))``, remembered for small bodies: what a cache serves is the same bodies again and
+    again, and parsing them was a visible share of a cache hit's CPU (bench/frontend_wrk.py). The result is frozen
+    (the job, its SSML script), so one parse can answer every request that sent those bytes; errors are not
+    remembered."""
+    if len(raw) > MEMO_MAX_BODY_BYTES:
+        return parse_tts(load_json(raw), max_text_chars=max_text_chars, default_voice=default_voice)
+    return _parse_tts_memo(bytes(raw), max_text_chars, default_voice)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_tts_memo(raw: bytes, max_text_chars: int, default_voice: str | None) -> TtsRequest:
+    return parse_tts(load_json(raw), max_text_chars=max_text_chars, default_voice=default_voice)
 
 
 def _parse_captions(value: Any, streamed: bool) -> str | None:

@@ -21,16 +21,40 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 _ESCAPES = {c: f"\\x{c:02x}" for c in range(0x20)} | {0x7F: "\\x7f", ord('"'): '\\"', ord("\\"): "\\\\"}
 
 
+# The last whole second iso_time rendered: (second, "2024-05-01T12:00:00", "+08:00"). Every access and synthesis
+# line needs the time, and the local-time conversion (astimezone, isoformat) was a visible share of the CPU of a
+# /health or cache hit (bench/frontend_wrk.py); within one second only the milliseconds change. One tuple, replaced
+# whole, so threads that log never see half of an update.
+_last_second: tuple[int, str, str] = (-1, "", "")
+
+
 def iso_time(created: float) -> str:
     """Local time, ISO 8601 with milliseconds and UTC offset: 2024-05-01T12:00:00.123+08:00."""
-    return datetime.fromtimestamp(created).astimezone().isoformat(timespec="milliseconds")
+    global _last_second
+    second = int(created)
+    # Microseconds rounded as datetime.fromtimestamp rounds them; a fraction that rounds up to the next second
+    # (or a time before 1970) takes the full conversion.
+    micros = round((created - second) * 1_000_000)
+    if micros >= 1_000_000 or created < 0:
+        return datetime.fromtimestamp(created).astimezone().isoformat(timespec="milliseconds")
+    cached_second, stamp, offset = _last_second
+    if cached_second != second:
+        full = datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+        stamp, offset = full[:19], full[19:]
+        _last_second = (second, stamp, offset)
+    return f"{stamp}.{micros // 1000:03d}{offset}"
 
 
 def clean(value: Any) -> str:
     """One access-line field: '-' when absent, escaped so it cannot span or split the line."""
     if value is None or value == "":
         return "-"
-    return str(value).translate(_ESCAPES)
+    text = value if type(value) is str else str(value)
+    # Nearly every field needs no escape, and this test is several times cheaper than translate (nine fields per
+    # access line); anything it does not pass (a control, a quote, other non-printables) goes through translate.
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return text.translate(_ESCAPES)
 
 
 def extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -67,6 +91,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(obj, ensure_ascii=False, default=str)
 
 
+def access_line(created: float, client: Any, method: Any, path: Any, version: Any, status: Any, size: Any,
+                latency_ms: Any, cache: Any, worker: Any, request_id: Any) -> str:
+    """One access line (``AccessFormatter``'s layout) from its fields; the record path and the direct path
+    (``tts_ops.logs.direct``) both write this."""
+    latency_text = f"{latency_ms:.1f}ms" if isinstance(latency_ms, (int, float)) else "-"
+    return (f'{iso_time(created)} {clean(client)} "{clean(method)} {clean(path)} {clean(version)}" '
+            f'{clean(status)} {clean(size)} {latency_text} '
+            f'cache={clean(cache)} worker={clean(worker)} request={clean(request_id)}')
+
+
 class AccessFormatter(logging.Formatter):
     """The access line, built from the ``extra`` fields the middleware attaches to every access record:
 
@@ -84,12 +118,9 @@ class AccessFormatter(logging.Formatter):
             # Not a middleware record (someone logged on tts_ops.access directly): keep it, in plain form.
             return f"{iso_time(record.created)} {clean(record.getMessage())}"
         version = f.get("http_version") or self._version_from_args(record.args)
-        latency = f.get("latency_ms")
-        latency_text = f"{latency:.1f}ms" if isinstance(latency, (int, float)) else "-"
-        return (f'{iso_time(record.created)} {clean(f.get("client"))} '
-                f'"{clean(f.get("method"))} {clean(f.get("path"))} {clean(version)}" '
-                f'{clean(f.get("status"))} {clean(f.get("bytes"))} {latency_text} '
-                f'cache={clean(f.get("cache"))} worker={clean(f.get("worker"))} request={clean(f.get("request_id"))}')
+        return access_line(record.created, f.get("client"), f.get("method"), f.get("path"), version,
+                           f.get("status"), f.get("bytes"), f.get("latency_ms"), f.get("cache"), f.get("worker"),
+                           f.get("request_id"))
 
     @staticmethod
     def _version_from_args(args: Any) -> str | None:
@@ -109,4 +140,13 @@ class SynthesisFormatter(logging.Formatter):
         obj = getattr(record, "synthesis", None)
         if not isinstance(obj, dict):
             obj = {"time": iso_time(record.created), "level": record.levelname, "message": record.getMessage()}
-        return json.dumps(obj, ensure_ascii=False, default=str)
+        return synthesis_line(obj)
+
+
+def synthesis_line(obj: dict[str, Any]) -> str:
+    """One synthesis.log line: ``obj`` as JSON, UTF-8 text kept readable; anything not JSON-able as its str."""
+    return _SYNTHESIS_JSON.encode(obj)
+
+
+# What json.dumps(obj, ensure_ascii=False, default=str) builds on every call, built once (a cache hit writes a line).
+_SYNTHESIS_JSON = json.JSONEncoder(ensure_ascii=False, default=str)

@@ -89,6 +89,19 @@ class ReopenableFileHandler(logging.Handler):
         except Exception:
             self.handleError(record)  # a formatting bug: stdlib prints it and carries on
             return
+        self._write_locked(data)
+
+    def write_line(self, line: str) -> None:
+        """Append one already formatted line (no newline), as ``emit`` would the same line formatted from a record:
+        for callers that build the line themselves (``tts_ops.logs.direct``). Same lock, same single write."""
+        data = (line + "\n").encode("utf-8", "backslashreplace")
+        self.acquire()
+        try:
+            self._write_locked(data)
+        finally:
+            self.release()
+
+    def _write_locked(self, data: bytes) -> None:
         if self._fd is None:
             now = time.monotonic()
             if now - self._last_open_attempt < RETRY_OPEN_S or not self._open_locked():
@@ -98,10 +111,12 @@ class ReopenableFileHandler(logging.Handler):
             # Unbuffered: each record reaches the kernel in one write (more than line buffering gives), so
             # `tail -f` sees whole lines, nothing sits in a user-space buffer at rename time, and a failed
             # write cannot leave a half-written buffer to be flushed later into the next file.
-            view = memoryview(data)
             fd = self._open_fd()
-            while view:
-                view = view[os.write(fd, view):]
+            written = os.write(fd, data)
+            if written < len(data):  # a short write (rare: a signal, a full disk): write the rest
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view):]
         except OSError as exc:
             self.dropped += 1
             self._fail(f"cannot write {self.path}: {exc}; its lines are dropped until writing works again")

@@ -19,12 +19,11 @@ one background thread, so the event loop is blocked only for a rename and an ope
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any, TextIO
 
 from tts_ops.config import Config, LoggingConfig
 from tts_ops.logs.filters import AIOHTTP_SERVER_LOGGER, MalformedRequestFilter
-from tts_ops.logs.formatters import AccessFormatter, JsonFormatter, SynthesisFormatter, TextFormatter, iso_time
+from tts_ops.logs.formatters import AccessFormatter, JsonFormatter, SynthesisFormatter, TextFormatter
 from tts_ops.logs.handlers import (
     ReopenableFileHandler,
     Rotated,
@@ -45,12 +44,9 @@ from tts_ops.logs.handlers import (
 )
 
 LOG_NAMES = ("access", "error", "synthesis")
-SYNTHESIS_FIELDS = ("emotion", "speed", "voice", "format", "audio_s", "synthesis_s", "rtf", "worker", "cache",
-                    "status")
 SIZE_CHECK_INTERVAL_S = 60
 
 log = logging.getLogger("tts_ops.logs")
-_synthesis_log = logging.getLogger("tts_ops.synthesis")
 _setup_lock = threading.Lock()
 _current: LogManager | None = None
 
@@ -368,47 +364,3 @@ def _add_filter(manager: LogManager, name: str, log_filter: logging.Filter) -> N
     logger = logging.getLogger(name)
     logger.addFilter(log_filter)
     manager._restore.append(lambda: logger.removeFilter(log_filter))
-
-
-def log_synthesis(record: Mapping[str, Any], *, text: str | None, log_text: bool) -> None:
-    """Write one synthesis.log JSON line: time, request_id, text_len, text_sha256, [text], emotion, speed, voice,
-    format, audio_s, synthesis_s, rtf, worker, cache (HIT/MISS), status, then any other keys of ``record``.
-
-    The text's SHA-256 is always logged (to correlate repeated texts); the raw text only with ``log_text``.
-    ``rtf`` is computed from synthesis_s / audio_s when not given; a boolean ``cache`` becomes HIT/MISS.
-    """
-    if not _synthesis_log.isEnabledFor(logging.INFO):
-        return
-    obj: dict[str, Any] = {"time": record.get("time") or iso_time(time.time()), "request_id": record.get("request_id")}
-    if text is not None:
-        obj["text_len"] = len(text)
-        obj["text_sha256"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    else:
-        obj["text_len"], obj["text_sha256"] = record.get("text_len"), record.get("text_sha256")
-    if log_text and text is not None:
-        obj["text"] = text
-    for key in SYNTHESIS_FIELDS:
-        obj[key] = record.get(key)
-    if obj["rtf"] is None and isinstance(obj["audio_s"], (int, float)) and obj["audio_s"] > 0 \
-            and isinstance(obj["synthesis_s"], (int, float)):
-        obj["rtf"] = round(obj["synthesis_s"] / obj["audio_s"], 4)
-    if isinstance(obj["cache"], bool):
-        obj["cache"] = "HIT" if obj["cache"] else "MISS"
-    for key, value in record.items():
-        # "text" never sneaks in through the record: log_text is the only way raw text gets logged.
-        if key not in obj and key != "text":
-            obj[key] = value
-    # makeRecord + handle is what .info does, minus the caller lookup (a stack walk) no synthesis line shows: a share
-    # of every cache hit's CPU (bench/frontend_wrk.py).
-    _synthesis_log.handle(_synthesis_log.makeRecord(_synthesis_log.name, logging.INFO, __file__, 0, "synthesis %s",
-                                                    (obj["request_id"],), None, "log_synthesis", {"synthesis": obj}))
-
-
-def log_quality(record: Mapping[str, Any]) -> None:
-    """Write a follow-up synthesis.log JSON line about an answer already logged, tied to it by ``request_id``:
-    ``{"time", "request_id", "event": "mos", "mos", ...}``. Its ``event`` key tells it from a synthesis line (which
-    has none), since a score exists only seconds after the answer's own line was written."""
-    if not _synthesis_log.isEnabledFor(logging.INFO):
-        return
-    obj: dict[str, Any] = {"time": iso_time(time.time()), **{k: v for k, v in record.items() if k != "text"}}
-    _synthesis_log.info("%s %s", obj.get("event"), obj.get("request_id"), extra={"synthesis": obj})

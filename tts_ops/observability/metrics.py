@@ -77,6 +77,8 @@ RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
 MOS_BUCKETS = (1.5, 2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.25, 4.5, 5.0)
 
 MAX_ENDPOINTS = 64
+#: Requests queued by ``Metrics.observe_request`` before they are applied without waiting for a scrape.
+PENDING_REQUESTS_MAX = 1024
 OVERFLOW_ENDPOINT = "other"
 
 
@@ -145,6 +147,11 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._endpoints: set[str] = set()
         self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        # Requests observed but not yet counted: applied at the next scrape (or every PENDING_REQUESTS_MAX).
+        self._pending: list[tuple[str, int, float]] = []
+        # First in the registry, which collects in registration order: the request metrics are up to date before
+        # they are read.
+        self.registry.register(_PendingRequests(self))
         self.version = _package_version()
         # (engine, model_version) pairs last reported by READY workers: the build_info labels.
         self.builds: list[tuple[str, str]] = [(UNKNOWN, UNKNOWN)]
@@ -178,16 +185,26 @@ class Metrics:
 
     # -- event-driven ----------------------------------------------------------------------------------------
     def observe_request(self, endpoint: str, status: int, latency_s: float) -> None:
-        # The labelled children are looked up once per (endpoint, status): labels() builds and locks per call,
-        # a measurable share of a cache hit's or /health's CPU (bench/frontend_wrk.py).
-        children = self._request_children.get((endpoint, status))
-        if children is None:
-            label = self._endpoint_label(endpoint)
-            children = (self.requests.labels(endpoint=label, status=str(int(status))),
-                        self.request_latency.labels(endpoint=label))
-            self._request_children[(endpoint, status)] = children
-        children[0].inc()
-        children[1].observe(max(0.0, latency_s))
+        # Appended, counted at the next scrape: a counter and a histogram update take locks and search buckets,
+        # a measurable share of a cache hit's or /health's CPU (bench/frontend_wrk.py); nobody reads them between
+        # scrapes. Bounded: a long time without a scrape applies them every PENDING_REQUESTS_MAX requests.
+        self._pending.append((endpoint, status, latency_s))
+        if len(self._pending) >= PENDING_REQUESTS_MAX:
+            self.apply_pending()
+
+    def apply_pending(self) -> None:
+        """Count the requests observed since the last call (the registry's first collector calls it)."""
+        pending, self._pending = self._pending, []
+        for endpoint, status, latency_s in pending:
+            # The labelled children are looked up once per (endpoint, status): labels() builds and locks per call.
+            children = self._request_children.get((endpoint, status))
+            if children is None:
+                label = self._endpoint_label(endpoint)
+                children = (self.requests.labels(endpoint=label, status=str(int(status))),
+                            self.request_latency.labels(endpoint=label))
+                self._request_children[(endpoint, status)] = children
+            children[0].inc()
+            children[1].observe(max(0.0, latency_s))
 
     def observe_synthesis(self, synthesis_s: float, audio_s: float, cache: str) -> None:
         if str(cache).strip().lower() == "hit":
@@ -245,6 +262,20 @@ def _num(value: Any) -> float:
         return float(value or 0)
     except (TypeError, ValueError):
         return 0.0
+
+
+class _PendingRequests:
+    """Applies the requests ``Metrics.observe_request`` queued before anything is read; exports nothing itself."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> list[Metric]:
+        self.m.apply_pending()
+        return []
 
 
 class _Collector:

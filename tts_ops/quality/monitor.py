@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tts_ops.config.schema import QualityConfig
-from tts_ops.logs.manager import log_quality
+from tts_ops.logs.synthesis import log_quality
 from tts_ops.quality.handle import ScorerHandle
 from tts_ops.quality.spec import ScorerSpec
 from tts_ops.quality.states import ScorerState

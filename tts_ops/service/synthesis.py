@@ -26,7 +26,7 @@ from tts_ops.cache import CachedAudio, ResultCache, cache_key
 from tts_ops.cache.singleflight import StreamReader
 from tts_ops.config import Config
 from tts_ops.config.engine_options import render_digest
-from tts_ops.logs.manager import log_synthesis
+from tts_ops.logs.synthesis import log_synthesis
 from tts_ops.observability.metrics import Metrics
 from tts_ops.service import long_text, stream_production
 from tts_ops.service.chunk_pipeline import chunk_settings, stream_parallelism

@@ -13,7 +13,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from tests.tts_ops.logs.util import ACCESS_LINE, all_lines, configure, emit_access, log_files, read_text
-from tts_ops.logs.manager import log_synthesis
+from tts_ops.logs.synthesis import log_synthesis
 
 THREADS, PER_THREAD, ROTATIONS = 8, 5000, 20
 

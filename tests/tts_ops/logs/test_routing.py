@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.tts_ops.logs.util import ACCESS_LINE, configure, emit_access
 from tts_ops.http.middleware import request_context
 from tts_ops.logs.handlers import ReopenableFileHandler
-from tts_ops.logs.manager import log_synthesis
+from tts_ops.logs.synthesis import log_synthesis
 
 
 def emit_mix() -> None:

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from tts_ops.observability.metrics import MAX_ENDPOINTS, Metrics
+from tts_ops.observability.metrics import MAX_ENDPOINTS, PENDING_REQUESTS_MAX, Metrics
 from tts_ops.supervisor import Supervisor, WorkerHandle, WorkerSpec
 from tts_ops.supervisor.states import WorkerState
 
@@ -292,3 +292,14 @@ def test_a_slot_being_replaced_exports_one_series_per_label(tmp_path):
     s = scrape(m)
     assert s["tts_ops_worker_rss_bytes"][(("worker", "w1"),)] == 300 * 2**20
     assert s["tts_ops_worker_served_total"] == {(("worker", "w1"),): 0, (("worker", "w2"),): 3}
+
+
+def test_queued_requests_are_counted_before_any_read_and_never_pile_up():
+    m = Metrics()
+    m.observe_request("/health", 200, 0.001)
+    assert m.registry.get_sample_value("tts_ops_requests_total", {"endpoint": "/health", "status": "200"}) == 1
+    for _ in range(PENDING_REQUESTS_MAX):
+        m.observe_request("/health", 200, 0.001)
+    assert len(m._pending) < PENDING_REQUESTS_MAX  # applied without a scrape once the bound is reached
+    count = m.registry.get_sample_value("tts_ops_request_latency_seconds_count", {"endpoint": "/health"})
+    assert count == PENDING_REQUESTS_MAX + 1
