@@ -192,6 +192,11 @@ class Metrics:
         if len(self._pending) >= PENDING_REQUESTS_MAX:
             self.apply_pending()
 
+    @property
+    def pending_requests(self) -> int:
+        """Requests observed and not yet counted (at most PENDING_REQUESTS_MAX - 1)."""
+        return len(self._pending)
+
     def apply_pending(self) -> None:
         """Count the requests observed since the last call (the registry's first collector calls it)."""
         pending, self._pending = self._pending, []

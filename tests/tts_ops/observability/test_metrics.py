@@ -300,6 +300,6 @@ def test_queued_requests_are_counted_before_any_read_and_never_pile_up():
     assert m.registry.get_sample_value("tts_ops_requests_total", {"endpoint": "/health", "status": "200"}) == 1
     for _ in range(PENDING_REQUESTS_MAX):
         m.observe_request("/health", 200, 0.001)
-    assert len(m._pending) < PENDING_REQUESTS_MAX  # applied without a scrape once the bound is reached
+    assert m.pending_requests < PENDING_REQUESTS_MAX  # applied without a scrape once the bound is reached
     count = m.registry.get_sample_value("tts_ops_request_latency_seconds_count", {"endpoint": "/health"})
     assert count == PENDING_REQUESTS_MAX + 1
