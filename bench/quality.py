@@ -9,9 +9,11 @@ tuning runs). ``--quick`` takes every third sentence (8) for iteration; the READ
 Everything (MOS, prosody features, classification) is measured on the audio as the service delivers it: normalised
 by inference.loudness to ``--loudness-lufs`` (default -16, the service's ``audio.loudness_lufs``; ``none`` = the
 engine's raw level). The LUFS column is the raw engine output's (ITU-R BS.1770 integrated, pyloudnorm), before that.
-The MOS model is loaded once; everything runs on ``--threads`` CPU threads. The README's "before" table is this
-file run against the engine before the re-tuning: ``git archive b76841d | tar -x -C DIR``, copy this file to
-``DIR/bench/``, then ``cd DIR && PYTHONPATH=$PWD python bench/quality.py``.
+The MOS model is loaded once; everything runs on ``--threads`` CPU threads. A ``--presets`` entry is laid over the
+engine's default for that emotion, so a file of older presets must list every key: the README's "before" table of
+the second re-tuning is ``--no-speeds --presets bench/presets_f79f955.json`` (the presets of commit f79f955, the
+keys added since at 0). The first re-tuning's "before" was an earlier version of this file run against commit
+b76841d.
 Needs the quality extra (CPU torch, distillmos), pyloudnorm and librosa (the test extra).
 """
 
