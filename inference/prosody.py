@@ -1,5 +1,6 @@
 """Waveform prosody for the bundled voice: the split of a tempo between the model and a pitch-preserving time
-stretch, the stretch itself (WSOLA), pitch level by varispeed, a sentence-final pitch rise and an energy tilt.
+stretch, the stretch itself (WSOLA), pitch level by varispeed, a sentence-final pitch rise, a pitch slope over the
+utterance, an energy tilt and a brightness (voice-quality) shelf: the emotion presets' contours.
 
 Runs in the worker process (and in-process for ``tts-ops synth``), after the vocoder. FastSpeech2 takes only
 utterance-wide ratios (duration, normalised pitch range, energy), so what an emotion or a speed needs beyond them
@@ -12,9 +13,10 @@ pauses first, then vowels, consonants least, built from the model's per-symbol d
 
 Timestamps: every time measured on the model's output (its per-phoneme durations) maps to the delivered audio by
 the map ``apply_plan`` returns (for a uniform stretch, ``TempoPlan.time_scale``), except for the final rise, which
-compresses the last FINAL_RISE_S of the utterance slightly. Silences the engine inserts between pieces or clauses
-(a preset's pause_s) come before the plan is applied and are pauses to the map, but they are not in the model's
-durations.
+compresses the last FINAL_RISE_S of the utterance slightly, and the pitch slope, which moves times inside a chunk by
+up to ~0.7% of its length per semitone (83 ms for 4 semitones over 3 s) while keeping its ends in place. Silences
+the engine inserts between pieces or clauses (a preset's pause_s) come before the plan is applied and are pauses to
+the map, but they are not in the model's durations.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import butter, sosfiltfilt
 
 from inference.tempo_map import TimeMap, plan_map, resample_kinds
 
@@ -40,6 +43,9 @@ FINAL_RISE_S = 0.5
 # (predicted MOS): 15 ms 2.93, 20 ms 3.01, 25 ms 3.07, 30 ms 2.95, 40 ms 2.89, 60 ms 2.90; at speed 0.5 25 ms was
 # best too (3.96 vs 3.83 for 40 ms). A phase vocoder (librosa's) scored 0.3-1.0 lower: it sounds reverberant.
 WSOLA_FRAME_S = 0.025
+# Voice quality: the spectral balance above this frequency is raised (a tense, pressed voice) or lowered (a lax,
+# breathy one) by a zero-phase shelf; 1 kHz is where the eGeMAPS alpha ratio splits low from high energy.
+BRIGHT_SPLIT_HZ = 1000.0
 WSOLA_TOLERANCE_S = 0.008
 
 
@@ -148,6 +154,27 @@ def final_rise(samples: np.ndarray, semitones: float, rate: int) -> np.ndarray:
     return np.concatenate([samples[:start], varispeed(samples[start:end], ramp), samples[end:]])
 
 
+def pitch_slope(samples: np.ndarray, semitones: float) -> np.ndarray:
+    """A pitch glide over the whole chunk, ``semitones`` from start to end (negative: a falling, declining
+    contour, as in a sad voice; positive: a rising one), centred on the chunk's own level so the median pitch
+    stays about where it was. By varispeed: the start is read slower than the end (or the reverse), so times in
+    the middle move by up to ~0.7% of the chunk's length per semitone; the total length changes by 0.13% at
+    3 semitones."""
+    if not semitones or samples.size == 0:
+        return samples
+    return varispeed(samples, 2 ** (semitones / 12 * np.linspace(-0.5, 0.5, samples.size)))
+
+
+def brightness(samples: np.ndarray, bright_db: float, rate: int) -> np.ndarray:
+    """The energy above BRIGHT_SPLIT_HZ changed by about ``bright_db`` against the energy below it (a high shelf:
+    the dry signal plus a scaled zero-phase high-pass, so the response rises monotonically and no phase moves)."""
+    if not bright_db or samples.size == 0:
+        return samples
+    sos = butter(2, BRIGHT_SPLIT_HZ, btype="highpass", fs=rate, output="sos")
+    high = sosfiltfilt(sos, samples, padlen=min(samples.size - 1, 3 * 2 * sos.shape[0]))
+    return (samples + (10 ** (bright_db / 20) - 1) * high).astype(np.float32)
+
+
 def energy_tilt(samples: np.ndarray, tilt_db: float) -> np.ndarray:
     """A gain sloping linearly in dB from ``-tilt_db / 2`` at the start to ``+tilt_db / 2`` at the end (a sad
     voice fades; an angry one does not), loudness on the whole about unchanged."""
@@ -158,10 +185,12 @@ def energy_tilt(samples: np.ndarray, tilt_db: float) -> np.ndarray:
 
 
 def shape(samples: np.ndarray, preset: Mapping[str, float], rate: int) -> np.ndarray:
-    """The preset's contour effects on a rendered chunk (after apply_plan): energy tilt, then the final rise."""
-    samples = energy_tilt(samples, preset.get("tilt_db", 0.0))
+    """The preset's contour effects on a rendered chunk (after apply_plan): energy tilt, pitch slope, then the
+    final rise (last, so it starts from the sloped ending)."""
+    samples = brightness(energy_tilt(samples, preset.get("tilt_db", 0.0)), preset.get("bright_db", 0.0), rate)
+    samples = pitch_slope(samples, preset.get("slope_st", 0.0))
     return final_rise(samples, preset.get("rise_st", 0.0), rate)
 
 
 __all__ = ["MODEL_DURATION_RANGE", "TempoPlan", "plan_tempo", "apply_plan", "time_stretch", "varispeed",
-           "final_rise", "energy_tilt", "shape"]
+           "final_rise", "pitch_slope", "brightness", "energy_tilt", "shape"]

@@ -15,23 +15,28 @@ from tts_vocab.emotions import EMOTIONS
 from tts_vocab.errors import InvalidRequest
 
 #: Preset keys of the bundled voice: model controls (ratios), then what inference/prosody.py does to the waveform
-#: (gain, pitch level, pauses at clause punctuation, sentence-final rise, energy slope).
-PRESET_KEYS = ("f0_ratio", "energy_ratio", "duration_ratio", "gain_db", "pitch_st", "pause_s", "rise_st", "tilt_db")
+#: (gain, pitch level, pauses at clause punctuation, sentence-final rise, energy slope, pitch slope, brightness).
+PRESET_KEYS = ("f0_ratio", "energy_ratio", "duration_ratio", "gain_db", "pitch_st", "pause_s", "rise_st", "tilt_db",
+               "slope_st", "bright_db")
 
 # FastSpeech2's variance adaptor normalises pitch and energy, so f0_ratio widens or narrows the pitch *range*
 # (intonation), energy_ratio moves loudness only slightly, and duration_ratio sets the tempo; the waveform keys are
-# inference/prosody.py's (pitch level by varispeed, clause pauses, final rise, energy slope) and the gain. Tuned
-# 2026-12-07 with bench/quality.py (README "Speech quality"): every emotion's predicted MOS within 0.2 of neutral's,
-# the seven told apart from prosody features. Config overrides these.
+# inference/prosody.py's (pitch level by varispeed, clause pauses, final rise, energy slope, pitch slope over the
+# utterance, voice brightness) and the gain. The service normalises loudness (audio.loudness_lufs), so gain_db only
+# matters to the engine's direct users: the emotions are told apart by tempo, pitch level, range and contour,
+# pauses, energy contour and brightness. Tuned 2026-12-07 with bench/quality.py on the normalised output (README
+# "Speech quality"): every emotion's predicted MOS within 0.2 of neutral's. Lowering the pitch level costs MOS
+# (angry at -2 st: 3.64 vs 4.10 on 11 sentences: varispeed lowers the formants too), so angry falls instead.
+# Config overrides these.
 _FASTSPEECH2_TABLE = {
-    #          f0_ratio energy duration gain_db pitch_st pause_s rise_st tilt_db
-    "neutral": (1.0,    1.0,   1.0,     0.0,    0.0,     0.0,    0.0,    0.0),
-    "happy": (1.3,      1.1,   0.85,    1.5,    3.0,     0.0,    0.0,    2.0),
-    "sad": (0.6,        0.9,   1.2,     -4.0,   -1.0,    0.0,    0.0,    -5.0),
-    "angry": (1.2,      1.1,   0.88,    4.0,    0.0,     0.0,    0.0,    6.0),
-    "fear": (1.4,       0.9,   1.05,    -3.0,   3.0,     0.3,    0.0,    0.0),
-    "surprise": (1.7,   1.1,   1.04,    2.0,    0.0,     0.0,    12.0,   0.0),
-    "disgust": (0.75,   1.0,   1.15,    -1.0,   0.0,     0.0,    0.0,    4.0),
+    #          f0_ratio energy duration gain_db pitch_st pause_s rise_st tilt_db slope_st bright_db
+    "neutral": (1.0,    1.0,   1.0,     0.0,    0.0,     0.0,    0.0,    0.0,    0.0,     0.0),
+    "happy": (1.3,      1.1,   0.82,    1.5,    3.0,     0.0,    0.0,    2.0,    0.0,     0.0),
+    "sad": (0.6,        0.9,   1.2,     -4.0,   -1.0,    0.0,    0.0,    -5.0,   -3.0,    -2.0),
+    "angry": (1.3,      1.1,   0.88,    4.0,    0.0,     0.0,    0.0,    6.0,    -3.0,    6.0),
+    "fear": (1.4,       0.9,   1.05,    -3.0,   4.0,     0.3,    0.0,    0.0,    0.0,     -2.0),
+    "surprise": (1.7,   1.1,   1.04,    2.0,    1.0,     0.0,    12.0,   0.0,    4.0,     0.0),
+    "disgust": (0.7,    1.0,   1.15,    -1.0,   0.0,     0.0,    0.0,    6.0,    0.0,     3.0),
 }
 FASTSPEECH2_PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType({
     name: MappingProxyType(dict(zip(PRESET_KEYS, row, strict=True))) for name, row in _FASTSPEECH2_TABLE.items()})

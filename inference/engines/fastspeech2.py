@@ -4,7 +4,8 @@ on LiteRT.
 Runs in the worker process (and in-process for ``tts-ops synth``). Same shape as Sambert-HifiGan: text frontend ->
 phoneme ids -> mel spectrogram -> waveform. The model has one voice and no emotion embedding, so each emotion is a
 prosody preset (from config): pitch-range, energy and duration ratios fed to FastSpeech2's variance adaptor, then
-pitch level, clause pauses, a final rise, an energy slope and gain applied to the waveform (inference/prosody.py).
+pitch level, clause pauses, a final rise, a pitch slope, an energy slope, brightness and gain applied to the
+waveform (inference/prosody.py).
 A speed is split between the model's duration ratio (kept where it sounds natural) and a pitch-preserving stretch:
 ``tempo_plan`` says how, and its ``time_scale`` maps times on the model's output to the delivered audio.
 """

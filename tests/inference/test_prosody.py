@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 
 from inference.prosody import (
+    BRIGHT_SPLIT_HZ,
     MODEL_DURATION_RANGE,
+    brightness,
     energy_tilt,
     final_rise,
+    pitch_slope,
     plan_tempo,
     time_stretch,
     varispeed,
@@ -73,6 +76,31 @@ def test_final_rise_raises_only_the_ending():
     head, tail = median_f0(out[:RATE]), median_f0(out[-int(0.15 * RATE):])
     assert abs(semitones(head, 200.0)) < 0.5, head
     assert semitones(tail, 200.0) > 4.0, tail
+
+
+@pytest.mark.parametrize("slope", [-3.0, 3.0])
+def test_pitch_slope_glides_around_the_level_and_keeps_the_length(slope):
+    source = voiced(2.0, (200.0, 200.0))
+    out = pitch_slope(source, slope)
+    assert out.size == pytest.approx(source.size, rel=0.002)
+    start, middle, end = (median_f0(out[a:a + RATE // 4]) for a in (0, out.size // 2 - RATE // 8, out.size - RATE // 4))
+    assert semitones(end, start) == pytest.approx(slope * 0.875, abs=0.6)  # centres 1/8 from each end
+    assert abs(semitones(middle, 200.0)) < 0.4, middle
+
+
+@pytest.mark.parametrize("bright_db", [-4.0, 4.0])
+def test_brightness_moves_the_highs_against_the_lows(bright_db):
+    noise = np.random.default_rng(0).standard_normal(RATE).astype(np.float32)
+    out = brightness(noise, bright_db, RATE)
+    freqs = np.fft.rfftfreq(noise.size, 1 / RATE)
+    gain = np.abs(np.fft.rfft(out)) ** 2 / np.abs(np.fft.rfft(noise)) ** 2
+
+    def band_db(low: float, high: float) -> float:
+        return float(10 * np.log10(np.mean(gain[(freqs >= low) & (freqs < high)])))
+
+    assert abs(band_db(50, BRIGHT_SPLIT_HZ / 2)) < 0.3
+    assert band_db(3000, 10000) == pytest.approx(bright_db, abs=0.2)
+    assert brightness(noise, 0.0, RATE) is noise
 
 
 def test_energy_tilt_fades_by_its_slope():

@@ -41,6 +41,10 @@ class EmotionPreset(Section):
         description="Sentence-final pitch glide up in semitones over the last ~0.45 s of each chunk, 0..12.")
     tilt_db: float = Field(0.0, ge=-12, le=12,
         description="Energy slope over each chunk in dB, end minus start, -12..12 (negative fades out).")
+    slope_st: float = Field(0.0, ge=-6, le=6,
+        description="Pitch slope over each chunk in semitones, end minus start, -6..6 (negative declines).")
+    bright_db: float = Field(0.0, ge=-6, le=6,
+        description="Voice quality: energy above 1 kHz in dB, -6..6 (positive tense/bright, negative lax/dark).")
 
 
 def _default_emotions() -> dict[str, EmotionPreset]:

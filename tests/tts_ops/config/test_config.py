@@ -57,8 +57,8 @@ def test_defaults_without_file(tmp_path):
     assert config.workers.engine == "fastspeech2-baker"
     assert set(config.engines.fastspeech2_baker.emotions) == set(EMOTIONS)
     happy = config.engines.fastspeech2_baker.emotions["happy"]
-    assert (happy.f0_ratio, happy.energy_ratio, happy.duration_ratio, happy.gain_db) == (1.3, 1.1, 0.85, 1.5)
-    assert (happy.pitch_st, happy.pause_s, happy.rise_st, happy.tilt_db) == (3.0, 0.0, 0.0, 2.0)
+    assert (happy.f0_ratio, happy.energy_ratio, happy.duration_ratio, happy.gain_db) == (1.3, 1.1, 0.82, 1.5)
+    assert (happy.pitch_st, happy.pause_s, happy.rise_st, happy.tilt_db, happy.bright_db) == (3.0, 0.0, 0.0, 2.0, 0.0)
     assert config.engines.voice_map["alloy"] == "default" and len(config.engines.voice_map) == 13
     assert config.cache.redis_url is None and config.cache.max_item_bytes == 10 * 1024 * 1024
     # Every path is concrete and absolute after load.
