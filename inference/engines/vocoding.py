@@ -3,8 +3,8 @@
 Runs in the worker process (and in-process for ``tts-ops synth``), called by the FastSpeech2 engine.
 
 Why: LiteRT sizes the vocoder's buffers to the input shape and keeps them for the interpreter's life, so a worker
-held memory in proportion to the longest mel it had ever vocoded: Multi-band MelGAN takes ~0.68 MiB per mel frame
-(measured with ai-edge-litert 2.3 and XNNPACK, 2026-12-07), i.e. ~1.2 GiB for the decoder's 1800-frame maximum.
+held memory in proportion to the longest mel it had ever vocoded: Multi-band MelGAN takes ~0.62-0.68 MiB per mel
+frame (measured with ai-edge-litert 2.3 and XNNPACK, 2026-12-07), i.e. ~1.2 GiB for the decoder's 1800-frame maximum.
 A mel longer than ``window_frames + 2 * context_frames`` is therefore vocoded in windows of at most that many
 frames; shorter ones (most pieces at normal speed) in one call, exactly as before.
 
@@ -24,10 +24,14 @@ from typing import Protocol
 
 import numpy as np
 
-# Core frames per vocoder call: bounds its buffers at ~8 + 0.68 MiB x (WINDOW_FRAMES + 2 x CONTEXT_FRAMES),
-# ~150 MiB. Smaller windows cost more context per frame of output: vocoder CPU time on 14 real pieces of 188-684
+# Core frames per vocoder call: bounds its buffers at ~7 + 0.62 MiB x (WINDOW_FRAMES + 2 x CONTEXT_FRAMES),
+# ~96 MiB. Smaller windows cost more context per frame of output: vocoder CPU time on 14 real pieces of 188-684
 # frames, against unwindowed: 192/8 +3%, 160/8 +6%, 128/8 +8%, 192/12 +7%, 128/12 +12% (window/context frames).
-WINDOW_FRAMES = 192
+# 128 rather than 192 (issue 11: a forked worker's USS after inputs <= 150 MiB): a zygote-forked worker held 184 MiB
+# after 200-character texts with 192-frame windows, 143 with 128 and 124 with 96 (measured in-process, 2026-12-07);
+# whole-synthesis CPU RTF 0.0634-0.0663 with 192, 0.0662-0.0665 with 128, 0.0669-0.0675 with 96 (50-1,000 chars,
+# medians of 3, load average 5: within the noise for 128).
+WINDOW_FRAMES = 128
 # Real mel frames each side of a core (not part of the output).
 CONTEXT_FRAMES = 8
 # Frames over which neighbouring windows are cross-faded (centred on the seam; at most 2 x CONTEXT_FRAMES).
