@@ -25,13 +25,13 @@ from typing import Protocol
 import numpy as np
 
 # Core frames per vocoder call: bounds its buffers at ~7 + 0.62 MiB x (WINDOW_FRAMES + 2 x CONTEXT_FRAMES),
-# ~96 MiB. Smaller windows cost more context per frame of output: vocoder CPU time on 14 real pieces of 188-684
+# ~76 MiB. Smaller windows cost more context per frame of output: vocoder CPU time on 14 real pieces of 188-684
 # frames, against unwindowed: 192/8 +3%, 160/8 +6%, 128/8 +8%, 192/12 +7%, 128/12 +12% (window/context frames).
-# 128 rather than 192 (issue 11: a forked worker's USS after inputs <= 150 MiB): a zygote-forked worker held 184 MiB
-# after 200-character texts with 192-frame windows, 143 with 128 and 124 with 96 (measured in-process, 2026-12-07);
-# whole-synthesis CPU RTF 0.0634-0.0663 with 192, 0.0662-0.0665 with 128, 0.0669-0.0675 with 96 (50-1,000 chars,
-# medians of 3, load average 5: within the noise for 128).
-WINDOW_FRAMES = 128
+# 112 rather than 192 for issue 11's "a zygote-forked worker's USS <= 150 MiB after any input": measured on a real
+# forked worker (2026-12-07) after 200- and 1,000-character texts and 40 mixed ones (speeds 0.5-2.0), USS peaked
+# at 146 MiB with 112, 167 with 128 and ~185 with 192. Whole-synthesis CPU RTF (50-1,000 chars, medians of 3,
+# load average 5): 0.0634-0.0663 with 192, 0.0656-0.0665 with 112, 0.0669-0.0686 with 96.
+WINDOW_FRAMES = 112
 # Real mel frames each side of a core (not part of the output).
 CONTEXT_FRAMES = 8
 # Frames over which neighbouring windows are cross-faded (centred on the seam; at most 2 x CONTEXT_FRAMES).
