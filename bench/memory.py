@@ -2,10 +2,12 @@
 
 Usage::
 
-    python bench/memory.py [--workers 1] [--mixed 200] [--threads 1] [--store-dir DIR]
+    python bench/memory.py [--workers 1] [--mixed 200] [--threads 1] [--store-dir DIR] [--zygote]
 
 Method: starts ``--workers`` real ``python -m inference.worker`` processes on Unix sockets (as the supervisor
-does, without the daemon), waits until each answers ``/health`` ready (model loaded and warmed up), then drives
+does, without the daemon) or, with ``--zygote``, starts ``python -m inference.zygote`` and has it fork them (as the
+daemon does with ``workers.zygote: true``: this process is their child subreaper and their ``--parent-pid``); waits
+until each answers ``/health`` ready (model loaded and warmed up), then drives
 every worker from its own client thread, one request at a time, and samples each worker's memory with psutil's
 ``memory_full_info()`` (``/proc/PID/smaps_rollup``) after each phase:
 
@@ -16,7 +18,8 @@ every worker from its own client thread, one request at a time, and samples each
    quarter, so a leak (still climbing) can be told from a plateau.
 
 USS (memory only this process holds) is what another worker would add; PSS shares the common pages out; RSS counts
-them in full. Request counts are per worker. Texts are cut from the benchmark paragraph, as in bench/engine.py.
+them in full. With ``--zygote`` the zygote's own figures are shown too (its pages are what forked workers share).
+Request counts are per worker. Texts are cut from the benchmark paragraph, as in bench/engine.py.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -42,7 +46,9 @@ from pathlib import Path
 import psutil
 from engine import table, text_of_length  # bench/ is on sys.path when run as python bench/memory.py
 
+from tts_ops.supervisor.zygote import become_subreaper
 from tts_vocab.emotions import EMOTIONS
+from tts_vocab.zygote import MAX_PACKET_BYTES, ForkReply, ForkRequest, ZygoteReady
 
 MIXED_CHARS = (10, 30, 60, 120, 200, 400)
 MIXED_SPEEDS = (0.5, 0.8, 1.0, 1.0, 1.5, 2.0)
@@ -72,10 +78,35 @@ def call(socket_path: str, method: str, path: str, body: dict | None = None, tim
         conn.close()
 
 
+class ForkedProc:
+    """A worker the zygote forked, reparented to this process (its subreaper): the part of Popen the bench uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def terminate(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.returncode
+
+
 @dataclass
 class Worker:
     name: str
-    proc: subprocess.Popen
+    proc: subprocess.Popen | ForkedProc
     socket: str
 
     def wait_ready(self, timeout: float = 120) -> None:
@@ -97,21 +128,64 @@ class Worker:
             sys.exit(f"{self.name}: synthesis failed with {status}: {body[:300]!r}")
 
     def memory(self) -> tuple[float, float, float]:
-        info = psutil.Process(self.proc.pid).memory_full_info()
-        return info.rss / MIB, info.pss / MIB, info.uss / MIB
+        return memory_of(self.proc.pid)
+
+
+def memory_of(pid: int) -> tuple[float, float, float]:
+    """RSS, PSS and USS of ``pid`` in MiB (``/proc/PID/smaps_rollup``)."""
+    info = psutil.Process(pid).memory_full_info()
+    return info.rss / MIB, info.pss / MIB, info.uss / MIB
 
 
 def start_workers(count: int, threads: int, store_dir: str | None, workdir: Path) -> list[Worker]:
     workers = []
     for index in range(1, count + 1):
         sock = str(workdir / f"w{index}.sock")
-        cmd = [sys.executable, "-m", "inference.worker", "--socket", sock, "--threads", str(threads),
-               "--worker-id", f"w{index}", "--parent-pid", str(os.getpid())]
-        if store_dir:
-            cmd += ["--store-dir", store_dir]
+        cmd = [sys.executable, "-m", "inference.worker", *worker_args(index, threads, store_dir, workdir)]
         with open(workdir / f"w{index}.log", "wb") as stderr:  # the child keeps its own copy of the fd
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
         workers.append(Worker(f"w{index}", proc, sock))
+    for worker in workers:
+        worker.wait_ready()
+    return workers
+
+
+def worker_args(index: int, threads: int, store_dir: str | None, workdir: Path) -> list[str]:
+    args = ["--socket", str(workdir / f"w{index}.sock"), "--threads", str(threads), "--worker-id", f"w{index}",
+            "--parent-pid", str(os.getpid())]
+    return args + (["--store-dir", store_dir] if store_dir else [])
+
+
+def start_zygote(threads: int, store_dir: str | None, workdir: Path) -> tuple[subprocess.Popen, socket.socket]:
+    """The zygote, preloaded and ready to fork (this process made its workers' subreaper first)."""
+    become_subreaper()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    cmd = [sys.executable, "-m", "inference.zygote", "--threads", str(threads), "--control-fd", str(theirs.fileno()),
+           "--parent-pid", str(os.getpid())] + (["--store-dir", store_dir] if store_dir else [])
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")  # as the daemon starts it
+    with open(workdir / "zygote.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                pass_fds=(theirs.fileno(),), env=env)
+    theirs.close()
+    ours.settimeout(300)
+    packet = ours.recv(MAX_PACKET_BYTES)
+    if not packet:
+        sys.exit(f"the zygote exited with {proc.wait()} before it was ready; see {workdir / 'zygote.log'}")
+    print(f"  zygote ready: preloaded in {ZygoteReady.from_wire(packet).preload_s:.2f} s", file=sys.stderr)
+    return proc, ours
+
+
+def fork_workers(count: int, threads: int, store_dir: str | None, workdir: Path,
+                 control: socket.socket) -> list[Worker]:
+    workers = []
+    for index in range(1, count + 1):
+        with open(workdir / f"w{index}.log", "wb") as log:  # the zygote's worker keeps its own copy of the fd
+            socket.send_fds(control, [ForkRequest(tuple(worker_args(index, threads, store_dir, workdir))).to_wire()],
+                            [log.fileno()])
+            reply = ForkReply.from_wire(control.recv(MAX_PACKET_BYTES))
+        if reply.pid is None:
+            sys.exit(f"the zygote could not fork w{index}: {reply.error}")
+        workers.append(Worker(f"w{index}", ForkedProc(reply.pid), str(workdir / f"w{index}.sock")))
     for worker in workers:
         worker.wait_ready()
     return workers
@@ -134,11 +208,14 @@ def mixed_jobs(count: int, seed: int) -> list[tuple[str, str, float]]:
             for _ in range(count)]
 
 
-def run_phases(workers: list[Worker], mixed: int) -> list[tuple[str, float, list[tuple[float, float, float]]]]:
+def run_phases(workers: list[Worker], mixed: int,
+               zygote_pid: int | None = None) -> list[tuple[str, float, list[tuple[float, float, float]]]]:
+    """Drive the phases; each row has every worker's (RSS, PSS, USS), then the zygote's when there is one."""
     rows = []
 
     def sample(phase: str, seconds: float) -> None:
-        rows.append((phase, seconds, [worker.memory() for worker in workers]))
+        figures = [worker.memory() for worker in workers]
+        rows.append((phase, seconds, figures + ([memory_of(zygote_pid)] if zygote_pid else [])))
         print(f"  {phase}: done in {seconds:.0f} s", file=sys.stderr, flush=True)
 
     sample("idle (READY)", 0.0)
@@ -171,21 +248,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixed", type=int, default=200, help="mixed requests per worker in the last phase")
     parser.add_argument("--threads", type=int, default=1, help="inference threads per worker")
     parser.add_argument("--store-dir", default=None, help="model store (default: $TTS_OPS_MODEL_DIR or cache)")
+    parser.add_argument("--zygote", action="store_true", help="workers forked by a preloaded zygote (the default "
+                        "in the daemon) instead of cold-started; the zygote's own figures are shown too")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.mixed < 4:
         parser.error("--workers must be >= 1 and --mixed >= 4")
     workdir = Path(tempfile.mkdtemp(prefix="ttsmem-", dir="/tmp"))
-    workers = start_workers(args.workers, args.threads, args.store_dir, workdir)
+    zygote: subprocess.Popen | None = None
+    workers: list[Worker] = []
     try:
-        rows = run_phases(workers, args.mixed)
+        if args.zygote:
+            zygote, control = start_zygote(args.threads, args.store_dir, workdir)
+            workers = fork_workers(args.workers, args.threads, args.store_dir, workdir, control)
+        else:
+            workers = start_workers(args.workers, args.threads, args.store_dir, workdir)
+        rows = run_phases(workers, args.mixed, zygote.pid if zygote else None)
     finally:
         for worker in workers:
             worker.proc.terminate()
             worker.proc.wait(30)
+        if zygote is not None:
+            zygote.terminate()
+            zygote.wait(30)
         shutil.rmtree(workdir, ignore_errors=True)
-    print(describe_machine(args.threads, args.workers, args.mixed))
+    print(describe_machine(args.threads, args.workers, args.mixed)
+          + ("; workers forked by the zygote (its figures last)" if zygote else "; cold-started workers"))
     print()
-    header = ["phase", "wall s"] + [f"{w.name} {kind}" for w in workers for kind in ("RSS", "PSS", "USS")]
+    names = [w.name for w in workers] + (["zygote"] if zygote else [])
+    header = ["phase", "wall s"] + [f"{name} {kind}" for name in names for kind in ("RSS", "PSS", "USS")]
     print(table(header, [[phase, f"{seconds:.0f}", *(f"{value:.0f}" for figures in memory for value in figures)]
                          for phase, seconds, memory in rows]))
     return 0

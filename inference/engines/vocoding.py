@@ -3,10 +3,10 @@
 Runs in the worker process (and in-process for ``tts-ops synth``), called by the FastSpeech2 engine.
 
 Why: LiteRT sizes the vocoder's buffers to the input shape and keeps them for the interpreter's life, so a worker
-held memory in proportion to the longest mel it had ever vocoded: Multi-band MelGAN takes ~0.68 MiB per mel frame
-(measured with ai-edge-litert 2.3 and XNNPACK, 2026-12-07), i.e. ~1.2 GiB for the decoder's 1800-frame maximum.
+held memory in proportion to the longest mel it had ever vocoded: Multi-band MelGAN takes ~0.62-0.68 MiB per mel
+frame (measured with ai-edge-litert 2.3 and XNNPACK, 2026-12-07), i.e. ~1.2 GiB for the decoder's 1800-frame maximum.
 A mel longer than ``window_frames + 2 * context_frames`` is therefore vocoded in windows of at most that many
-frames; shorter ones (most pieces at normal speed) in one call, exactly as before.
+frames; shorter ones in one call, exactly as before.
 
 How (overlap-save with a cross-fade): the mel is cut into ``n`` near-equal cores of at most ``window_frames``;
 each core is vocoded with ``context_frames`` of the real mel on each side (none past the ends: there the vocoder
@@ -24,10 +24,14 @@ from typing import Protocol
 
 import numpy as np
 
-# Core frames per vocoder call: bounds its buffers at ~8 + 0.68 MiB x (WINDOW_FRAMES + 2 x CONTEXT_FRAMES),
-# ~150 MiB. Smaller windows cost more context per frame of output: vocoder CPU time on 14 real pieces of 188-684
+# Core frames per vocoder call: bounds its buffers at ~7 + 0.62 MiB x (WINDOW_FRAMES + 2 x CONTEXT_FRAMES),
+# ~76 MiB. Smaller windows cost more context per frame of output: vocoder CPU time on 14 real pieces of 188-684
 # frames, against unwindowed: 192/8 +3%, 160/8 +6%, 128/8 +8%, 192/12 +7%, 128/12 +12% (window/context frames).
-WINDOW_FRAMES = 192
+# 112 rather than 192 for issue 11's "a zygote-forked worker's USS <= 150 MiB after any input": measured on a real
+# forked worker (2026-12-07) after 200- and 1,000-character texts and 40 mixed ones (speeds 0.5-2.0), USS peaked
+# at 146 MiB with 112, 167 with 128 and ~185 with 192. The price: whole-synthesis CPU RTF +3-5% on 50-1,000
+# characters and +11% on a 10-character text (bench/engine.py, 192 and 112 run side by side; bench/RESULTS.md).
+WINDOW_FRAMES = 112
 # Real mel frames each side of a core (not part of the output).
 CONTEXT_FRAMES = 8
 # Frames over which neighbouring windows are cross-faded (centred on the seam; at most 2 x CONTEXT_FRAMES).

@@ -380,3 +380,20 @@ def test_unloaded_engine_refuses_to_synthesize(model_store_dir):
 
     with pytest.raises(EngineFailure, match="before load"):
         FastSpeech2Engine(store_dir=model_store_dir).synthesize(SENTENCE, SynthesisParams())
+
+
+def test_light_warm_up_renders_one_model_call(model_store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forked worker's light warm-up is on the clock of a crash replacement: its text must take one acoustic and
+    one vocoder call on fresh interpreters (a text whose ending the truncation guard misjudges is rendered again in
+    pieces, which took four). Positive control: the full warm-up's medium text is rendered too."""
+    fresh = FastSpeech2Engine(store_dir=model_store_dir)
+    fresh.load()
+    acoustic: list[int] = []
+    vocoder: list[int] = []
+    to_mel, vocode = fresh._text_to_mel, fresh._vocode
+    monkeypatch.setattr(fresh, "_text_to_mel", lambda ids, *rest: (acoustic.append(len(ids)), to_mel(ids, *rest))[1])
+    monkeypatch.setattr(fresh, "_vocode", lambda mel: (vocoder.append(mel.shape[1]), vocode(mel))[1])
+    fresh.warm_up(light=True)
+    assert len(acoustic) == 1 and len(vocoder) == 1
+    fresh.warm_up()
+    assert len(acoustic) >= 3

@@ -39,6 +39,9 @@ from tts_vocab.exit_codes import EXIT_BOOT_FAILURE
 
 log = logging.getLogger("tts_ops.supervisor")
 # A forked worker is ready a few tenths of a second after the fork: a coarser poll would be a large part of that.
+# A booting worker is also probed at once whenever it prints a line: it logs "ready: ..." the moment it is ready, so
+# the supervisor sees READY within a probe's round trip rather than half a poll later on average (25 ms of the
+# ~0.2 s a forked replacement takes).
 BOOT_POLL_S = 0.05
 # Daemon-wide spawn numbers (``WorkerHandle.generation``): unique across every handle, so a successor in the same
 # slot never reuses the number of its predecessor's process, which the balancer's "dead" list names by (id, number).
@@ -122,6 +125,7 @@ class WorkerHandle:
         self._retiring = False
         self._boot_timed_out = False
         self._wake = asyncio.Event()
+        self._output = asyncio.Event()  # the process printed a line since the last boot probe
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -218,8 +222,8 @@ class WorkerHandle:
         self._boot_timed_out = False
         self.served_at_start = self.served
         self.session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket)))
-        self._keep(asyncio.create_task(relay_output(proc.pid, proc.stdout, f"worker={self.id}", self._remember_error),
-                                       name=f"output-{self.key}"))
+        self._keep(asyncio.create_task(relay_output(proc.pid, proc.stdout, f"worker={self.id}", self._remember_error,
+                                                    self._output.set), name=f"output-{self.key}"))
         log.info("%s %s (%s)", self.tag, "forked by the zygote" if forked else "spawned", self.spec.engine)
 
     async def boot(self) -> bool:
@@ -236,6 +240,7 @@ class WorkerHandle:
                     self._planned_reason = f"boot timeout after {self.spec.boot_timeout_s:g}s"
                     await self.terminate(self._planned_reason)
                     return False
+                self._output.clear()
                 if await self.probe(quiet=True):
                     if self.state is not WorkerState.STARTING:
                         # retire() moved us to STOPPING while this probe was in flight: going READY now would
@@ -246,7 +251,11 @@ class WorkerHandle:
                                      f"warm-up {self.health.get('warmup_s') or 0:.2f}s")
                     self.ready_at = time.monotonic()
                     return True
-                await asyncio.wait({exited}, timeout=BOOT_POLL_S)
+                printed = asyncio.ensure_future(self._output.wait())
+                try:
+                    await asyncio.wait({exited, printed}, timeout=BOOT_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    printed.cancel()
             return False
         finally:
             exited.cancel()

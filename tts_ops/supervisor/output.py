@@ -16,9 +16,10 @@ LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNI
 
 
 async def relay_output(pid: int, stream: asyncio.StreamReader | None, name: str,
-                       on_error: Callable[[str], None] | None = None) -> None:
+                       on_error: Callable[[str], None] | None = None,
+                       on_line: Callable[[], None] | None = None) -> None:
     """Relay a child's stdout/stderr line by line, tagged with ``name`` and its pid, at the level it logged;
-    ``on_error`` gets each ERROR line (without its level)."""
+    ``on_error`` gets each ERROR line (without its level), ``on_line`` is called after every line."""
     assert stream is not None, "the child's output is not piped"
     while True:
         try:
@@ -35,3 +36,5 @@ async def relay_output(pid: int, stream: asyncio.StreamReader | None, name: str,
         worker_log.log(level or logging.INFO, "[%s pid=%s] %s", name, pid, rest if level else text)
         if on_error is not None and level is not None and level >= logging.ERROR:
             on_error(rest)
+        if on_line is not None:
+            on_line()

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from tts_ops.supervisor import PoolSettings, Supervisor, WorkerHandle, WorkerState
+from tts_ops.supervisor import handle as handle_module
 from tts_ops.supervisor.spec import WorkerSpec
 
 from .conftest import pid_of, until
@@ -112,6 +113,15 @@ async def test_one_worker_becomes_ready_with_model_version(make_supervisor, runt
     assert worker.session is not None and worker.ready_at is not None
     # Own session (and process group): a Ctrl-C in the operator's terminal does not reach it.
     assert os.getsid(worker.pid) == worker.pid and os.getpgid(worker.pid) == worker.pid
+
+
+async def test_a_booting_worker_is_probed_when_it_prints(make_supervisor, monkeypatch):
+    """With the boot poll out of the picture (10 minutes), the worker's own "ready: ..." line is what gets it probed
+    and seen READY: the supervisor does not wait for a poll tick after the worker is ready."""
+    monkeypatch.setattr(handle_module, "BOOT_POLL_S", 600.0)
+    sup = await make_supervisor(1)
+    [worker] = await ready(sup)
+    assert worker.health["state"] == "ready"
 
 
 async def test_snapshot_reports_every_field(make_supervisor):
