@@ -2,7 +2,7 @@
 daemon with 1 and 2 workers and a plain gunicorn + Flask app (``-w 2``, bench/gunicorn_app.py) on the same engine
 and settings, in the same run.
 
-    python bench/latency.py [--repeat 5] [--chars 10 150 1000] [--parallel on|off|both]
+    python bench/latency.py [--repeat 5] [--chars 10 150 1000] [--parallel on|off|both] [--before CHECKOUT]
 
 Method: every server is started first, side by side on free loopback ports (the daemons with their audio cache off
 so every request is synthesized; ``server.parallel_long_text`` on, and off with ``--parallel both`` for the before
@@ -11,8 +11,10 @@ rounds over, each text to every server in turn (the servers' order rotating by r
 are compared in the same minutes, so a change of the machine's load (it is shared) hits them alike. An idle server
 costs next to nothing meanwhile (its health probes). p50 and min of the wall time from request to the last byte;
 the ratio to gunicorn + Flask is of the p50s, and beside it the median of the per-round ratios (each a pair of
-requests sent back to back). The texts are cut from one fixed paragraph (bench/engine.py's ``text_of_length``).
-Servers and client share the machine's CPUs; nothing else of this script runs meanwhile.
+requests sent back to back). ``--before`` adds the daemons of another checkout of tts-ops (e.g. a worktree of the
+commit before a change), run side by side with this one's, labelled "before". The texts are cut from one fixed
+paragraph (bench/engine.py's ``text_of_length``). Servers and client share the machine's CPUs; nothing else of this
+script runs meanwhile.
 """
 
 from __future__ import annotations
@@ -83,9 +85,11 @@ def measure(servers: dict[str, str], texts: dict[int, str], repeat: int) -> dict
     return times
 
 
-def start_daemon(workers: int, parallel: bool) -> Daemon:
+def start_daemon(workers: int, parallel: bool, checkout: Path | None = None) -> Daemon:
     daemon = Daemon(workers)
     daemon.config["server"]["parallel_long_text"] = parallel
+    if checkout is not None:  # that checkout's code, not the installed package nor this one
+        daemon.env["PYTHONPATH"] = str(checkout)
     daemon.start()
     return daemon
 
@@ -115,15 +119,18 @@ def start_gunicorn() -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def run(modes: list[bool], texts: dict[int, str], repeat: int) -> dict[str, dict[int, list[float]]]:
+def run(modes: list[bool], texts: dict[int, str], repeat: int,
+        before: Path | None = None) -> dict[str, dict[int, list[float]]]:
     """Every server started, warmed, measured side by side, stopped."""
     daemons: dict[str, Daemon] = {}
     gunicorn, gunicorn_url = start_gunicorn()
     try:
-        for parallel in modes:
-            for workers in (1, 2):
-                label = f"tts-ops {workers} worker{'s' if workers > 1 else ''}, parallel {'on' if parallel else 'off'}"
-                daemons[label] = start_daemon(workers, parallel)
+        for checkout in ([before] if before is not None else []) + [None]:
+            for parallel in modes:
+                for workers in (1, 2):
+                    label = (f"tts-ops {workers} worker{'s' if workers > 1 else ''}, parallel "
+                             f"{'on' if parallel else 'off'}{', before' if checkout is not None else ''}")
+                    daemons[label] = start_daemon(workers, parallel, checkout)
         wait_health(gunicorn_url, gunicorn)
         for daemon in daemons.values():
             wait_ready(daemon)
@@ -155,11 +162,13 @@ def main() -> None:
     parser.add_argument("--chars", type=int, nargs="+", default=[10, 150, 1000], help="text lengths (10 150 1000)")
     parser.add_argument("--parallel", choices=("on", "off", "both"), default="both",
                         help="server.parallel_long_text of the daemons (both: off = before, on = after)")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="also run the daemons of this checkout of tts-ops, side by side (labelled before)")
     args = parser.parse_args()
     texts = {chars: text_of_length(chars) for chars in args.chars}
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.parallel]
     load_before = os.getloadavg()[0]
-    rows = run(modes, texts, args.repeat)
+    rows = run(modes, texts, args.repeat, args.before)
     report(args, rows, load_before)
 
 
@@ -169,11 +178,11 @@ def report(args: argparse.Namespace, rows: dict[str, dict[int, list[float]]], lo
           f"{os.getloadavg()[0]:.2f} at the end")
     print(f"  {versions()}; {args.repeat} rounds, each text to every server in turn, sequential")
     print()
-    header = "  " + f"{'server':<36}" + "".join(f"{f'{c} chars p50 s':>17}{'min s':>8}" for c in args.chars)
+    header = "  " + f"{'server':<40}" + "".join(f"{f'{c} chars p50 s':>17}{'min s':>8}" for c in args.chars)
     print(header)
     base = rows[GUNICORN]
     for label, times in rows.items():
-        line = f"  {label:<36}" + "".join(f"{statistics.median(times[c]):17.3f}{min(times[c]):8.3f}"
+        line = f"  {label:<40}" + "".join(f"{statistics.median(times[c]):17.3f}{min(times[c]):8.3f}"
                                            for c in args.chars)
         print(line)
     print()
@@ -186,7 +195,7 @@ def report(args: argparse.Namespace, rows: dict[str, dict[int, list[float]]], lo
             f"{f'{c} chars':>12} x{statistics.median(times[c]) / statistics.median(base[c]):.2f}"
             f" (x{statistics.median(t / b for t, b in zip(times[c], base[c], strict=True)):.2f})"
             for c in args.chars)
-        print(f"  {label:<36}{ratios}")
+        print(f"  {label:<40}{ratios}")
 
 
 if __name__ == "__main__":
