@@ -5,6 +5,8 @@ for the whole flow."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -22,6 +24,8 @@ MAX_STREAM_PARALLELISM = 4
 #: Most finished chunks held in memory ahead of the one being sent.
 MAX_CHUNKS_AHEAD = 8
 _UNSPEAKABLE = "speakable"
+
+log = logging.getLogger("tts_ops.stream")
 
 
 class JobRunner(Protocol):
@@ -57,13 +61,20 @@ class ChunkPipeline:
         self.wire_format = wire_format
         self.pause_s = pause_s
         self.parallelism = max(1, parallelism)
-        self.tasks: list[asyncio.Task[ChunkAudio | None]] = []
+        #: Chunk index -> its job, for the chunks started so far (in ``start_order``).
+        self.tasks: dict[int, asyncio.Task[ChunkAudio | None]] = {}
+        #: The order chunks start in: text order for a stream (its first bytes go out first); a subclass may
+        #: reorder (``long_text`` starts the longest first). Results are always handed back in text order.
+        self.start_order: list[int] = list(range(len(chunks)))
+        #: Most chunks started and not yet handed back (bounds what a stream holds in memory).
+        self.max_ahead = MAX_CHUNKS_AHEAD
         self.consumed = 0
         self.skipped = 0
         # Set when the first chunk has been through a worker. Until then only that chunk runs: a stream takes
         # one place in the wait queue to be admitted, and is shed whole or not at all.
         self.admitted = False
         self.unspeakable_message = ""
+        self.started = time.monotonic()
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -86,6 +97,7 @@ class ChunkPipeline:
         return await self.runner.run_job(self._chunk_job(index), admitted=admitted)
 
     async def _run(self, index: int, admitted: bool) -> ChunkAudio | None:
+        started = time.monotonic()
         try:
             synthesis = await self._synthesize(index, admitted)
         except RequestError as exc:
@@ -95,28 +107,41 @@ class ChunkPipeline:
                 return None
             raise
         self.admitted = True
+        # Where the time of a parallel text goes: each chunk's start and end on the pipeline's clock, its worker
+        # and the worker's own synthesis time (the rest is queueing and transport).
+        log.debug("chunk %d (%d chars) on %s: %.3f-%.3fs, worker %.3fs", index, len(self.chunks[index]),
+                  synthesis.worker_id, started - self.started, time.monotonic() - self.started,
+                  synthesis.reply.synthesis_s)
         return ChunkAudio(index, synthesis.audio, synthesis.worker_id, synthesis.reply)
 
+    @property
+    def upcoming(self) -> int:
+        """The index of the chunk that starts next (valid while ``not_started``)."""
+        return self.start_order[len(self.tasks)]
+
     def _fill(self) -> None:
-        running = sum(1 for task in self.tasks[self.consumed:] if not task.done())
-        while len(self.tasks) < len(self.chunks) and len(self.tasks) - self.consumed < MAX_CHUNKS_AHEAD:
+        running = sum(1 for task in self.tasks.values() if not task.done())
+        while len(self.tasks) < len(self.chunks) and len(self.tasks) - self.consumed < self.max_ahead:
             if self.tasks and not self.admitted:
                 break  # the first chunk decides admission; the rest start once it is in
             if not self._may_start(running):
                 break
-            index = len(self.tasks)
-            self.tasks.append(asyncio.create_task(self._run(index, self.admitted), name=f"stream-chunk-{index}"))
+            index = self.upcoming
+            self.tasks[index] = asyncio.create_task(self._run(index, self.admitted), name=f"stream-chunk-{index}")
             running += 1
 
     async def next(self) -> ChunkAudio | None:
-        """The next chunk in order (call exactly ``len(self)`` times)."""
+        """The next chunk in text order (call exactly ``len(self)`` times)."""
         while True:
             self._fill()
-            head = self.tasks[self.consumed]
-            if head.done():
+            head = self.tasks.get(self.consumed)
+            if head is not None and head.done():
                 break
-            # Wake on any completion, not only the head's: a finished later chunk frees a slot to start another.
-            pending = [task for task in self.tasks[self.consumed:] if not task.done()]
+            # Wake on any completion, not only the head's: a finished chunk frees a slot to start another (and the
+            # head itself may not have started yet when chunks start out of text order).
+            pending = [task for task in self.tasks.values() if not task.done()]
+            if not pending:
+                self._raise_failed()
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         self.consumed += 1
         result = head.result()
@@ -125,10 +150,18 @@ class ChunkPipeline:
         self._fill()
         return result
 
+    def _raise_failed(self) -> None:
+        """Nothing runs and the head cannot start: the chunk started first failed before the request was admitted
+        (shed, or its error after retry) while the head was still to start. That chunk's error is the answer."""
+        for task in self.tasks.values():
+            if task.done() and task.exception() is not None:
+                task.result()
+        raise RuntimeError("chunk pipeline stalled: nothing runs and no chunk failed")  # a bug, answered as a 500
+
     def close(self) -> int:
         """Cancel every chunk job not finished; returns how many were cancelled."""
         cancelled = 0
-        for task in self.tasks:
+        for task in self.tasks.values():
             if not task.done():
                 task.cancel()
                 cancelled += 1

@@ -7,6 +7,11 @@ ordinary queue (the request's own lane, ``admitted``: at the head, like the rest
 request that finds no spare worker is served one chunk after another, never shed half-way. When requests queue
 up while it runs, it narrows back to that one lane and its extra workers go to them as their chunks finish.
 
+Order: nothing is sent before the last chunk is in, so the chunks start longest first (``longest_first``) and are
+joined in text order; the short ones fill in at the end and the workers finish close together (measured on 150
+characters, 6 chunks, 2 workers: the gap between the two workers' last ends went from 0.37 s to 0.09 s, p50).
+Boundaries, pauses and per-chunk loudness are a stream's: only the order of work changes.
+
 ``SynthesisService._synthesize_uncached`` takes this path when the text has several chunks and at least two
 workers are idle with nobody queued (``worth_parallel``); otherwise the whole text goes to one worker.
 """
@@ -25,7 +30,8 @@ from tts_ops.upstream.client import Synthesis, WorkerLender
 from tts_ops.upstream.reserved import ReservedLender
 from tts_vocab import SynthesisJob
 
-__all__ = ["LaneRunner", "LongTextPipeline", "synthesize_parallel", "worth_parallel"]
+__all__ = ["LaneRunner", "LongTextPipeline", "longest_first", "spoken_weight", "synthesize_parallel",
+           "worth_parallel"]
 
 
 class LaneRunner(Protocol):
@@ -41,6 +47,18 @@ def worth_parallel(balancer: Balancer[Any], chunks: list[str]) -> bool:
     return len(chunks) > 1 and balancer.idle_spare() >= 2
 
 
+def spoken_weight(chunk: str) -> int:
+    """A chunk's synthesis cost in comparable units: its letters, digits and CJK characters (worker time grows
+    about linearly with them; punctuation and spaces cost next to nothing)."""
+    return sum(1 for char in chunk if char.isalnum())
+
+
+def longest_first(chunks: list[str]) -> list[int]:
+    """Chunk indices by decreasing ``spoken_weight``, text order among equals: the order of the classic
+    longest-processing-time schedule, which keeps the last worker to finish close to the average."""
+    return sorted(range(len(chunks)), key=lambda index: (-spoken_weight(chunks[index]), index))
+
+
 class LongTextPipeline(ChunkPipeline):
     """A ``ChunkPipeline`` whose extra chunks start only on reserved idle workers (see the module docstring).
     ``workers``: the ids of the workers that synthesized its chunks, in order of first use."""
@@ -52,13 +70,17 @@ class LongTextPipeline(ChunkPipeline):
         self.balancer = balancer
         self._lenders: dict[int, ReservedLender[Any]] = {}
         self.workers: list[str] = []
+        # Longest first (the chunks are known up front and nothing is sent before the last one is in): the short
+        # ones fill in at the end, so the workers finish close together instead of one waiting on a long tail.
+        self.start_order = longest_first(chunks)
+        self.max_ahead = len(chunks)  # the whole answer is held anyway: nothing to bound
 
     def _may_start(self, running: int) -> bool:
         if running >= self.parallelism:
             return False
         worker = self.balancer.reserve()
         if worker is not None:
-            self._lenders[len(self.tasks)] = ReservedLender(self.balancer, worker)
+            self._lenders[self.upcoming] = ReservedLender(self.balancer, worker)
             self.admitted = True  # a worker is ours: nothing left to shed
             return True
         return running == 0  # the request's own lane, through the queue
