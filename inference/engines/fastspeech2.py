@@ -23,6 +23,7 @@ import numpy as np
 
 from inference.audio import check_output
 from inference.engines.base import EMOTIONS, Engine, EngineInfo, SynthesisParams
+from inference.engines.pieces import GUARD_MIN_IDS, apply_gain, ending_is_cut, join_rendered
 from inference.engines.vocoding import vocode_windowed
 from inference.errors import BootError, EngineFailure, TextError
 from inference.memory import output_frames, release_free_memory
@@ -54,8 +55,6 @@ DURATION_OUTPUT = 2
 # Emotion presets: the shared vocabulary's defaults (tts_vocab.engines, where their measurements are noted);
 # config overrides them.
 DEFAULT_PRESETS = FASTSPEECH2_PRESETS
-# Gain never pushes peaks past this (the output guard rejects clipped audio).
-PEAK_LIMIT = 0.95
 # The decoder's position table has 2049 rows: a mel longer than 2048 frames (~25 s) fails in a GATHER op. Frames
 # per input id measured 4.7-5.5 x the duration ratio (Chinese, digits, spelled letters), so pieces are sized for
 # 6 frames per id within a 1800-frame budget; should an estimate still miss, the piece is halved and retried.
@@ -68,12 +67,7 @@ RETRY_SPLITS = 2
 # 140 ids (ratio 1.0), and from 146 ids most calls were cut. One model call gets at most MAX_IDS ids (a margin of
 # 14 below the first failure); longer chunks are re-split at clauses, then at prosodic-word boundaries.
 MAX_IDS = 120
-# Truncation guard: the input ends in "sil eos", so the last TAIL_FRAMES mel frames of a clean rendering are
-# silent (measured ratio 0.00-0.12 on clean endings, 0.3-1.9 on cut ones). Speech-level energy there (above
-# TAIL_RATIO x the 75th percentile frame energy of the piece) means the ending was cut: the piece is re-split.
-HOP_SAMPLES = 300
-TAIL_FRAMES = 4
-TAIL_RATIO = 0.25
+HOP_SAMPLES = 300  # samples per mel frame
 # Silence where a chunk had to be cut into model-sized pieces (normally at a comma).
 PIECE_PAUSE_S = 0.12
 # Bounded memory (issue 11): the acoustic interpreter is re-created after a call whose mel had more frames than
@@ -245,8 +239,8 @@ class FastSpeech2Engine(Engine):
             if self._rendered is not None:
                 self._rendered.append(None)  # a clause starts: synthesize_chunk_timed places its pause
             joined.append(join_rendered([self._render(piece, plan.model_duration, preset, RETRY_SPLITS)
-                                         for piece in pieces]))
-        audio, kinds = join_rendered(joined, preset.get("pause_s", 0.0))
+                                         for piece in pieces], PIECE_PAUSE_S, SAMPLE_RATE))
+        audio, kinds = join_rendered(joined, preset.get("pause_s", 0.0), SAMPLE_RATE)
         # Guard the vocoder's own output: the gain's peak limiter would otherwise hide clipping.
         check_output(audio, SAMPLE_RATE)
         audio, self._time_map = apply_plan(audio, plan, SAMPLE_RATE, kinds)
@@ -287,7 +281,7 @@ class FastSpeech2Engine(Engine):
                 return self._render_halves(chunk, duration, preset, splits_left, f"inference failed ({exc})")
             raise EngineFailure(f"{MODEL_ID} inference failed: {exc}") from exc
         self._bound_acoustic()
-        if splits_left and len(chunk.text) > 1 and ending_is_cut(audio, duration):
+        if splits_left and len(chunk.ids) >= GUARD_MIN_IDS and ending_is_cut(audio, HOP_SAMPLES, duration):
             return self._render_halves(chunk, duration, preset, splits_left, "ending cut off")
         if self._rendered is not None:
             self._rendered.append((chunk, self._durations, len(audio)))
@@ -295,7 +289,7 @@ class FastSpeech2Engine(Engine):
 
     def synthesize_chunk_timed(self, text: str, params: SynthesisParams, timeline: Timeline) -> np.ndarray:
         """``synthesize_chunk`` plus its pieces on ``timeline``: the model's durations per symbol, the pauses
-        ``join_pieces`` put between pieces and clauses, all scaled by the time stretch applied after the model."""
+        ``join_rendered`` put between pieces and clauses, all scaled by the time stretch applied after the model."""
         self._rendered = []
         try:
             audio = self.synthesize_chunk(text, params)
@@ -325,7 +319,8 @@ class FastSpeech2Engine(Engine):
                        why: str) -> tuple[np.ndarray, np.ndarray]:
         halves = self._frontend.encode(chunk.text, max_chars=(len(chunk.text) + 1) // 2)
         log.warning("%s %s on %d ids; retrying in %d pieces", MODEL_ID, why, len(chunk.ids), len(halves))
-        return join_rendered([self._render(half, duration, preset, splits_left - 1) for half in halves])
+        return join_rendered([self._render(half, duration, preset, splits_left - 1) for half in halves],
+                             PIECE_PAUSE_S, SAMPLE_RATE)
 
     def _text_to_mel(self, ids: np.ndarray, duration: float, f0: float, energy: float) -> np.ndarray:
         model = self._acoustic
@@ -379,45 +374,4 @@ class FastSpeech2Engine(Engine):
         self._acoustic = self._vocoder = None
 
 
-def ending_is_cut(audio: np.ndarray, duration: float = 1.0) -> bool:
-    """Whether the last frames still carry speech-level energy (a rendering that stopped mid-sound). The closing
-    silence lasts TAIL_FRAMES at duration ratio 1 and shrinks with it (2 frames at speed 2.0), so the window does
-    too: a fixed 4-frame window took the fast decay of every clean ending at speed 2 for a cut."""
-    frames = audio[: len(audio) // HOP_SAMPLES * HOP_SAMPLES].reshape(-1, HOP_SAMPLES)
-    tail = max(2, round(TAIL_FRAMES * duration))
-    if len(frames) <= 2 * tail:
-        return False
-    energy = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
-    speech = float(np.percentile(energy, 75))
-    return speech > 0 and float(energy[-tail:].max()) > TAIL_RATIO * speech
-
-
-def join_pieces(pieces: list[np.ndarray], pause_s: float = PIECE_PAUSE_S) -> np.ndarray:
-    """Pieces of one chunk (model-sized, or clauses), joined with a short pause."""
-    return _with_gaps(pieces, pause_s)
-
-
-def join_rendered(pieces: list[tuple[np.ndarray, np.ndarray]],
-                  pause_s: float = PIECE_PAUSE_S) -> tuple[np.ndarray, np.ndarray]:
-    """``join_pieces`` of (audio, kinds) pairs: the pauses between them are of kind PAUSE (0, like silence)."""
-    return join_pieces([audio for audio, _ in pieces], pause_s), _with_gaps([kinds for _, kinds in pieces], pause_s)
-
-
-def _with_gaps(pieces: list[np.ndarray], pause_s: float) -> np.ndarray:
-    if len(pieces) == 1:
-        return pieces[0]
-    gap = np.zeros(int(pause_s * SAMPLE_RATE), pieces[0].dtype)
-    return np.concatenate([part for piece in pieces for part in (piece, gap)][:-1])
-
-
-def apply_gain(audio: np.ndarray, gain_db: float) -> np.ndarray:
-    """Scale by ``gain_db``, then pull the peak back under PEAK_LIMIT if the gain pushed it over."""
-    if gain_db:
-        audio = audio * np.float32(10 ** (gain_db / 20))
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak > PEAK_LIMIT:
-        audio = audio * np.float32(PEAK_LIMIT / peak)
-    return audio
-
-
-__all__ = ["FastSpeech2Engine", "apply_gain", "ending_is_cut", "MAX_IDS", "DEFAULT_PRESETS", "MODEL_ID", "SAMPLE_RATE"]
+__all__ = ["FastSpeech2Engine", "MAX_IDS", "DEFAULT_PRESETS", "MODEL_ID", "SAMPLE_RATE"]
