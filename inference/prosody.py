@@ -13,8 +13,8 @@ pauses first, then vowels, consonants least, built from the model's per-symbol d
 
 Timestamps: every time measured on the model's output (its per-phoneme durations) maps to the delivered audio by
 the map ``apply_plan`` returns (for a uniform stretch, ``TempoPlan.time_scale``), except for the final rise, which
-compresses the last FINAL_RISE_S of the utterance slightly, and the pitch slope, which moves times inside a chunk by
-up to ~0.7% of its length per semitone (83 ms for 4 semitones over 3 s) while keeping its ends in place. Silences
+compresses the last FINAL_RISE_S of the utterance slightly; the pitch slope's varispeed is followed too
+(``pitch_slope_map``: without it times inside a chunk would be off by up to 83 ms at 4 semitones over 3 s). Silences
 the engine inserts between pieces or clauses (a preset's pause_s) come before the plan is applied and are pauses to
 the map, but they are not in the model's durations.
 """
@@ -46,6 +46,9 @@ WSOLA_FRAME_S = 0.025
 # Voice quality: the spectral balance above this frequency is raised (a tense, pressed voice) or lowered (a lax,
 # breathy one) by a zero-phase shelf; 1 kHz is where the eGeMAPS alpha ratio splits low from high energy.
 BRIGHT_SPLIT_HZ = 1000.0
+# Breakpoints of the pitch slope's time map: 10 ms at 24 kHz, far finer than the ~1 ms of drift per 10 ms it
+# can add (0.7% per semitone at 4 semitones is ~3%), so timestamps follow it to a sample or two.
+SLOPE_MAP_STEP = 240
 WSOLA_TOLERANCE_S = 0.008
 
 
@@ -158,11 +161,26 @@ def pitch_slope(samples: np.ndarray, semitones: float) -> np.ndarray:
     """A pitch glide over the whole chunk, ``semitones`` from start to end (negative: a falling, declining
     contour, as in a sad voice; positive: a rising one), centred on the chunk's own level so the median pitch
     stays about where it was. By varispeed: the start is read slower than the end (or the reverse), so times in
-    the middle move by up to ~0.7% of the chunk's length per semitone; the total length changes by 0.13% at
-    3 semitones."""
+    the middle move by up to ~0.7% of the chunk's length per semitone (``pitch_slope_map`` says where); the total
+    length changes by 0.13% at 3 semitones."""
     if not semitones or samples.size == 0:
         return samples
-    return varispeed(samples, 2 ** (semitones / 12 * np.linspace(-0.5, 0.5, samples.size)))
+    return varispeed(samples, _slope_ratio(samples.size, semitones))
+
+
+def pitch_slope_map(samples: int, semitones: float) -> TimeMap:
+    """Where ``pitch_slope`` puts each input position of a chunk of ``samples`` (so that timestamps follow it),
+    with a breakpoint every SLOPE_MAP_STEP output samples; the identity for no slope."""
+    if not semitones or samples < 2:
+        return TimeMap.uniform(samples, 1.0)
+    positions = np.concatenate([[0.0], np.cumsum(_slope_ratio(samples, semitones))[:-1]])
+    positions = positions[positions <= samples - 1]
+    target = np.append(np.arange(0, positions.size, SLOPE_MAP_STEP, dtype=np.float64), positions.size - 1.0)
+    return TimeMap(np.interp(target, np.arange(positions.size), positions), target)
+
+
+def _slope_ratio(samples: int, semitones: float) -> np.ndarray:
+    return 2 ** (semitones / 12 * np.linspace(-0.5, 0.5, samples))
 
 
 def brightness(samples: np.ndarray, bright_db: float, rate: int) -> np.ndarray:
@@ -193,4 +211,4 @@ def shape(samples: np.ndarray, preset: Mapping[str, float], rate: int) -> np.nda
 
 
 __all__ = ["MODEL_DURATION_RANGE", "TempoPlan", "plan_tempo", "apply_plan", "time_stretch", "varispeed",
-           "final_rise", "pitch_slope", "brightness", "energy_tilt", "shape"]
+           "final_rise", "pitch_slope", "pitch_slope_map", "brightness", "energy_tilt", "shape"]

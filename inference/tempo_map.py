@@ -80,6 +80,12 @@ class TimeMap:
         """Input position that lands on output ``position`` (samples)."""
         return float(np.interp(position, self.target, self.source))
 
+    def then(self, other: TimeMap) -> TimeMap:
+        """This map followed by ``other`` (whose input is this map's output), with the breakpoints of both."""
+        inner = other.source[(other.source > self.target[0]) & (other.source < self.target[-1])]
+        source = np.union1d(self.source, np.interp(inner, self.target, self.source))
+        return TimeMap(source, np.interp(np.interp(source, self.source, self.target), other.source, other.target))
+
 
 def plan_map(kinds: np.ndarray | None, samples: int, factor: float) -> TimeMap:
     """The time map that makes ``samples`` of input ``factor`` times as long: by ``kinds`` when shortening, else

@@ -28,7 +28,7 @@ from inference.engines.vocoding import vocode_windowed
 from inference.errors import BootError, EngineFailure, TextError
 from inference.memory import output_frames, release_free_memory
 from inference.models.store import ModelStore, default_store_dir
-from inference.prosody import TempoPlan, apply_plan, plan_tempo, shape
+from inference.prosody import TempoPlan, apply_plan, pitch_slope_map, plan_tempo, shape
 from inference.tempo_map import TimeMap, symbol_kinds
 from inference.text.alignment import Timeline, align_piece
 from inference.text.lexicon import load_checked
@@ -243,7 +243,8 @@ class FastSpeech2Engine(Engine):
         audio, kinds = join_rendered(joined, preset.get("pause_s", 0.0), SAMPLE_RATE)
         # Guard the vocoder's own output: the gain's peak limiter would otherwise hide clipping.
         check_output(audio, SAMPLE_RATE)
-        audio, self._time_map = apply_plan(audio, plan, SAMPLE_RATE, kinds)
+        audio, time_map = apply_plan(audio, plan, SAMPLE_RATE, kinds)
+        self._time_map = time_map.then(pitch_slope_map(audio.size, preset.get("slope_st", 0.0)))
         return apply_gain(shape(audio, preset, SAMPLE_RATE), preset.get("gain_db", 0.0))
 
     def tempo_plan(self, params: SynthesisParams) -> TempoPlan:

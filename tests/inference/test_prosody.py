@@ -18,6 +18,7 @@ from inference.prosody import (
     energy_tilt,
     final_rise,
     pitch_slope,
+    pitch_slope_map,
     plan_tempo,
     time_stretch,
     varispeed,
@@ -86,6 +87,23 @@ def test_pitch_slope_glides_around_the_level_and_keeps_the_length(slope):
     start, middle, end = (median_f0(out[a:a + RATE // 4]) for a in (0, out.size // 2 - RATE // 8, out.size - RATE // 4))
     assert semitones(end, start) == pytest.approx(slope * 0.875, abs=0.6)  # centres 1/8 from each end
     assert abs(semitones(middle, 200.0)) < 0.4, middle
+
+
+@pytest.mark.parametrize("slope", [-4.0, 4.0])
+def test_pitch_slope_map_says_where_each_moment_lands(slope):
+    """Timestamps follow the slope: clicks at known input times come out where the map puts them (without the map
+    a click mid-chunk is tens of ms off)."""
+    source = np.zeros(3 * RATE, np.float32)
+    clicks = np.arange(RATE // 4, source.size - RATE // 4, RATE // 4)
+    source[clicks] = 1.0
+    out = pitch_slope(source, slope)
+    time_map = pitch_slope_map(source.size, slope)
+    found = [int(np.argmax(out[max(0, round(time_map.at(c)) - 480):round(time_map.at(c)) + 480]))
+             + max(0, round(time_map.at(c)) - 480) for c in clicks]
+    assert max(abs(f - time_map.at(c)) for f, c in zip(found, clicks, strict=True)) <= 2
+    assert max(abs(f - c) for f, c in zip(found, clicks, strict=True)) > 0.02 * RATE  # the slope does move them
+    assert time_map.length == pytest.approx(out.size, abs=2)
+    assert pitch_slope_map(source.size, 0.0).at(RATE) == RATE
 
 
 @pytest.mark.parametrize("bright_db", [-4.0, 4.0])

@@ -92,3 +92,12 @@ def test_engine_timestamps_follow_a_pause_first_stretch(engine):
     assert length(first[2.0]) > 0.4 * length(first[1.0]), first  # positive control: speech keeps most of its time
     audio, timings = timed[2.0]
     assert timings.chars[-1].end_s == pytest.approx(len(audio) / RATE, abs=1e-4)
+
+
+def test_maps_compose_with_the_breakpoints_of_both():
+    first = TimeMap(np.array([0.0, 100.0, 200.0]), np.array([0.0, 50.0, 150.0]))  # halves, then keeps
+    second = TimeMap(np.array([0.0, 75.0, 150.0]), np.array([0.0, 150.0, 225.0]))  # doubles, then keeps
+    both = first.then(second)
+    for position in (0.0, 40.0, 100.0, 125.0, 160.0, 200.0):
+        assert both.at(position) == pytest.approx(second.at(first.at(position)))
+    assert both.length == 225
