@@ -14,7 +14,7 @@ engine's default for that emotion, so a file of older presets must list every ke
 the second re-tuning is ``--no-speeds --presets bench/presets_f79f955.json`` (the presets of commit f79f955, the
 keys added since at 0). The first re-tuning's "before" was an earlier version of this file run against commit
 b76841d.
-Needs the quality extra (CPU torch, distillmos), pyloudnorm and librosa (the test extra).
+Needs the quality extra (CPU torch, distillmos) and librosa (the test extra).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyloudnorm
 from scipy.ndimage import median_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from inference.engines import EMOTIONS, create_engine
 from inference.engines.base import SynthesisParams
 from inference.engines.fastspeech2 import SAMPLE_RATE
+from inference.loudness import normalize_loudness
 
 try:
     from inference.prosody import MODEL_DURATION_RANGE
@@ -73,15 +75,11 @@ SENTENCES = (
 
 
 def loudness_lufs(samples: np.ndarray) -> float:
-    import pyloudnorm  # optional: the bench's own dependency
-
     return float(pyloudnorm.Meter(RATE).integrated_loudness(samples.astype(np.float64)))
 
 
 def delivered(samples: np.ndarray, target_lufs: float | None) -> np.ndarray:
     """The engine's samples as the worker sends them (inference.loudness, the same code), or raw for None."""
-    from inference.loudness import normalize_loudness  # pyloudnorm: the bench's own dependency
-
     return samples if target_lufs is None else normalize_loudness(samples, RATE, target_lufs)
 
 # -- features ----------------------------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ A shortening stretch is not uniform: it follows a time map (inference/tempo_map.
 pauses first, then vowels, consonants least, built from the model's per-symbol durations.
 
 Timestamps: every time measured on the model's output (its per-phoneme durations) maps to the delivered audio by
-the map ``apply_plan`` returns (for a uniform stretch, ``TempoPlan.time_scale``), except for the final rise, which
-compresses the last FINAL_RISE_S of the utterance slightly; the pitch slope's varispeed is followed too
-(``pitch_slope_map``: without it times inside a chunk would be off by up to 83 ms at 4 semitones over 3 s). Silences
+the map ``apply_plan`` returns (for a uniform stretch, ``TempoPlan.time_scale``) followed by the one ``shape``
+returns: the pitch slope and the final rise are varispeed, which moves times (by up to 83 ms inside a 3 s chunk at
+4 semitones of slope; the surprise preset's 12-semitone rise squeezes its last 0.5 s into ~0.35 s). Silences
 the engine inserts between pieces or clauses (a preset's pause_s) come before the plan is applied and are pauses to
 the map, but they are not in the model's durations.
 """
@@ -136,12 +136,21 @@ def time_stretch(samples: np.ndarray, factor: float, rate: int, time_map: TimeMa
 
 
 def varispeed(samples: np.ndarray, ratio: np.ndarray | float) -> np.ndarray:
-    """Read the input ``ratio`` times faster (pitch up by ``ratio``, duration down by it), by linear interpolation;
-    ``ratio`` may be an array giving the ratio at each input sample."""
-    ratio = np.broadcast_to(np.asarray(ratio, np.float64), samples.shape)
-    positions = np.concatenate([[0.0], np.cumsum(ratio)[:-1]])
-    positions = positions[positions <= samples.size - 1]
+    """Read the input ``ratio`` times faster (pitch up by ``ratio``, duration down by it; a ratio below 1 lowers the
+    pitch and lengthens), by linear interpolation; ``ratio`` may be an array giving the rate at each input sample.
+    Every input sample is read: the output ends where the input does."""
+    if samples.size < 2:
+        return samples.astype(np.float32)
+    landing = varispeed_landing(samples.size, ratio)
+    positions = np.interp(np.arange(int(landing[-1]) + 1), landing, np.arange(samples.size, dtype=np.float64))
     return np.interp(positions, np.arange(samples.size), samples).astype(np.float32)
+
+
+def varispeed_landing(samples: int, ratio: np.ndarray | float) -> np.ndarray:
+    """The output position (fractional samples) where ``varispeed`` puts each of ``samples`` input samples: a
+    sample read at rate r advances the output by 1/r."""
+    step = 1.0 / np.broadcast_to(np.asarray(ratio, np.float64), (samples,))
+    return np.concatenate([[0.0], np.cumsum(step[:-1])])
 
 
 def final_rise(samples: np.ndarray, semitones: float, rate: int) -> np.ndarray:
@@ -149,12 +158,37 @@ def final_rise(samples: np.ndarray, semitones: float, rate: int) -> np.ndarray:
     surprised question."""
     if not semitones or samples.size == 0:
         return samples
+    start, end = _rise_span(samples, rate)
+    ramp = _rise_ramp(end - start, semitones)
+    return np.concatenate([samples[:start], varispeed(samples[start:end], ramp), samples[end:]])
+
+
+def final_rise_map(samples: np.ndarray, semitones: float, rate: int) -> TimeMap:
+    """Where ``final_rise`` puts each input position (the rise reads its stretch faster, so it is shorter and what
+    follows moves earlier); the identity for no rise."""
+    if not semitones or samples.size < 2:
+        return TimeMap.uniform(samples.size, 1.0)
+    start, end = _rise_span(samples, rate)
+    if end - start < 2:
+        return TimeMap.uniform(samples.size, 1.0)
+    landing = varispeed_landing(end - start, _rise_ramp(end - start, semitones))
+    inner = np.append(np.arange(0, end - start - 1, SLOPE_MAP_STEP), end - start - 1)
+    rendered = int(landing[-1]) + 1  # what varispeed returns for the span
+    source = np.concatenate([[0.0] if start else [], start + inner, [end, samples.size]])
+    target = np.concatenate([[0.0] if start else [], start + landing[inner],
+                             [start + rendered, samples.size - end + start + rendered]])
+    return TimeMap(source.astype(np.float64), target)
+
+
+def _rise_span(samples: np.ndarray, rate: int) -> tuple[int, int]:
     env = np.abs(samples)
     active = np.flatnonzero(env > 0.02 * env.max())
     end = int(active[-1]) + 1 if active.size else samples.size
-    start = max(0, end - int(FINAL_RISE_S * rate))
-    ramp = 2 ** (semitones / 12 * np.linspace(0, 1, end - start))
-    return np.concatenate([samples[:start], varispeed(samples[start:end], ramp), samples[end:]])
+    return max(0, end - int(FINAL_RISE_S * rate)), end
+
+
+def _rise_ramp(samples: int, semitones: float) -> np.ndarray:
+    return 2 ** (semitones / 12 * np.linspace(0, 1, samples))
 
 
 def pitch_slope(samples: np.ndarray, semitones: float) -> np.ndarray:
@@ -170,13 +204,12 @@ def pitch_slope(samples: np.ndarray, semitones: float) -> np.ndarray:
 
 def pitch_slope_map(samples: int, semitones: float) -> TimeMap:
     """Where ``pitch_slope`` puts each input position of a chunk of ``samples`` (so that timestamps follow it),
-    with a breakpoint every SLOPE_MAP_STEP output samples; the identity for no slope."""
+    with a breakpoint every SLOPE_MAP_STEP input samples; the identity for no slope."""
     if not semitones or samples < 2:
         return TimeMap.uniform(samples, 1.0)
-    positions = np.concatenate([[0.0], np.cumsum(_slope_ratio(samples, semitones))[:-1]])
-    positions = positions[positions <= samples - 1]
-    target = np.append(np.arange(0, positions.size, SLOPE_MAP_STEP, dtype=np.float64), positions.size - 1.0)
-    return TimeMap(np.interp(target, np.arange(positions.size), positions), target)
+    landing = varispeed_landing(samples, _slope_ratio(samples, semitones))
+    source = np.append(np.arange(0, samples - 1, SLOPE_MAP_STEP), samples - 1)
+    return TimeMap(source.astype(np.float64), landing[source])
 
 
 def _slope_ratio(samples: int, semitones: float) -> np.ndarray:
@@ -202,13 +235,18 @@ def energy_tilt(samples: np.ndarray, tilt_db: float) -> np.ndarray:
     return (samples * gain).astype(np.float32)
 
 
-def shape(samples: np.ndarray, preset: Mapping[str, float], rate: int) -> np.ndarray:
-    """The preset's contour effects on a rendered chunk (after apply_plan): energy tilt, pitch slope, then the
-    final rise (last, so it starts from the sloped ending)."""
+def shape(samples: np.ndarray, preset: Mapping[str, float], rate: int) -> tuple[np.ndarray, TimeMap]:
+    """The preset's contour effects on a rendered chunk (after apply_plan): energy tilt, brightness, pitch slope,
+    then the final rise (last, so it starts from the sloped ending); and the map of positions before them to
+    positions after (the slope and the rise move times, so timestamps follow it)."""
     samples = brightness(energy_tilt(samples, preset.get("tilt_db", 0.0)), preset.get("bright_db", 0.0), rate)
-    samples = pitch_slope(samples, preset.get("slope_st", 0.0))
-    return final_rise(samples, preset.get("rise_st", 0.0), rate)
+    slope, rise = preset.get("slope_st", 0.0), preset.get("rise_st", 0.0)
+    time_map = pitch_slope_map(samples.size, slope)
+    samples = pitch_slope(samples, slope)
+    time_map = time_map.then(final_rise_map(samples, rise, rate))
+    return final_rise(samples, rise, rate), time_map
 
 
 __all__ = ["MODEL_DURATION_RANGE", "TempoPlan", "plan_tempo", "apply_plan", "time_stretch", "varispeed",
-           "final_rise", "pitch_slope", "pitch_slope_map", "brightness", "energy_tilt", "shape"]
+           "varispeed_landing", "final_rise", "final_rise_map", "pitch_slope", "pitch_slope_map", "brightness",
+           "energy_tilt", "shape"]

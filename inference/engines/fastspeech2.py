@@ -7,7 +7,8 @@ prosody preset (from config): pitch-range, energy and duration ratios fed to Fas
 pitch level, clause pauses, a final rise, a pitch slope, an energy slope, brightness and gain applied to the
 waveform (inference/prosody.py).
 A speed is split between the model's duration ratio (kept where it sounds natural) and a pitch-preserving stretch:
-``tempo_plan`` says how, and its ``time_scale`` maps times on the model's output to the delivered audio.
+``tempo_plan`` says how. Times on the model's output (its durations) reach the delivered audio through the
+stretch's time map and the contour effects' (``prosody.apply_plan`` and ``prosody.shape``): timestamps follow both.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from inference.engines.vocoding import vocode_windowed
 from inference.errors import BootError, EngineFailure, TextError
 from inference.memory import output_frames, release_free_memory
 from inference.models.store import ModelStore, default_store_dir
-from inference.prosody import TempoPlan, apply_plan, pitch_slope_map, plan_tempo, shape
+from inference.prosody import TempoPlan, apply_plan, plan_tempo, shape
 from inference.tempo_map import TimeMap, symbol_kinds
 from inference.text.alignment import Timeline, align_piece
 from inference.text.lexicon import load_checked
@@ -244,12 +245,13 @@ class FastSpeech2Engine(Engine):
         # Guard the vocoder's own output: the gain's peak limiter would otherwise hide clipping.
         check_output(audio, SAMPLE_RATE)
         audio, time_map = apply_plan(audio, plan, SAMPLE_RATE, kinds)
-        self._time_map = time_map.then(pitch_slope_map(audio.size, preset.get("slope_st", 0.0)))
-        return apply_gain(shape(audio, preset, SAMPLE_RATE), preset.get("gain_db", 0.0))
+        audio, shape_map = shape(audio, preset, SAMPLE_RATE)
+        self._time_map = time_map.then(shape_map)
+        return apply_gain(audio, preset.get("gain_db", 0.0))
 
     def tempo_plan(self, params: SynthesisParams) -> TempoPlan:
-        """How the model and the waveform stretch share this request's tempo and pitch level; its ``time_scale``
-        maps times on the model's output (e.g. from its durations) to the delivered audio."""
+        """How the model and the waveform stretch share this request's tempo and pitch level; its ``time_scale`` is
+        the overall length factor (where each moment lands is the time map the synthesis keeps)."""
         preset = self._presets[params.emotion]
         return plan_tempo(preset["duration_ratio"], params.speed, preset.get("pitch_st", 0.0))
 
@@ -290,7 +292,8 @@ class FastSpeech2Engine(Engine):
 
     def synthesize_chunk_timed(self, text: str, params: SynthesisParams, timeline: Timeline) -> np.ndarray:
         """``synthesize_chunk`` plus its pieces on ``timeline``: the model's durations per symbol, the pauses
-        ``join_rendered`` put between pieces and clauses, all scaled by the time stretch applied after the model."""
+        ``join_rendered`` put between pieces and clauses, all carried to the delivered audio by the time map of the
+        stretch and the contour effects applied after the model."""
         self._rendered = []
         try:
             audio = self.synthesize_chunk(text, params)

@@ -17,9 +17,11 @@ from inference.prosody import (
     brightness,
     energy_tilt,
     final_rise,
+    final_rise_map,
     pitch_slope,
     pitch_slope_map,
     plan_tempo,
+    shape,
     time_stretch,
     varispeed,
 )
@@ -71,6 +73,18 @@ def test_varispeed_raises_pitch_and_shortens_by_the_ratio():
     assert semitones(median_f0(out), median_f0(source)) == pytest.approx(3.0, abs=0.5)
 
 
+@pytest.mark.parametrize("ratio", [2 ** (-1 / 12), 2 ** (-6 / 12), 2 ** (4 / 12)])
+def test_varispeed_reads_the_whole_input_whatever_the_ratio(ratio):
+    """A lowered pitch (sad's pitch_st -1) lengthens the audio: once its output kept the input's length and the
+    end of every chunk (the last syllable) was dropped."""
+    source = np.linspace(0.0, 1.0, RATE, dtype=np.float32)
+    out = varispeed(source, ratio)
+    assert out.size == pytest.approx(source.size / ratio, abs=2)
+    assert out[-1] == pytest.approx(1.0, abs=1e-3) and out[0] == 0.0
+    glide = varispeed(source, np.full(source.size, ratio))
+    assert glide.size == out.size
+
+
 def test_final_rise_raises_only_the_ending():
     source = voiced(2.0, (200.0, 200.0))
     out = final_rise(source, 8.0, RATE)
@@ -104,6 +118,48 @@ def test_pitch_slope_map_says_where_each_moment_lands(slope):
     assert max(abs(f - c) for f, c in zip(found, clicks, strict=True)) > 0.02 * RATE  # the slope does move them
     assert time_map.length == pytest.approx(out.size, abs=2)
     assert pitch_slope_map(source.size, 0.0).at(RATE) == RATE
+
+
+def clicks_after(effect, time_map, source: np.ndarray, clicks: np.ndarray) -> list[tuple[float, int]]:
+    """(where the map puts each click, where the effect put it) for clicks at known input positions."""
+    out = effect(source)
+    found = []
+    for click in clicks:
+        guess = round(time_map.at(click))
+        low = max(0, guess - 480)
+        found.append((time_map.at(click), low + int(np.argmax(out[low:guess + 480]))))
+    return found
+
+
+def add_clicks(source: np.ndarray, every: int) -> np.ndarray:
+    """Positions of triangular clicks (21 samples wide, so a varispeed reading 2 samples per step cannot skip one)
+    added to ``source`` every ``every`` samples."""
+    clicks = np.arange(every, source.size - 20, every)
+    for click in clicks:
+        source[click - 10:click + 11] += 1.0 - np.abs(np.arange(-10, 11)) / 11
+    return clicks
+
+
+def test_final_rise_map_says_where_each_moment_lands():
+    source = np.zeros(2 * RATE, np.float32)
+    source[: int(1.9 * RATE)] = 0.05  # voiced until 1.9 s, then silence: the rise covers 1.4-1.9 s
+    clicks = add_clicks(source, RATE // 10)
+    time_map = final_rise_map(source, 12.0, RATE)
+    pairs = clicks_after(lambda x: final_rise(x, 12.0, RATE), time_map, source, clicks)
+    assert max(abs(expected - found) for expected, found in pairs) <= 2
+    moved = [found - click for (_, found), click in zip(pairs, clicks, strict=True)]
+    assert max(moved) == 0 and min(moved) < -0.05 * RATE  # the head stays, the rising tail comes earlier
+    assert time_map.length == final_rise(source, 12.0, RATE).size
+
+
+def test_shape_maps_slope_and_rise_together():
+    source = np.zeros(3 * RATE, np.float32)
+    source[: int(2.8 * RATE)] = 0.05
+    clicks = add_clicks(source, RATE // 10)
+    preset = {"slope_st": 4.0, "rise_st": 12.0}
+    _, time_map = shape(source, preset, RATE)
+    pairs = clicks_after(lambda x: shape(x, preset, RATE)[0], time_map, source, clicks)
+    assert max(abs(expected - found) for expected, found in pairs) <= 2
 
 
 @pytest.mark.parametrize("bright_db", [-4.0, 4.0])

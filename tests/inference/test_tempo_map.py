@@ -77,6 +77,16 @@ def test_apply_plan_maps_model_positions_through_varispeed_and_stretch():
     assert out.size == pytest.approx(kinds.size * plan.time_scale, rel=0.01)
 
 
+@pytest.mark.parametrize("pitch_st", [-1.0, -6.0, 2.0])
+def test_apply_plan_keeps_the_whole_input_at_any_pitch_level(pitch_st):
+    kinds = labelled()
+    samples = np.zeros(kinds.size, np.float32) + 0.01
+    plan = plan_tempo(1.0, 1.0, pitch_st=pitch_st)
+    out, time_map = apply_plan(samples, plan, RATE, kinds)
+    assert out.size == pytest.approx(kinds.size * plan.time_scale, rel=0.01)
+    assert time_map.at(kinds.size) == pytest.approx(out.size, abs=1)
+
+
 def test_engine_timestamps_follow_a_pause_first_stretch(engine):
     """At speed 2.0 the comma's pause is shortened far more than the characters around it, in the audio and in
     its timestamps alike; the times still end with the audio."""

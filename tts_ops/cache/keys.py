@@ -21,9 +21,11 @@ import unicodedata
 
 __all__ = ["KEY_VERSION", "cache_key", "normalize_text"]
 
-# Bumped when the key document or the stored value format changes incompatibly: old entries then simply miss
-# and age out by TTL instead of being misread.
-KEY_VERSION = 2
+# Bumped when the key document or the stored value format changes incompatibly, or when the same request is
+# rendered differently by the same model (3: the bundled voice's pause-first fast speeds, emotion contours and
+# brightness, timestamps that follow them): old entries then simply miss and age out by TTL instead of being
+# served or misread.
+KEY_VERSION = 3
 
 
 def normalize_text(text: str) -> str:

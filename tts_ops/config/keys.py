@@ -17,12 +17,14 @@ Loc = tuple[Any, ...]
 
 
 def unwrap(tp: Any) -> Any:
+    """The type inside ``Annotated[...]`` and ``X | None`` (a field's annotation as the schema walks it)."""
     while typing.get_origin(tp) in (typing.Annotated, typing.Union, types.UnionType):
         tp = next(arg for arg in typing.get_args(tp) if arg is not type(None))
     return tp
 
 
 def model_at(loc: Loc) -> type[BaseModel] | None:
+    """The section model at a key path (``("engines", "fastspeech2_baker")``), None when the path ends elsewhere."""
     tp: Any = Config
     for part in loc:
         tp = unwrap(tp)

@@ -3,8 +3,9 @@
 Two kinds of metric live in one dedicated ``CollectorRegistry`` per ``Metrics`` instance (never the global
 ``REGISTRY``, so tests and a reloaded app can create several without "Duplicated timeseries" errors):
 
-* Event-driven, recorded by the front end as requests finish: request counts and latency, synthesis time, audio
-  produced and real-time factor.
+* Event-driven, recorded by the front end as requests finish: request counts and latency (queued as plain tuples
+  and counted at the next scrape, or every PENDING_REQUESTS_MAX requests, which keeps prometheus-client's locks
+  off the hit path; a scrape never sees a stale count), synthesis time, audio produced and real-time factor.
 * Pull-based, read by ``_Collector`` from the supervisor / balancer / cache / maintenance / log manager given to
   the constructor, at scrape time, so a gauge can never be stale and those objects need no knowledge of
   Prometheus (each is typed by the small ``Protocol`` below that says what is read). Maintenance counters are

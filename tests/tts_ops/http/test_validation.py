@@ -8,7 +8,15 @@ import math
 import pytest
 
 from tts_ops.config import load_config
-from tts_ops.http.validation import RequestError, check_content_type, engine_default_voice, load_json, parse_tts
+from tts_ops.http.validation import (
+    MEMO_MAX_BODY_BYTES,
+    RequestError,
+    check_content_type,
+    engine_default_voice,
+    load_json,
+    parse_tts,
+    parse_tts_body,
+)
 from tts_vocab import SynthesisJob
 
 LIMIT = 20
@@ -280,3 +288,31 @@ def test_cache_key_accepts_a_lone_surrogate_from_json():
 ])
 def test_chinese_emotion_names(name, emotion):
     assert parse({"text": "你好", "emotion": name}).emotion == emotion
+
+
+def test_a_remembered_body_parses_to_the_same_frozen_request():
+    raw = json.dumps({"text": "今天天气真好。", "emotion": "happy", "speed": 1.2}).encode()
+    first = parse_tts_body(raw, max_text_chars=1000)
+    assert parse_tts_body(bytearray(raw), max_text_chars=1000) == first
+    assert first == parse_tts(json.loads(raw), max_text_chars=1000)
+    with pytest.raises(AttributeError):  # frozen: one parse may answer every request that sent these bytes
+        first.job.text = "x"  # type: ignore[misc]
+
+
+def test_a_remembered_body_still_honours_the_limits_it_was_parsed_under():
+    raw = json.dumps({"text": "今天天气真好。"}).encode()
+    assert parse_tts_body(raw, max_text_chars=1000).job.text == "今天天气真好。"
+    with pytest.raises(RequestError) as info:
+        parse_tts_body(raw, max_text_chars=3)
+    assert info.value.status == 413
+
+
+def test_errors_are_not_remembered_and_large_bodies_are_parsed_each_time():
+    bad = json.dumps({"text": "你好", "speed": 9}).encode()
+    for _ in range(2):
+        with pytest.raises(RequestError) as info:
+            parse_tts_body(bad, max_text_chars=1000)
+        assert info.value.status == 400 and info.value.param == "speed"
+    big = json.dumps({"text": "好" * (MEMO_MAX_BODY_BYTES // 3)}, ensure_ascii=False).encode()
+    assert len(big) > MEMO_MAX_BODY_BYTES
+    assert parse_tts_body(big, max_text_chars=10_000).job.text == "好" * (MEMO_MAX_BODY_BYTES // 3)
