@@ -25,13 +25,12 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Protocol
 
 import aiohttp
 
 from tts_ops.supervisor.output import OUTPUT_LINE_LIMIT, relay_output
 from tts_ops.supervisor.policy import RestartPolicy
+from tts_ops.supervisor.process import Forker, WorkerProcess
 from tts_ops.supervisor.reasons import describe_exit, error_line
 from tts_ops.supervisor.spec import WorkerSpec as WorkerSpec  # re-exported: where it lived before spec.py
 from tts_ops.supervisor.states import LIVE, WorkerState, check_transition
@@ -46,31 +45,6 @@ BOOT_POLL_S = 0.05
 # Daemon-wide spawn numbers (``WorkerHandle.generation``): unique across every handle, so a successor in the same
 # slot never reuses the number of its predecessor's process, which the balancer's "dead" list names by (id, number).
 _SPAWNS = itertools.count(1)
-
-
-class WorkerProcess(Protocol):
-    """What a handle needs of the process it supervises (``asyncio.subprocess.Process``; a fake in tests)."""
-
-    @property
-    def pid(self) -> int: ...
-
-    @property
-    def returncode(self) -> int | None: ...
-
-    async def wait(self) -> int | None: ...
-
-
-class SpawnedProcess(WorkerProcess, Protocol):
-    """A process as ``spawn`` starts it: a cold one (``asyncio.subprocess.Process``) or a forked one."""
-
-    @property
-    def stdout(self) -> asyncio.StreamReader | None: ...
-
-
-class Forker(Protocol):
-    """Starts workers faster than a cold spawn (``ZygoteKeeper``); None means "cold-spawn this one"."""
-
-    async def fork(self, spec: WorkerSpec, worker_id: str, socket: Path) -> SpawnedProcess | None: ...
 
 
 class WorkerHandle:

@@ -24,7 +24,8 @@ from typing import Any
 
 from tts_ops.errors import TtsOpsError
 from tts_ops.supervisor import slots
-from tts_ops.supervisor.handle import Forker, WorkerHandle
+from tts_ops.supervisor.handle import WorkerHandle
+from tts_ops.supervisor.process import Forker
 from tts_ops.supervisor.reasons import reason_key
 from tts_ops.supervisor.report import status_row
 from tts_ops.supervisor.spec import PoolSettings, WorkerSpec
