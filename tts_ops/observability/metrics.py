@@ -44,8 +44,8 @@ import functools
 import importlib.metadata
 import logging
 import platform
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -59,6 +59,12 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
+from tts_ops.observability.sources import (
+    MaintenanceCounters,
+    PoolGauges,
+    QueueGauges,
+    StatsSource,
+)
 from tts_ops.quality.monitor import DROP_REASONS
 from tts_ops.supervisor.states import WorkerState
 
@@ -81,56 +87,6 @@ MAX_ENDPOINTS = 64
 #: Requests queued by ``Metrics.observe_request`` before they are applied without waiting for a scrape.
 PENDING_REQUESTS_MAX = 1024
 OVERFLOW_ENDPOINT = "other"
-
-
-# -- what is read from each source (``tts_ops.supervisor.pool.Supervisor``, ``tts_ops.upstream.balancer.Balancer``,
-# ``tts_ops.cache.ResultCache``, ``tts_ops.maintenance.scheduler.Maintenance``, ``tts_ops.logs.manager.LogManager``)
-class WorkerGauges(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def state(self) -> WorkerState: ...
-    @property
-    def rss_bytes(self) -> int | None: ...
-    @property
-    def served(self) -> int: ...
-    @property
-    def health(self) -> Mapping[str, object]: ...
-
-
-class PoolGauges(Protocol):
-    @property
-    def workers(self) -> Mapping[str, WorkerGauges]: ...
-    def current_workers(self) -> Iterable[WorkerGauges]: ...
-    @property
-    def restarts_by_reason(self) -> Mapping[str, int]: ...
-
-
-class QueueGauges(Protocol):
-    @property
-    def queue_depth(self) -> int: ...
-    @property
-    def in_flight(self) -> int: ...
-    @property
-    def queue_limit(self) -> int: ...
-
-
-class StatsSource(Protocol):
-    """The cache and the log manager: counters as a dict, read at every scrape."""
-
-    def stats(self) -> Mapping[str, Any]: ...
-
-
-class PausedFlag(Protocol):
-    @property
-    def paused(self) -> bool: ...
-
-
-class MaintenanceCounters(Protocol):
-    @property
-    def counters(self) -> Mapping[str, Any]: ...
-    @property
-    def output_store(self) -> PausedFlag: ...
 
 
 class Metrics:
