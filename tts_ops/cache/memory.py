@@ -23,6 +23,9 @@ __all__ = ["MemoryBackend", "ITEM_OVERHEAD"]
 # Rough per-entry cost beyond header and data (key string, dict slot, entry object), so a flood of tiny items
 # cannot hold far more memory than the budget says.
 ITEM_OVERHEAD = 200
+# Headers up to this size are kept decoded after the first hit. A larger one carries timestamps, whose Python
+# objects weigh several times their JSON and are not in the entry's cost: it is decoded on every hit instead.
+DECODED_MAX_HEADER_BYTES = 2048
 
 
 @dataclass(slots=True)
@@ -32,7 +35,8 @@ class _Entry:
     expires: float
     cost: int
     #: The header decoded by the first hit: later hits copy it instead of parsing the JSON again (a visible share
-    #: of a cache hit's CPU, bench/frontend_wrk.py). It shares ``data`` with the entry, so it costs no audio bytes.
+    #: of a cache hit's CPU, bench/frontend_wrk.py). It shares ``data`` with the entry, so it costs no audio bytes;
+    #: only small headers are kept (DECODED_MAX_HEADER_BYTES).
     decoded: CachedAudio | None = None
 
 
@@ -70,9 +74,9 @@ class MemoryBackend:
             self.counters["expired"] += 1
             return None
         self._entries.move_to_end(key)
-        if entry.decoded is None:
-            entry.decoded = decode_header(entry.header, entry.data)
-        audio = entry.decoded
+        audio = entry.decoded or decode_header(entry.header, entry.data)
+        if entry.decoded is None and len(entry.header) <= DECODED_MAX_HEADER_BYTES:
+            entry.decoded = audio
         # Every caller gets its own meta dict (CachedAudio's contract); the audio bytes are immutable.
         return CachedAudio(audio.data, audio.content_type, audio.sample_rate, audio.duration_s, dict(audio.meta))
 

@@ -46,6 +46,19 @@ async def test_round_trip_returns_independent_meta():
     assert cache.stats()["misses"] == 1
 
 
+async def test_timed_entries_are_decoded_per_hit_so_their_objects_stay_out_of_the_budget():
+    """Timings' Python objects weigh several times their JSON and are not in the entry's cost: such a header is not
+    kept decoded, so every hit gets its own copy (nested lists included) and the memory stays what the budget says."""
+    timings = {"chars": [[i, i + 1, i * 0.1, i * 0.1 + 0.1] for i in range(200)]}
+    b = backend(10_000_000)
+    assert await b.put("k", audio(1000, timings=timings), encode_header(audio(1000, timings=timings)))
+    first = await b.get("k")
+    assert first is not None and first.meta["timings"] == timings
+    first.meta["timings"]["chars"].clear()
+    second = await b.get("k")
+    assert second is not None and second.meta["timings"] == timings
+
+
 async def test_lru_eviction_by_bytes():
     a = audio(10_000)
     cost = item_cost("k0", a)
