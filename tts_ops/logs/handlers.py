@@ -70,6 +70,7 @@ class ReopenableFileHandler(logging.Handler):
         self.bytes_written = 0
         self.dropped = 0
         self._fd: int | None = None
+        self._closed = False  # after close(): lines are dropped, the file is never opened again (no leaked fd)
         self._failing = False  # a failure was reported; stay quiet until a write succeeds again
         self._last_open_attempt = 0.0
         if quiet_open_failure:  # the manager already told the operator the whole directory is unusable
@@ -102,22 +103,26 @@ class ReopenableFileHandler(logging.Handler):
             self.release()
 
     def _write_locked(self, data: bytes) -> None:
+        if self._closed:
+            self.dropped += 1
+            return
         if self._fd is None:
             now = time.monotonic()
             if now - self._last_open_attempt < RETRY_OPEN_S or not self._open_locked():
                 self.dropped += 1
                 return
+        written = 0
         try:
             # Unbuffered: each record reaches the kernel in one write (more than line buffering gives), so
             # `tail -f` sees whole lines, nothing sits in a user-space buffer at rename time, and a failed
             # write cannot leave a half-written buffer to be flushed later into the next file.
             fd = self._open_fd()
             written = os.write(fd, data)
-            if written < len(data):  # a short write (rare: a signal, a full disk): write the rest
-                view = memoryview(data)[written:]
-                while view:
-                    view = view[os.write(fd, view):]
+            while written < len(data):  # a short write (rare: a signal, a full disk): write the rest
+                written += os.write(fd, memoryview(data)[written:])
         except OSError as exc:
+            if 0 < written < len(data):
+                self._end_fragment(fd)
             self.dropped += 1
             self._fail(f"cannot write {self.path}: {exc}; its lines are dropped until writing works again")
             return
@@ -125,6 +130,15 @@ class ReopenableFileHandler(logging.Handler):
         if self._failing:
             self._failing = False
             report(f"writing {self.path} works again ({self.dropped} lines dropped so far)")
+
+    @staticmethod
+    def _end_fragment(fd: int) -> None:
+        """Best effort: a newline after a line cut short by a failed write, so the next line starts a line of its
+        own instead of being glued to the fragment (which log shippers would then misparse as well)."""
+        try:
+            os.write(fd, b"\n")
+        except OSError:
+            pass  # the disk is still full: the fragment stays, and the failure was reported
 
     def flush(self) -> None:
         pass  # nothing is buffered in user space
@@ -188,6 +202,7 @@ class ReopenableFileHandler(logging.Handler):
     def close(self) -> None:
         self.acquire()
         try:
+            self._closed = True
             self._close_locked()
         finally:
             self.release()
@@ -201,6 +216,8 @@ class ReopenableFileHandler(logging.Handler):
         return self._fd
 
     def _open_locked(self) -> bool:
+        if self._closed:  # a rotation or SIGUSR1 racing close(): never open a file nobody will close
+            return False
         self._last_open_attempt = time.monotonic()
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, self.file_mode)
