@@ -149,10 +149,10 @@ async def bench_latency(daemon: Daemon, admin: aiohttp.ClientSession, n: int) ->
     from tts_ops.http.validation import parse_tts
 
     body = {"text": SENTENCE}
-    job = parse_tts(body, max_text_chars=1000)  # exactly what the front end sends the worker
-    job.pop("stream", None)
+    job = parse_tts(body, max_text_chars=1000).job.to_wire()  # exactly what the front end sends the worker
     worker = next(w for w in (await status(admin, daemon))["workers"]["items"] if w["state"] == "ready")
-    sock = daemon.runtime_dir / f"{worker['id']}.sock"
+    # w<slot>-<daemon pid>-<serial>.sock: the newest is the serving process's
+    sock = max(daemon.runtime_dir.glob(f"{worker['id']}-*.sock"), key=lambda path: path.stat().st_mtime)
     through, direct, cache_hits = [], [], 0
     async with aiohttp.ClientSession() as front, \
             aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as back:
